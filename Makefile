@@ -1,0 +1,28 @@
+# Quick start: `make run` (whole pipeline) and `make test` (test suite). Both create .venv on first use.
+PYTHON ?= python3.11
+VENV := .venv
+STAMP := $(VENV)/.installed
+BIN := $(VENV)/bin
+CORES ?= 4
+
+.PHONY: run test lint bench clean-results
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) all
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check pipeline tests benchmarks workflow/scripts
+	$(BIN)/ruff check pipeline tests benchmarks workflow/scripts
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/align.py
+	$(BIN)/python benchmarks/train.py

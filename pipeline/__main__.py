@@ -1,0 +1,62 @@
+"""Command-line entry: `python -m pipeline <stage> ...`, one sub-command per pipeline stage.
+
+Each stage lives in its own module exposing `add_arguments(parser)` and `run(args) -> None`; modules are
+imported lazily so `--help` and the light stages do not pay for importing torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from pipeline.errors import PipelineError
+
+# stage name -> (module, one-line help)
+STAGES: dict[str, tuple[str, str]] = {
+    "download": ("pipeline.data.download", "fetch CMU-MOSI/MOSEI computational sequences and folds"),
+    "synthesize": ("pipeline.data.synthetic", "generate the embedded synthetic dataset (offline)"),
+    "align": ("pipeline.data.align", "align audio/visual frames to words and segments into HDF5"),
+    "features": ("pipeline.features", "cache frozen language-model features for an aligned dataset"),
+    "train": ("pipeline.training", "train one HyCon model (config file plus overrides)"),
+    "evaluate": ("pipeline.evaluation", "evaluate a trained checkpoint: metrics, predictions, embeddings"),
+    "aggregate": ("pipeline.reporting.aggregate", "mean and std of run metrics over seeds"),
+    "tables": ("pipeline.reporting.tables", "render the paper's tables (Markdown, LaTeX, CSV)"),
+    "figures": ("pipeline.reporting.figures", "t-SNE, learning curves and metric bar charts"),
+    "search": ("pipeline.search", "random hyper-parameter search chosen on validation"),
+}
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """Build the top-level parser; only the selected stage's module is imported."""
+    parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="stage", required=True, metavar="stage")
+    wanted = next((a for a in (argv or []) if a in STAGES), None)
+    for name, (module, help_text) in STAGES.items():
+        stage_parser = sub.add_parser(name, help=help_text, description=help_text)
+        if name == wanted:
+            importlib.import_module(module).add_arguments(stage_parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one stage; a PipelineError becomes a one-line message and exit status 2."""
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    module = importlib.import_module(STAGES[args.stage][0])
+    try:
+        module.run(args)
+    except PipelineError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Data stage: acquisition, synthetic data, CMU computational sequences, alignment."""

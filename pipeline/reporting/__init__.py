@@ -1,0 +1,1 @@
+"""Tables, figures and aggregation of run metrics."""
