@@ -1,0 +1,232 @@
+"""Settings of one training run: defaults, merging of overrides, validation and a stable hash.
+
+The nested layout is the contract of docs/architecture.md section 3. Every key has a default in `DEFAULTS`;
+experiments override keys with dotted names (`{"loss.alpha": 0.5}`); unknown keys and out-of-range values
+raise `ConfigError` naming the key, before any work starts.
+
+Keys added beyond the architecture document (each documented in `DEFAULTS`):
+`model.positional`, `model.max_text_tokens`, `train.keep_last`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import math
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.errors import ConfigError
+
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "model": {
+        # minilm (bundled offline all-MiniLM-L6-v2) | tiny (random small BERT, tests) | hub name | local path
+        "language_model": "minilm",
+        "lm_mode": "frozen",  # frozen (cached features) | finetune (the paper's)
+        "text_token": "last",  # last (final non-padding token, [SEP]) | cls | mean
+        "max_text_tokens": 128,  # word pieces fed to the language model, [CLS] and [SEP] included
+        "d": 50,  # unimodal representation size (paper: 50); also the acoustic/visual Transformer width
+        "layers": 1,  # Transformer layers, audio and visual encoders
+        "heads": 2,  # attention heads; must divide d
+        "ff": 64,  # Transformer feed-forward size
+        "dropout": 0.1,
+        "positional": "sinusoidal",  # sinusoidal | learned positional encoding of the audio/visual encoders
+        "nonneg": "relu",  # relu | softplus | none: keeps cosine similarities in [0, 1]
+        "fusion": "add",  # add | concat | tensor | graph
+        "head_hidden": 64,  # hidden units of the regression head
+    },
+    "loss": {
+        "contrastive": "hycon",  # hycon | none | triplet | hard_triplet | npair | contrastive
+        "lambda_iamcl": 1.0,
+        "lambda_iemcl": 1.0,
+        "lambda_scl": 1.0,
+        "alpha": 0.8,  # modality margin, in (0, 1]
+        "refine": True,
+        "zero_class": "nonneg",  # class of a zero label: nonneg (positive class) | negative
+    },
+    "train": {
+        "batch_size": 32,
+        "epochs": 20,
+        "lr_lm": 1.0e-5,  # language model (paper)
+        "lr": 1.0e-3,  # everything else
+        "weight_decay": 0.0,
+        "patience": 5,  # early stopping: epochs without improvement of the selection metric
+        "select": "mae",  # validation metric for model selection: mae (lower is better) | corr | acc7 | ...
+        "grad_clip": 1.0,  # max gradient norm; 0 disables clipping
+        "amp": True,  # mixed precision, CUDA only
+        "keep_last": False,  # keep last.pt after a completed run (it allows extending `epochs` later)
+    },
+}
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "model.lm_mode": ("frozen", "finetune"),
+    "model.text_token": ("last", "cls", "mean"),
+    "model.positional": ("sinusoidal", "learned"),
+    "model.nonneg": ("relu", "softplus", "none"),
+    "model.fusion": ("add", "concat", "tensor", "graph"),
+    "loss.contrastive": ("hycon", "none", "triplet", "hard_triplet", "npair", "contrastive"),
+    "loss.zero_class": ("nonneg", "negative"),
+    "train.select": ("mae", "corr", "acc7", "acc2_non0", "f1_non0", "acc2_has0", "f1_has0"),
+}
+
+# Selection metrics where lower is better; all others are maximised.
+LOWER_IS_BETTER = frozenset({"mae"})
+
+
+def _positive(x: float) -> bool:
+    return x > 0
+
+
+def _non_negative(x: float) -> bool:
+    return x >= 0
+
+
+# dotted key -> (predicate, wording of the allowed range)
+RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "model.max_text_tokens": (lambda x: x >= 3, ">= 3"),
+    "model.d": (_positive, "> 0"),
+    "model.layers": (_positive, "> 0"),
+    "model.heads": (_positive, "> 0"),
+    "model.ff": (_positive, "> 0"),
+    "model.dropout": (lambda x: 0 <= x < 1, "in [0, 1)"),
+    "model.head_hidden": (_positive, "> 0"),
+    "loss.alpha": (lambda x: 0 < x <= 1, "in (0, 1]"),
+    "loss.lambda_iamcl": (_non_negative, ">= 0"),
+    "loss.lambda_iemcl": (_non_negative, ">= 0"),
+    "loss.lambda_scl": (_non_negative, ">= 0"),
+    "train.batch_size": (lambda x: x >= 2, ">= 2 (contrastive pairs need two samples)"),
+    "train.epochs": (_positive, "> 0"),
+    "train.lr_lm": (_positive, "> 0"),
+    "train.lr": (_positive, "> 0"),
+    "train.weight_decay": (_non_negative, ">= 0"),
+    "train.patience": (_positive, "> 0"),
+    "train.grad_clip": (_non_negative, ">= 0"),
+}
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Dotted keys of a nested mapping; keys may themselves be dotted (`{"loss.alpha": 0.5}`)."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if not isinstance(key, str):
+            raise ConfigError(f"settings key {key!r} (under {prefix or 'top level'}) is not a string")
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and name.count(".") == 0:
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+DEFAULT_FLAT: dict[str, Any] = _flatten(DEFAULTS)
+DEFAULT_KEYS: tuple[str, ...] = tuple(DEFAULT_FLAT)
+
+
+def _unknown_key(key: str) -> ConfigError:
+    close = difflib.get_close_matches(key, DEFAULT_KEYS, n=1, cutoff=0.6)
+    hint = f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(DEFAULT_KEYS)}"
+    return ConfigError(f"unknown settings key '{key}'{hint}")
+
+
+def _check_type(key: str, value: Any) -> Any:
+    """Return `value` coerced to the type of the key's default (int -> float allowed), else raise."""
+    default = DEFAULT_FLAT[key]
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        value = float(value) if ok else value
+    else:
+        ok = isinstance(value, str) and value != ""
+    if not ok:
+        raise ConfigError(
+            f"settings key '{key}' must be a {type(default).__name__} (default {default!r}), got {value!r}"
+        )
+    return value
+
+
+def _validate(flat: dict[str, Any]) -> None:
+    """Range, choice and cross-key checks; each error names the key."""
+    for key, allowed in CHOICES.items():
+        if flat[key] not in allowed:
+            raise ConfigError(f"settings key '{key}' must be one of {', '.join(allowed)}; got {flat[key]!r}")
+    for key, (ok, wording) in RANGES.items():
+        if not ok(flat[key]):
+            raise ConfigError(f"settings key '{key}' must be {wording}; got {flat[key]!r}")
+    if flat["model.d"] % flat["model.heads"]:
+        raise ConfigError(
+            f"settings key 'model.heads' ({flat['model.heads']}) must divide 'model.d' ({flat['model.d']}),"
+            " the width of the acoustic and visual Transformers"
+        )
+
+
+def _nest(flat: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    nested: dict[str, dict[str, Any]] = {section: {} for section in DEFAULTS}
+    for key, value in flat.items():
+        section, name = key.split(".", 1)
+        nested[section][name] = value
+    return nested
+
+
+def resolve_settings(base: Mapping[str, Any] | None, overrides: Mapping[str, Any] | None = None) -> dict:
+    """Merge `base` (nested or dotted) and then dotted `overrides` onto `DEFAULTS`, and validate.
+
+    Returns a new nested dict with every key present; raises `ConfigError` naming the first bad key
+    (unknown keys get a close-match suggestion).
+    """
+    flat = dict(DEFAULT_FLAT)
+    for layer in (base or {}, overrides or {}):
+        if not isinstance(layer, Mapping):
+            raise ConfigError(f"settings must be a mapping of keys to values, got {type(layer).__name__}")
+        for key, value in _flatten(layer).items():
+            if key not in flat:
+                raise _unknown_key(key)
+            flat[key] = _check_type(key, value)
+    _validate(flat)
+    return _nest(flat)
+
+
+def parse_sets(sets: list[str] | None) -> dict[str, Any]:
+    """Parse `key=value` overrides; values are read as YAML (`0.5` -> float, `false` -> bool)."""
+    overrides: dict[str, Any] = {}
+    for item in sets or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {item!r} is not of the form key=value (e.g. loss.alpha=0.5)")
+        try:
+            overrides[key.strip()] = yaml.safe_load(raw)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"override '{key.strip()}': value {raw!r} is not valid YAML ({err})") from err
+    return overrides
+
+
+def load_settings(path: str | Path | None, sets: list[str] | None = None) -> dict:
+    """Read a YAML/JSON settings file (or none: defaults) and apply `key=value` overrides, validated."""
+    base: Any = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"settings file {path} does not exist")
+        try:
+            base = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"settings file {path} is not valid YAML/JSON: {err}") from err
+        if not isinstance(base, Mapping):
+            raise ConfigError(f"settings file {path} must hold a mapping, got {type(base).__name__}")
+        try:
+            return resolve_settings(base, parse_sets(sets))
+        except ConfigError as err:
+            raise ConfigError(f"{path}: {err}") from err
+    return resolve_settings(base, parse_sets(sets))
+
+
+def settings_hash(settings: Mapping[str, Any], exclude: tuple[str, ...] = ()) -> str:
+    """Stable hex digest of resolved settings (key order independent); `exclude` drops dotted keys."""
+    flat = {k: v for k, v in _flatten(resolve_settings(settings)).items() if k not in exclude}
+    return hashlib.sha256(json.dumps(flat, sort_keys=True).encode()).hexdigest()[:16]
