@@ -1,0 +1,189 @@
+"""Read and validate the aligned HDF5 file (docs/architecture.md section 2) and serve it to torch.
+
+Every check runs before training starts and raises `DataError` naming the file, the split and what is
+wrong. Splits are small enough to hold in memory (MOSEI's train split is about 0.3 GB at T = 50), so a
+split is read once into numpy arrays and batches are index slices of those arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+
+from pipeline.errors import DataError
+from pipeline.io import atomic_path
+
+SPLITS: tuple[str, ...] = ("train", "valid", "test")
+DATASETS: tuple[str, ...] = ("id", "label", "text", "audio", "visual", "length")
+ROOT_ATTRS: tuple[str, ...] = ("seq_len", "audio_dim", "visual_dim")
+
+
+def read_strings(dataset: h5py.Dataset) -> np.ndarray:
+    """A 1-D HDF5 string dataset (variable or fixed length, bytes or str) as a numpy array of `str`."""
+    values = dataset[()]
+    return np.array([v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values], dtype=str)
+
+
+def _open(path: Path) -> h5py.File:
+    if not path.is_file():
+        raise DataError(f"{path}: aligned dataset file does not exist")
+    if not h5py.is_hdf5(path):
+        raise DataError(f"{path}: not an HDF5 file")
+    return h5py.File(path, "r")
+
+
+def _root_dims(path: Path, handle: h5py.File) -> dict[str, int]:
+    dims = {}
+    for name in ROOT_ATTRS:
+        if name not in handle.attrs:
+            raise DataError(f"{path}: missing root attribute '{name}'")
+        dims[name] = int(handle.attrs[name])
+    return dims
+
+
+def _check_split_layout(path: Path, handle: h5py.File, split: str, dims: dict[str, int]) -> int:
+    """Check the split's datasets exist with consistent shapes; return its number of samples."""
+    if split not in handle or not isinstance(handle[split], h5py.Group):
+        raise DataError(f"{path}: missing group '{split}'")
+    group = handle[split]
+    for name in DATASETS:
+        if name not in group:
+            raise DataError(f"{path}: missing dataset '{split}/{name}'")
+    n = group["label"].shape[0] if group["label"].ndim == 1 else -1
+    if n <= 0:
+        raise DataError(
+            f"{path}: '{split}/label' must be a non-empty 1-D array, shape {group['label'].shape}"
+        )
+    expected = {
+        "id": (n,),
+        "text": (n,),
+        "length": (n,),
+        "audio": (n, dims["seq_len"], dims["audio_dim"]),
+        "visual": (n, dims["seq_len"], dims["visual_dim"]),
+    }
+    for name, shape in expected.items():
+        got = group[name].shape
+        if got != shape:
+            what = "number of samples" if got[:1] != shape[:1] else "dimensions (root attrs seq_len/*_dim)"
+            raise DataError(f"{path}: '{split}/{name}' has shape {got}, expected {shape}: wrong {what}")
+    return n
+
+
+def validate_aligned(path: str | Path) -> dict[str, Any]:
+    """Check the whole file's layout (groups, datasets, shapes vs root attributes) without reading features.
+
+    Returns the root dimensions, the dataset name and the number of samples per split.
+    """
+    path = Path(path)
+    with _open(path) as handle:
+        dims = _root_dims(path, handle)
+        sizes = {split: _check_split_layout(path, handle, split, dims) for split in SPLITS}
+        name = handle.attrs.get("dataset", path.stem)
+    return {**dims, "dataset": str(name), "sizes": sizes}
+
+
+def load_split(path: str | Path, split: str) -> dict[str, np.ndarray]:
+    """Read one split into numpy arrays (`id`, `text` as str; `label`, `audio`, `visual` float32; `length`).
+
+    Validates layout and values: labels and features finite, lengths in [0, seq_len], unique ids.
+    """
+    path = Path(path)
+    if split not in SPLITS:
+        raise DataError(f"{path}: unknown split '{split}' (expected one of {', '.join(SPLITS)})")
+    with _open(path) as handle:
+        dims = _root_dims(path, handle)
+        _check_split_layout(path, handle, split, dims)
+        group = handle[split]
+        arrays = {
+            "id": read_strings(group["id"]),
+            "text": read_strings(group["text"]),
+            "label": np.asarray(group["label"][()], dtype=np.float32),
+            "audio": np.asarray(group["audio"][()], dtype=np.float32),
+            "visual": np.asarray(group["visual"][()], dtype=np.float32),
+            "length": np.asarray(group["length"][()], dtype=np.int64),
+        }
+    for name in ("label", "audio", "visual"):
+        bad = ~np.isfinite(arrays[name].reshape(len(arrays["label"]), -1)).all(axis=1)
+        if bad.any():
+            first = arrays["id"][np.flatnonzero(bad)[0]]
+            raise DataError(
+                f"{path}: '{split}/{name}' has NaN/inf values in {int(bad.sum())} samples (first: {first})"
+            )
+    length = arrays["length"]
+    if (length < 0).any() or (length > dims["seq_len"]).any():
+        first = arrays["id"][np.flatnonzero((length < 0) | (length > dims["seq_len"]))[0]]
+        raise DataError(f"{path}: '{split}/length' outside [0, seq_len={dims['seq_len']}] (first: {first})")
+    if len(set(arrays["id"].tolist())) != len(arrays["id"]):
+        raise DataError(f"{path}: '{split}/id' holds duplicate ids")
+    return arrays
+
+
+class AlignedDataset(torch.utils.data.Dataset):
+    """One split as a torch Dataset; indexing with an int or a sequence of ints returns a (batched) dict.
+
+    Items hold `audio`, `visual`, `length`, `label` tensors, `index` (row in the split) and either `text`
+    (list of str, fine-tuning) or `lm_features` (cached frozen language-model vectors) when given.
+    """
+
+    def __init__(self, arrays: dict[str, np.ndarray], lm_features: np.ndarray | None = None) -> None:
+        self.ids = arrays["id"]
+        self.text = arrays["text"]
+        self.tensors = {
+            "audio": torch.from_numpy(arrays["audio"]),
+            "visual": torch.from_numpy(arrays["visual"]),
+            "length": torch.from_numpy(arrays["length"]),
+            "label": torch.from_numpy(arrays["label"]),
+            "index": torch.arange(len(arrays["label"])),
+        }
+        if lm_features is not None:
+            if len(lm_features) != len(self.ids):
+                raise DataError(f"{len(lm_features)} language features for {len(self.ids)} samples")
+            self.tensors["lm_features"] = torch.from_numpy(np.asarray(lm_features, dtype=np.float32))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index: int | Sequence[int] | torch.Tensor) -> dict[str, Any]:
+        item: dict[str, Any] = {name: tensor[index] for name, tensor in self.tensors.items()}
+        item["text"] = self.text[np.asarray(index)].tolist()
+        return item
+
+
+def iterate_batches(
+    dataset: AlignedDataset, batch_size: int, generator: torch.Generator | None = None
+) -> Iterator[dict[str, Any]]:
+    """Yield batches in order, or shuffled with `generator` (the only randomness: resumable and seeded).
+
+    When shuffling, a final batch of a single sample is dropped: it has no contrastive pair and gives a
+    one-sample gradient step.
+    """
+    n = len(dataset)
+    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    stop = n - 1 if generator is not None and n % batch_size == 1 and n > 1 else n
+    for start in range(0, stop, batch_size):
+        yield dataset[order[start : min(start + batch_size, stop)]]
+
+
+def write_aligned(path: str | Path, splits: dict[str, dict[str, np.ndarray]], attrs: dict[str, Any]) -> Path:
+    """Write an aligned file in the documented layout, atomically: {split: arrays as `load_split` returns}.
+
+    `attrs` are the root attributes (`seq_len`, `audio_dim`, `visual_dim`, `dataset`, `checksums`).
+    """
+    path = Path(path)
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as handle:
+        handle.attrs.update(attrs)
+        for split, arrays in splits.items():
+            group = handle.create_group(split)
+            for name, values in arrays.items():
+                if name in ("id", "text"):
+                    group.create_dataset(
+                        name, data=np.asarray(values, dtype=object), dtype=h5py.string_dtype()
+                    )
+                else:
+                    group.create_dataset(name, data=values)
+    return path
