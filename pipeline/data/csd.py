@@ -43,13 +43,16 @@ class CSD:
             raise DataError(f"{self.path}: expected exactly one root group, found {roots}")
         self.root = roots[0]
         group = self._file[self.root]
-        if "data" not in group:
+        if not isinstance(group.get("data"), h5py.Group):
             self._file.close()
             raise DataError(f"{self.path}: missing group /{self.root}/data")
         self._data = group["data"]
         self.metadata = {}
-        if "metadata" in group:
+        if isinstance(group.get("metadata"), h5py.Group):
             for key, value in group["metadata"].items():
+                if not isinstance(value, h5py.Dataset):
+                    self._file.close()
+                    raise DataError(f"{self.path}: metadata entry '{key}' is not a dataset")
                 item = value[0] if value.shape else value[()]
                 self.metadata[key] = item.decode() if isinstance(item, bytes) else item
 
@@ -73,24 +76,55 @@ class CSD:
     def __len__(self) -> int:
         return len(self._data)
 
-    def __getitem__(self, video: str) -> Sequence:
+    def _entry(self, video: str) -> h5py.Group:
+        """The video's group, checked to hold `features` and `intervals` datasets."""
         if video not in self._data:
             raise DataError(f"{self.path}: video '{video}' not found")
         entry = self._data[video]
-        if not isinstance(entry, h5py.Group) or "features" not in entry or "intervals" not in entry:
+        if not isinstance(entry, h5py.Group) or not all(
+            isinstance(entry.get(name), h5py.Dataset) for name in ("features", "intervals")
+        ):
             raise DataError(f"{self.path}: video '{video}' lacks 'features' or 'intervals'")
-        features = entry["features"][()]
-        intervals = entry["intervals"][()]
-        if features.ndim == 1:
-            features = features[:, None]
-        if intervals.ndim != 2 or intervals.shape[1] != 2:
-            raise DataError(f"{self.path}: video '{video}' intervals have shape {intervals.shape}, not [n, 2]")
+        return entry
+
+    def describe(self, video: str) -> tuple[int, int, np.dtype]:
+        """Rows, feature dimension and feature dtype of one entry, checked from the dataset headers only.
+
+        Validation passes use it to check shapes without reading the (possibly large) feature arrays.
+        """
+        entry = self._entry(video)
+        features, intervals = entry["features"], entry["intervals"]
+        if len(intervals.shape) != 2 or intervals.shape[1] != 2:
+            raise DataError(
+                f"{self.path}: video '{video}' intervals have shape {intervals.shape}, not [n, 2]"
+            )
+        if len(features.shape) not in (1, 2):
+            raise DataError(f"{self.path}: video '{video}' features have shape {features.shape}, not [n, d]")
         if features.shape[0] != intervals.shape[0]:
             raise DataError(
                 f"{self.path}: video '{video}' has {features.shape[0]} feature rows "
                 f"but {intervals.shape[0]} intervals"
             )
-        return Sequence(features=features, intervals=intervals.astype(np.float64))
+        dim = 1 if len(features.shape) == 1 else int(features.shape[1])
+        return int(features.shape[0]), dim, features.dtype
+
+    def intervals(self, video: str) -> np.ndarray:
+        """One entry's intervals [n, 2] as float64, without reading its features."""
+        self.describe(video)
+        return self._read(video, "intervals").astype(np.float64)
+
+    def _read(self, video: str, name: str) -> np.ndarray:
+        try:
+            return self._data[video][name][()]
+        except OSError as err:  # truncated or damaged file: h5py opens it but the read fails
+            raise DataError(f"{self.path}: cannot read {name} of video '{video}' ({err})") from err
+
+    def __getitem__(self, video: str) -> Sequence:
+        self.describe(video)
+        features = self._read(video, "features")
+        if features.ndim == 1:
+            features = features[:, None]
+        return Sequence(features=features, intervals=self._read(video, "intervals").astype(np.float64))
 
     def items(self) -> Iterator[tuple[str, Sequence]]:
         """Iterate (video, Sequence) in sorted video order, loading one at a time."""
@@ -100,8 +134,7 @@ class CSD:
     def feature_dim(self) -> int:
         """Feature dimensionality, read from the first video's dataset shape without loading it."""
         for video in self.videos():
-            shape = self._data[video]["features"].shape
-            return 1 if len(shape) == 1 else int(shape[1])
+            return self.describe(video)[1]
         raise DataError(f"{self.path}: contains no videos")
 
 
@@ -118,7 +151,10 @@ def write_csd(
         data_group = group.create_group("data")
         for video, seq in items:
             entry = data_group.create_group(video)
-            entry.create_dataset("features", data=seq.features)
+            features = np.asarray(seq.features)
+            if features.dtype.kind == "U":  # HDF5 has no fixed-width unicode: store words as UTF-8 bytes
+                features = np.char.encode(features, "utf-8")
+            entry.create_dataset("features", data=features)
             entry.create_dataset("intervals", data=seq.intervals)
         meta_group = group.create_group("metadata")
         for key, value in (metadata or {}).items():
