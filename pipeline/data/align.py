@@ -1,0 +1,435 @@
+"""Word-level alignment of a raw dataset (`data/raw/<dataset>/`) into the aligned HDF5 (architecture, 2).
+
+Semantics are the CMU Multimodal SDK's standard recipe (`mmdataset.align`, `__intersect_and_copy`):
+
+1. Words are the reference. A frame [s0, s1] intersects a word [r0, r1] iff `r1 - s0 > -eps` and
+   `s1 - r0 > -eps` (eps = 1e-3, the SDK's `10e-4`); its piece is clipped to [max(s0, r0), min(s1, r1)] and
+   dropped when the clipped length is <= eps. A reference interval shorter than eps is skipped entirely, so
+   zero-length words (and zero-length segments in step 2) vanish. Each word's acoustic and visual feature is
+   the plain average of its intersecting frames; non-finite frame values become 0 first (counted); a word
+   with no frame of a modality gets zeros (the SDK's `impute` with `numpy.zeros`).
+2. Labelled segments are the reference: a segment holds the words of step 1 that intersect it under the
+   same rule, in time order, so a word straddling a boundary belongs to both segments. `sp` tokens are then
+   dropped, the first `seq_len` words kept and zero-padded at the end.
+
+Unlike the SDK (pure-Python loops over every word and segment, h5py reads per word), this streams one video
+at a time and vectorises the interval search: frames sorted by start plus a running maximum of their ends
+give each word a candidate window by binary search, and the SDK's exact test is applied to the window.
+Only the words that end up in some segment are averaged (the others cannot reach the output).
+All input is validated before any alignment, and the output is written under a temporary name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+from tqdm import tqdm
+
+from pipeline.data.csd import CSD, Sequence
+from pipeline.errors import ConfigError, DataError
+from pipeline.io import atomic_path, sha256sum
+
+log = logging.getLogger(__name__)
+
+EPSILON = 1e-3  # the SDK's `epsilon = 10e-4`
+SILENCE = "sp"
+SPLITS = ("train", "valid", "test")
+WORDS, LABELS = "words.csd", "labels.csd"
+MODALITIES = {"audio": "covarep.csd", "visual": "facet.csd"}  # output dataset -> raw file
+FOLDS = "folds.json"
+RAW_FILES = (WORDS, *MODALITIES.values(), LABELS, FOLDS)
+LABEL_RANGE = 3.0
+_PAIR_BUDGET = 1 << 22  # candidate (reference, frame) pairs examined per vectorised block
+_FLUSH_ROWS = 512  # segments buffered per split before a write
+
+
+@dataclass
+class _Plan:
+    """What validation established: the folds, each modality's feature size, videos lacking a modality."""
+
+    folds: dict[str, list[str]]
+    dims: dict[str, int]
+    missing: dict[str, set[str]] = field(default_factory=dict)
+
+
+def _check_intervals(path: Path, video: str, intervals: np.ndarray) -> None:
+    """Intervals must be finite with end >= start; anything else breaks the interval search."""
+    bad = ~np.isfinite(intervals).all(axis=1) | (intervals[:, 1] < intervals[:, 0])
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"{path}: video '{video}' has {int(bad.sum())} invalid interval(s) (non-finite or end < start), "
+            f"first at row {row}: {intervals[row].tolist()}"
+        )
+
+
+def _tokens(words: CSD, video: str) -> tuple[np.ndarray, np.ndarray]:
+    """One video's words decoded from UTF-8 (object array of str) and their intervals [n, 2]."""
+    seq = words[video]
+    try:
+        tokens = [t.decode("utf-8") if isinstance(t, bytes) else str(t) for t in seq.features[:, 0]]
+    except UnicodeDecodeError as err:
+        raise DataError(f"{words.path}: video '{video}' has a word that is not UTF-8 ({err})") from err
+    return np.array(tokens, dtype=object), seq.intervals
+
+
+def _read_folds(path: Path, labels: CSD) -> dict[str, list[str]]:
+    """Load folds.json: the three splits, each a list of distinct videos present in labels.csd."""
+    if not path.is_file():
+        raise DataError(f"{path}: folds file not found")
+    try:
+        folds = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: not valid JSON ({err})") from err
+    if not isinstance(folds, dict) or set(folds) != set(SPLITS):
+        found = sorted(folds) if isinstance(folds, dict) else type(folds).__name__
+        raise DataError(f"{path}: expected an object with keys {list(SPLITS)}, found {found}")
+    seen: dict[str, str] = {}
+    for split in SPLITS:
+        videos = folds[split]
+        if not isinstance(videos, list) or not all(isinstance(v, str) for v in videos):
+            raise DataError(f"{path}: fold '{split}' must be a list of video ids")
+        for video in videos:
+            if video in seen:
+                raise DataError(f"{path}: video '{video}' is listed in fold '{seen[video]}' and in '{split}'")
+            seen[video] = split
+            if video not in labels:
+                raise DataError(
+                    f"{path}: fold '{split}' names video '{video}', which is not in {labels.path}"
+                )
+    return {split: folds[split] for split in SPLITS}
+
+
+def _validate(csds: dict[str, CSD], folds: dict[str, list[str]], strict: bool) -> _Plan:
+    """Check every entry the alignment will read (shapes, dtypes, intervals, labels) before any work.
+
+    Features are not read, only their headers; words, labels and frame intervals are read.
+    """
+    words, labels = csds[WORDS], csds[LABELS]
+    plan = _Plan(folds=folds, dims={}, missing={modality: set() for modality in MODALITIES})
+    for split, videos in folds.items():
+        for video in videos:
+            seq = labels[video]
+            if seq.features.dtype.kind not in "fiu":
+                raise DataError(
+                    f"{labels.path}: video '{video}' labels are {seq.features.dtype}, not numeric"
+                )
+            _check_intervals(labels.path, video, seq.intervals)
+            values = seq.features[:, 0].astype(np.float64)
+            bad = ~np.isfinite(values) | (np.abs(values) > LABEL_RANGE)
+            if bad.any():
+                k = int(np.flatnonzero(bad)[0])
+                raise DataError(
+                    f"{labels.path}: video '{video}' segment {k} has label {values[k]}, "
+                    f"outside [-{LABEL_RANGE:g}, {LABEL_RANGE:g}]"
+                )
+            if video not in words:
+                raise DataError(f"{words.path}: no entry for video '{video}' (fold '{split}', in labels)")
+            _, dim, dtype = words.describe(video)
+            if dtype.kind not in "SOU" or dim != 1:
+                raise DataError(
+                    f"{words.path}: video '{video}' words are {dtype} [n, {dim}], not strings [n, 1]"
+                )
+            _check_intervals(words.path, video, _tokens(words, video)[1])
+            for modality, name in MODALITIES.items():
+                csd = csds[name]
+                if video not in csd:
+                    if strict:
+                        raise DataError(
+                            f"{csd.path}: no entry for video '{video}' (fold '{split}'; --strict)"
+                        )
+                    plan.missing[modality].add(video)
+                    continue
+                _, dim, dtype = csd.describe(video)
+                if dtype.kind not in "fiu":
+                    raise DataError(f"{csd.path}: video '{video}' features are {dtype}, not numeric")
+                expected = plan.dims.setdefault(modality, dim)
+                if dim != expected:
+                    raise DataError(
+                        f"{csd.path}: video '{video}' has {dim}-d features, other videos {expected}-d"
+                    )
+                _check_intervals(csd.path, video, csd.intervals(video))
+    for modality, name in MODALITIES.items():
+        if modality not in plan.dims:  # no fold video has this modality: take the size from the file
+            plan.dims[modality] = csds[name].feature_dim()
+    return plan
+
+
+def _blocks(counts: np.ndarray, budget: int) -> Iterator[tuple[int, int]]:
+    """Split references into consecutive blocks of about `budget` candidate pairs (memory bound)."""
+    total = np.cumsum(counts)
+    cuts = np.searchsorted(total, np.arange(budget, int(total[-1]), budget), side="right")
+    edges = np.unique(np.concatenate([[0], cuts, [len(counts)]]))
+    yield from zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True)
+
+
+def _intersections(ref: np.ndarray, sub: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (i, j) where sub[j] intersects ref[i] under the SDK's rule, ordered by i, then j.
+
+    `sub` must be sorted by start. The candidate window of ref[i] is found by binary search (starts, and the
+    running maximum of ends) widened by eps; the SDK's exact test, with its arithmetic, then decides.
+    """
+    empty = np.zeros(0, dtype=np.int64)
+    if len(ref) == 0 or len(sub) == 0:
+        return empty, empty
+    reach = np.maximum.accumulate(sub[:, 1])
+    lo = np.searchsorted(reach, ref[:, 0] - 2 * EPSILON, side="right")
+    hi = np.searchsorted(sub[:, 0], ref[:, 1] + 2 * EPSILON, side="left")
+    counts = np.maximum(hi - lo, 0)
+    if counts.sum() == 0:
+        return empty, empty
+    refs, subs = [], []
+    for a, b in _blocks(counts, _PAIR_BUDGET):
+        n = counts[a:b]
+        i = np.repeat(np.arange(a, b), n)
+        j = np.arange(int(n.sum())) + np.repeat(lo[a:b] - (np.cumsum(n) - n), n)
+        r0, r1, s0, s1 = ref[i, 0], ref[i, 1], sub[j, 0], sub[j, 1]
+        hit = (r1 - s0 > -EPSILON) & (s1 - r0 > -EPSILON)
+        hit &= np.abs(np.minimum(s1, r1) - np.maximum(s0, r0)) > EPSILON
+        refs.append(i[hit])
+        subs.append(j[hit])
+    return np.concatenate(refs), np.concatenate(subs)
+
+
+def _word_means(
+    intervals: np.ndarray, frames: Sequence, stats: Counter, name: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Plain average of the frames intersecting each word interval [U, 2]: ([U, d] float32, has-frame [U])."""
+    features = frames.features.astype(np.float64)
+    bad = ~np.isfinite(features)
+    if bad.any():
+        stats[f"nonfinite_values:{name}"] += int(bad.sum())
+        stats[f"nonfinite_frames:{name}"] += int(bad.any(axis=1).sum())
+        features[bad] = 0.0
+    order = np.argsort(frames.intervals[:, 0], kind="stable")
+    word, frame = _intersections(intervals, frames.intervals[order])
+    count = np.bincount(word, minlength=len(intervals))
+    sums = np.zeros((len(intervals), features.shape[1]))
+    if len(word):
+        first = np.flatnonzero(np.r_[True, word[1:] != word[:-1]])
+        sums[word[first]] = np.add.reduceat(features[order[frame]], first, axis=0)
+    return (sums / np.maximum(count, 1)[:, None]).astype(np.float32), count > 0
+
+
+@dataclass
+class _Rows:
+    """One video's aligned segments, the columns of the output datasets."""
+
+    columns: dict[str, np.ndarray]
+    dropped: list[str]  # ids of segments that produced no row
+
+    def __len__(self) -> int:
+        return len(self.columns["id"])
+
+
+def _align_video(video: str, csds: dict[str, CSD], plan: _Plan, seq_len: int, stats: Counter) -> _Rows:
+    """Align one video's words, frames and segments (steps 1 and 2 of the module docstring)."""
+    tokens, word_iv = _tokens(csds[WORDS], video)
+    labels = csds[LABELS][video]
+    seg_iv = labels.intervals
+
+    # The SDK skips reference intervals shorter than eps: zero-length words and segments never align.
+    kept = np.flatnonzero(np.abs(word_iv[:, 0] - word_iv[:, 1]) >= EPSILON)
+    stats["zero_length_words"] += len(word_iv) - len(kept)
+    kept = kept[np.argsort(word_iv[kept, 0], kind="stable")]  # time order, ties in file order (as the SDK)
+    segments = np.flatnonzero(np.abs(seg_iv[:, 0] - seg_iv[:, 1]) >= EPSILON)
+    zero_segments = np.setdiff1d(np.arange(len(seg_iv)), segments)
+
+    seg, pos = _intersections(seg_iv[segments], word_iv[kept])
+    word = kept[pos]
+    speech = tokens[word] != SILENCE
+    stats["sp_dropped"] += int((~speech).sum())
+    seg, word = seg[speech], word[speech]
+    per_segment = np.bincount(seg, minlength=len(segments))
+    position = np.arange(len(seg)) - (np.cumsum(per_segment) - per_segment)[seg]
+    fits = position < seq_len
+    stats["words_truncated"] += int((~fits).sum())
+    seg, word, position = seg[fits], word[fits], position[fits]
+
+    present = np.flatnonzero(per_segment > 0)
+    empty = segments[per_segment == 0]
+    stats["segments_dropped:zero_length"] += len(zero_segments)
+    stats["segments_dropped:no_words"] += len(empty)
+    dropped = [f"{video}[{k}]" for k in np.sort(np.concatenate([zero_segments, empty]))]
+    out_row = np.full(len(segments), -1)
+    out_row[present] = np.arange(len(present))
+    out_row = out_row[seg]
+
+    unique, inverse = np.unique(word, return_inverse=True)
+    stats["words_kept"] += len(word)
+    columns: dict[str, np.ndarray] = {}
+    for modality, name in MODALITIES.items():
+        table = np.zeros((len(present), seq_len, plan.dims[modality]), dtype=np.float32)
+        if video in plan.missing[modality]:
+            stats[f"words_imputed:{name}"] += len(word)
+            log.warning(
+                "%s: no entry for video '%s'; its %d aligned words get zero %s features (the SDK's impute)",
+                csds[name].path,
+                video,
+                len(word),
+                modality,
+            )
+        else:
+            means, has_frame = _word_means(word_iv[unique], csds[name][video], stats, name)
+            stats[f"words_imputed:{name}"] += int((~has_frame[inverse]).sum())
+            table[out_row, position] = means[inverse]
+        columns[modality] = table
+
+    lengths = np.minimum(per_segment[present], seq_len)
+    rows = segments[present]
+    columns["id"] = np.array([f"{video}[{k}]" for k in rows], dtype=object)
+    columns["label"] = labels.features[rows, 0].astype(np.float32)
+    chunks = np.split(tokens[word], np.cumsum(lengths)[:-1]) if len(lengths) else []
+    columns["text"] = np.array([" ".join(chunk) for chunk in chunks], dtype=object)
+    columns["length"] = lengths.astype(np.int64)
+    return _Rows(columns, dropped)
+
+
+class _SplitWriter:
+    """Appends segments to one split's resizable datasets, buffering a few hundred rows per write."""
+
+    def __init__(self, group: h5py.Group, seq_len: int, dims: dict[str, int]):
+        text = h5py.string_dtype()
+        specs: dict[str, tuple[tuple[int, ...], object]] = {
+            "id": ((), text),
+            "label": ((), np.float32),
+            "text": ((), text),
+            "length": ((), np.int64),
+            **{modality: ((seq_len, dims[modality]), np.float32) for modality in MODALITIES},
+        }
+        self.datasets = {
+            name: group.create_dataset(
+                name,
+                shape=(0, *shape),
+                maxshape=(None, *shape),
+                dtype=dtype,
+                chunks=(16 if shape else 1024, *shape),
+            )
+            for name, (shape, dtype) in specs.items()
+        }
+        self.pending: list[_Rows] = []
+        self.count = 0
+
+    def append(self, rows: _Rows) -> None:
+        """Queue one video's rows; write once enough are buffered."""
+        self.pending.append(rows)
+        if sum(map(len, self.pending)) >= _FLUSH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the buffered rows at the end of each dataset."""
+        if not self.pending:
+            return
+        n = sum(map(len, self.pending))
+        for name, dataset in self.datasets.items():
+            dataset.resize(self.count + n, axis=0)
+            dataset[self.count :] = np.concatenate([rows.columns[name] for rows in self.pending])
+        self.count += n
+        self.pending = []
+
+
+def _summary(stats: Counter, segments: dict[str, int], plan: _Plan) -> dict:
+    """The counts a user checks after alignment (also returned by `align_dataset`)."""
+
+    def per_file(key: str) -> dict[str, int]:
+        return {name: stats[f"{key}:{name}"] for name in MODALITIES.values()}
+
+    return {
+        "segments": segments,
+        "words_kept": stats["words_kept"],
+        "words_truncated": stats["words_truncated"],
+        "sp_dropped": stats["sp_dropped"],
+        "zero_length_words": stats["zero_length_words"],
+        "nonfinite_values_zeroed": per_file("nonfinite_values"),
+        "nonfinite_frames": per_file("nonfinite_frames"),
+        "words_imputed": per_file("words_imputed"),
+        "videos_missing": {MODALITIES[m]: sorted(videos) for m, videos in plan.missing.items()},
+        "segments_dropped": {
+            "zero_length": stats["segments_dropped:zero_length"],
+            "no_words": stats["segments_dropped:no_words"],
+        },
+    }
+
+
+def align_dataset(raw_dir: str | Path, out_path: str | Path, seq_len: int = 50, strict: bool = False) -> dict:
+    """Align `raw_dir` (words/covarep/facet/labels .csd + folds.json) into `out_path`; return the counts.
+
+    `strict` turns a video absent from covarep.csd or facet.csd into an error instead of zero features.
+    Segments left with no word (after dropping `sp` and zero-length words) are dropped with a warning: they
+    have no sequence to model. Raises DataError, before writing anything, on any bad input.
+    """
+    if seq_len < 1:
+        raise ConfigError(f"seq_len must be a positive integer, got {seq_len}")
+    raw_dir = Path(raw_dir)
+    if not raw_dir.is_dir():
+        raise DataError(f"{raw_dir}: raw dataset folder not found")
+    with contextlib.ExitStack() as stack:
+        csds = {
+            name: stack.enter_context(CSD(raw_dir / name)) for name in (WORDS, *MODALITIES.values(), LABELS)
+        }
+        plan = _validate(csds, _read_folds(raw_dir / FOLDS, csds[LABELS]), strict)
+        checksums = {name: sha256sum(raw_dir / name) for name in RAW_FILES}
+        stats: Counter = Counter()
+        segments: dict[str, int] = {}
+        dropped: list[str] = []
+        total = sum(len(videos) for videos in plan.folds.values())
+        with (
+            atomic_path(out_path) as tmp,
+            h5py.File(tmp, "w") as out,
+            tqdm(total=total, desc="align", unit="video", disable=None) as bar,
+        ):
+            out.attrs.update(
+                seq_len=seq_len,
+                audio_dim=plan.dims["audio"],
+                visual_dim=plan.dims["visual"],
+                dataset=raw_dir.resolve().name,
+                checksums=json.dumps(checksums, sort_keys=True),
+            )
+            for split, videos in plan.folds.items():
+                writer = _SplitWriter(out.create_group(split), seq_len, plan.dims)
+                for video in videos:
+                    rows = _align_video(video, csds, plan, seq_len, stats)
+                    dropped += rows.dropped
+                    writer.append(rows)
+                    bar.update(1)
+                writer.flush()
+                segments[split] = writer.count
+    summary = _summary(stats, segments, plan)
+    if dropped:
+        log.warning(
+            "dropped %d segment(s): %d of zero length, %d with no word left after dropping sp and "
+            "zero-length words (no sequence to model): %s%s",
+            len(dropped),
+            summary["segments_dropped"]["zero_length"],
+            summary["segments_dropped"]["no_words"],
+            ", ".join(dropped[:10]),
+            " ..." if len(dropped) > 10 else "",
+        )
+    log.info("aligned %s -> %s: %s", raw_dir, out_path, json.dumps(summary))
+    return summary
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `python -m pipeline align`."""
+    parser.add_argument("raw_dir", type=Path, help="raw dataset folder, e.g. data/raw/mosi")
+    parser.add_argument("out_path", type=Path, help="aligned HDF5 to write, e.g. data/aligned/mosi.h5")
+    parser.add_argument("--seq-len", type=int, default=50, help="words kept per segment (default 50)")
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail on a video absent from covarep.csd or facet.csd instead of giving it zero features",
+    )
+
+
+def run(args: argparse.Namespace) -> None:
+    """Entry of the `align` stage."""
+    align_dataset(args.raw_dir, args.out_path, seq_len=args.seq_len, strict=args.strict)
