@@ -23,6 +23,7 @@ for a seed and videos can be generated and written one at a time (constant memor
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import os
@@ -280,7 +281,7 @@ def _metadata(root: str, description: str, dims: list[str], seed: int, faults: b
         "contact": "see README.md",
         "featureset bib citation": "none (synthetic)",
         "dataset bib citation": "none (synthetic)",
-        "dimension names": str(dims),
+        "dimension names": json.dumps(dims),
         "generator version": GENERATOR_VERSION,
         "seed": str(seed),
         "faults": str(faults).lower(),
