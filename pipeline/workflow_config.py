@@ -1,0 +1,358 @@
+"""The workflow's configuration (config/*.yaml): loading, validation and expansion of the experiment grid.
+
+One place for the grid: the Snakefile, the reporting stages and the random search all read the datasets,
+seeds, experiments and tables through this module, and DVC only tracks config/config.yaml as params.
+
+- `load_config(paths)` merges YAML files the way Snakemake merges `--configfile` onto the Snakefile's
+  `configfile:` (mappings recursively, everything else replaced), then validates.
+- `validate_config(config)` checks the JSON schema (workflow/schemas/config.schema.yaml, filling its
+  defaults) and then `check_config`: every table names a defined dataset and defined experiments, every
+  reported row exists in the paper, every experiment's overrides are valid settings. Each failure is one
+  ConfigError naming the key, raised before any job is planned.
+- `runs`, `experiment_settings`, `table_spec`, `features_key` expand the grid for the Snakefile.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.config import resolve_settings
+from pipeline.errors import ConfigError
+from pipeline.reporting.paper import paper_table, reported_row
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+DEFAULT_CONFIG = REPO / "config" / "config.yaml"
+
+# Display names of the CMU datasets in captions.
+CMU_LABELS = {"mosi": "CMU-MOSI", "mosei": "CMU-MOSEI"}
+# Settings that select the cached language-model features (pipeline/features.py CLI).
+FEATURE_KEYS = ("language_model", "text_token", "max_text_tokens")
+# Source files whose content identifies each stage's code; a change reruns that stage's jobs (see
+# `code_digest`: Snakemake's own code trigger only sees the rule's shell command, not the modules it runs).
+CODE_GROUPS: dict[str, tuple[str, ...]] = {
+    "data": ("pipeline/data/*.py",),
+    "features": ("pipeline/features.py", "pipeline/data/dataset.py"),
+    "model": (
+        "pipeline/config.py",
+        "pipeline/training.py",
+        "pipeline/model*.py",
+        "pipeline/losses.py",
+        "pipeline/metrics.py",
+        "pipeline/evaluation.py",
+        "pipeline/data/dataset.py",
+    ),
+    "reporting": ("pipeline/reporting/*.py",),
+}
+
+
+def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """A new dict: `update` onto `base`, mappings merged recursively, other values replaced (as Snakemake)."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def load_config(paths: Sequence[str | Path] = (DEFAULT_CONFIG,)) -> dict[str, Any]:
+    """Read and merge YAML config files in order (later ones overlay earlier ones), then validate."""
+    config: dict[str, Any] = {}
+    for path in paths:
+        path = Path(path)
+        try:
+            layer = yaml.safe_load(path.read_text()) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except yaml.YAMLError as err:
+            raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+        if not isinstance(layer, Mapping):
+            raise ConfigError(f"config file {path} must hold a mapping, got {type(layer).__name__}")
+        config = deep_merge(config, layer)
+    return validate_config(config)
+
+
+def validate_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Check `config` against the JSON schema (filling defaults in place) and its cross-references."""
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    try:
+        validate(config, str(SCHEMA), set_default=True)
+    except WorkflowError as err:
+        raise ConfigError(
+            f"config does not match {SCHEMA.relative_to(REPO)}: {_schema_message(err)}"
+        ) from None
+    check_config(config)
+    return config
+
+
+def _schema_message(err: Exception) -> str:
+    """The useful part of Snakemake's schema error: which key failed and why."""
+    cause = next((a for a in getattr(err, "args", ()) if hasattr(a, "message")), None)
+    if cause is None:
+        return str(err).strip()
+    where = "/".join(str(p) for p in cause.absolute_path) or "(top level)"
+    return f"at '{where}': {cause.message}"
+
+
+def check_config(config: Mapping[str, Any]) -> None:
+    """Cross-reference checks the schema cannot express; one ConfigError naming the key, or None."""
+    datasets = config["datasets"]
+    for name, spec in datasets.items():
+        if spec["source"] == "download" and spec.get("name", name) not in CMU_LABELS:
+            raise ConfigError(
+                f"datasets.{name}: source 'download' needs `name: mosi` or `name: mosei` "
+                f"(or the key mosi/mosei); got '{spec.get('name', name)}'"
+            )
+    try:
+        resolve_settings(config["base"])
+    except ConfigError as err:
+        raise ConfigError(f"base: {err}") from None
+    for name in config["experiments"]:
+        experiment_settings(config, name)
+    active = active_tables(config)
+    if not active:
+        raise ConfigError("tables: every table is disabled (null); nothing to build")
+    for table, spec in active.items():
+        where = f"tables.{table}"
+        check_dataset(config, spec["dataset"], f"{where}.dataset")
+        labels = [row["label"] for row in spec["rows"]] + list(spec.get("reported", []))
+        duplicates = sorted({label for label in labels if labels.count(label) > 1})
+        if duplicates:
+            raise ConfigError(f"{where}: row labels appear twice: {', '.join(duplicates)}")
+        for row in spec["rows"]:
+            _check_experiment(config, row["experiment"], f"{where} row '{row['label']}'")
+        if spec.get("reported"):
+            if "paper" not in spec:
+                raise ConfigError(
+                    f"{where}: `reported` rows need `paper` (the paper's table to take them from)"
+                )
+            for label in spec["reported"]:
+                try:
+                    reported_row(spec["paper"], label)
+                except ConfigError as err:
+                    raise ConfigError(f"{where}.reported: {err}") from None
+    tsne = tsne_spec(config)
+    if tsne:
+        for key in ("with", "without"):
+            _check_experiment(config, tsne[key], f"figures.tsne.{key}")
+    search = config.get("search")
+    if search:
+        for dataset in search_datasets(config):
+            check_dataset(config, dataset, "search.datasets")
+        from pipeline.search import FIXED_KEYS
+
+        fixed = sorted(set(search["space"]) & set(FIXED_KEYS))
+        if fixed:
+            raise ConfigError(
+                f"search.space cannot vary {', '.join(fixed)} (they select the cached features)"
+            )
+        for key in search["space"]:
+            try:
+                resolve_settings(config["base"], {key: _space_example(search["space"][key])})
+            except ConfigError as err:
+                raise ConfigError(f"search.space.{key}: {err}") from None
+
+
+def _space_example(choice: Any) -> Any:
+    """One admissible value of a search-space entry, used to validate its key before any trial."""
+    if isinstance(choice, list):
+        return choice[0]
+    (kind, (low, _high)), *_ = choice.items()
+    return int(low) if kind == "int_uniform" else float(low)
+
+
+def check_dataset(config: Mapping[str, Any], name: str, where: str) -> None:
+    """ConfigError naming `where` when `name` is not one of the config's datasets."""
+    if name not in config["datasets"]:
+        known = ", ".join(config["datasets"])
+        raise ConfigError(f"{where}: unknown dataset '{name}' (datasets defined: {known})")
+
+
+def _check_experiment(config: Mapping[str, Any], name: str, where: str) -> None:
+    if name not in config["experiments"]:
+        known = ", ".join(config["experiments"])
+        raise ConfigError(f"{where} names experiment '{name}', which `experiments` does not define ({known})")
+
+
+def active_tables(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Tables that are not disabled (a null table is switched off, e.g. by config/mosi.yaml)."""
+    return {name: spec for name, spec in config["tables"].items() if spec is not None}
+
+
+def tsne_spec(config: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The t-SNE figure's experiments (with and without contrastive learning), or None when switched off."""
+    figures = config.get("figures") or {}
+    if "tsne" in figures and figures["tsne"] is None:
+        return None
+    defaults = {"with": "hycon", "without": "no_contrast", "perplexity": 30, "max_points": 2000}
+    return {**defaults, **(figures.get("tsne") or {})}
+
+
+def experiment_settings(config: Mapping[str, Any], experiment: str) -> dict[str, Any]:
+    """Resolved run settings of one experiment: `base` plus its dotted overrides (ConfigError naming both)."""
+    if experiment not in config["experiments"]:
+        raise ConfigError(f"unknown experiment '{experiment}'")
+    try:
+        return resolve_settings(config["base"], config["experiments"][experiment] or {})
+    except ConfigError as err:
+        raise ConfigError(f"experiments.{experiment}: {err}") from None
+
+
+def dataset_experiments(config: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Dataset -> the experiments its tables (and the t-SNE figure) need, in first-use order."""
+    grid: dict[str, list[str]] = {}
+    tsne = tsne_spec(config)
+    for spec in active_tables(config).values():
+        wanted = grid.setdefault(spec["dataset"], [])
+        for name in [row["experiment"] for row in spec["rows"]] + (
+            [tsne["with"], tsne["without"]] if tsne else []
+        ):
+            if name not in wanted:
+                wanted.append(name)
+    return grid
+
+
+def runs(config: Mapping[str, Any]) -> list[tuple[str, str, int]]:
+    """Every (dataset, experiment, seed) that `all` trains and evaluates."""
+    return [
+        (d, e, s) for d, names in dataset_experiments(config).items() for e in names for s in config["seeds"]
+    ]
+
+
+def features_key(settings: Mapping[str, Any]) -> str | None:
+    """File-name key of the cached language features a run reads, or None when the encoder is fine-tuned.
+
+    The bundled defaults (`last` token, 128 word pieces) give just the model's slug (`minilm`), as in
+    docs/architecture.md (`data/features/<dataset>-<lm>.h5`); other choices append them.
+    """
+    model = settings["model"]
+    if model["lm_mode"] != "frozen":
+        return None
+    key = re.sub(r"[^A-Za-z0-9_]+", "_", Path(model["language_model"]).name.lower()).strip("_") or "lm"
+    if (model["text_token"], model["max_text_tokens"]) != ("last", 128):
+        key += f"_{model['text_token']}{model['max_text_tokens']}"
+    return key
+
+
+def feature_settings(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """features key -> the language-model settings that produce it, over `base` and every experiment."""
+    found: dict[str, dict[str, Any]] = {}
+    candidates = [resolve_settings(config["base"])]
+    candidates += [experiment_settings(config, name) for name in config["experiments"]]
+    for settings in candidates:
+        key = features_key(settings)
+        if key is not None:
+            found[key] = {k: settings["model"][k] for k in FEATURE_KEYS}
+    return found
+
+
+def dataset_label(config: Mapping[str, Any], dataset: str) -> str:
+    """Caption name of a dataset: its `label`, else CMU-MOSI/CMU-MOSEI, else a synthetic dataset's wording."""
+    spec = config["datasets"][dataset]
+    if "label" in spec:
+        return spec["label"]
+    if spec["source"] == "download":
+        return CMU_LABELS[spec.get("name", dataset)]
+    return f"the synthetic dataset '{dataset}' (generated, MOSI-like)"
+
+
+def is_synthetic(config: Mapping[str, Any], dataset: str) -> bool:
+    """True when the dataset is generated by `python -m pipeline synthesize` rather than downloaded."""
+    return config["datasets"][dataset]["source"] == "synthesize"
+
+
+def dataset_seq_len(config: Mapping[str, Any], dataset: str) -> int:
+    """Word-level sequence length of a dataset: its own `seq_len`, else the global one."""
+    return int(config["datasets"][dataset].get("seq_len", config.get("seq_len", 50)))
+
+
+def table_spec(config: Mapping[str, Any], table: str) -> dict[str, Any]:
+    """Everything the tables stage needs for one table, as plain JSON (passed to the rule as params)."""
+    spec = active_tables(config)[table]
+    paper = spec.get("paper")
+    number_match = re.fullmatch(r"table(\d+)", table)
+    dataset = spec["dataset"]
+    out = {
+        "name": table,
+        "number": int(number_match.group(1)) if number_match else None,
+        "title": spec.get("title") or (paper_table(paper).title if paper else table),
+        "dataset": dataset,
+        "dataset_label": dataset_label(config, dataset),
+        "synthetic": is_synthetic(config, dataset),
+        "seeds": list(config["seeds"]),
+        "paper": paper,
+        "paper_dataset": paper_table(paper).dataset if paper else None,
+        "reported": list(spec.get("reported", [])),
+        "rows": [{"label": row["label"], "experiment": row["experiment"]} for row in spec["rows"]],
+    }
+    out["caption"] = table_caption(out)
+    return out
+
+
+def table_caption(spec: Mapping[str, Any]) -> str:
+    """Caption of a rendered table: what was measured, on which data, over which seeds, what is reported."""
+    head = f"Table {spec['number']}" if spec["number"] is not None else spec["name"]
+    seeds = ", ".join(str(s) for s in spec["seeds"])
+    text = (
+        f"{head}: {spec['title']}. Measured rows: {spec['dataset_label']}, mean ± sample std over "
+        f"{len(spec['seeds'])} seed{'s' if len(spec['seeds']) != 1 else ''} ({seeds}), on the test set; "
+        "Acc7, Acc2 and F1 in %, Acc2/F1 excluding zero labels (non0)."
+    )
+    if spec["reported"]:
+        text += (
+            f" Rows marked † are the numbers reported in the paper (its Table {spec['paper'][5:]}, "
+            f"{spec['paper_dataset']}), not rerun."
+        )
+    if spec["synthetic"]:
+        text += (
+            " The data is SYNTHETIC (generated offline by `python -m pipeline synthesize`), so measured "
+            "rows are not comparable with the paper's numbers."
+        )
+    return text
+
+
+def search_datasets(config: Mapping[str, Any]) -> list[str]:
+    """Datasets the random search runs on: `search.datasets`, else those the tables use."""
+    search = config.get("search") or {}
+    return list(search.get("datasets") or dataset_experiments(config))
+
+
+def fingerprint(*parts: Any) -> str:
+    """Short stable digest of JSON-able parts, used as a Snakemake param so content changes trigger reruns."""
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def code_digest(group: str, root: Path = REPO) -> str:
+    """Digest of the source files of one stage group (CODE_GROUPS) under `root`; missing files are skipped."""
+    files: set[Path] = set()
+    for pattern in CODE_GROUPS[group]:
+        files.update(root.glob(pattern))
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def data_fingerprint(config: Mapping[str, Any], dataset: str, root: Path = REPO) -> str:
+    """Identity of a dataset's aligned data: its source settings, sequence length and the data code."""
+    return fingerprint(
+        config["datasets"][dataset], dataset_seq_len(config, dataset), code_digest("data", root)
+    )
+
+
+def iter_table_experiments(config: Mapping[str, Any], table: str) -> Iterable[str]:
+    """The experiments one table's measured rows come from."""
+    return (row["experiment"] for row in active_tables(config)[table]["rows"])

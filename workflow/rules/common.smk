@@ -1,0 +1,123 @@
+# Shared helpers: config cross-checks, the expanded grid, paths, resources and rerun fingerprints.
+import json
+import re
+import shlex
+import sys
+from pathlib import Path
+
+# Import the pipeline package of *this* checkout (a copy of the repository runs its own code).
+REPO_ROOT = Path(workflow.basedir).resolve().parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from pipeline import workflow_config as wc
+from pipeline.config import resolve_settings
+from pipeline.errors import ConfigError
+from snakemake.exceptions import WorkflowError
+
+try:
+    wc.check_config(config)
+except ConfigError as err:
+    raise WorkflowError(f"invalid config: {err}") from None
+
+# The interpreter running Snakemake runs the stages too (the project's virtual environment).
+PY = shlex.quote(sys.executable)
+SEARCH_EXPERIMENT = "search_best"
+RAW_FILES = ["words.csd", "covarep.csd", "facet.csd", "labels.csd", "folds.json", "manifest.json"]
+RUN_DIR = "results/runs/{dataset}/{experiment}/seed{seed}"
+GRID = wc.dataset_experiments(config)
+USED_DATASETS = sorted(set(GRID) | set(wc.search_datasets(config) if config.get("search") else []))
+FEATURES = wc.feature_settings(config)
+CODE = {group: wc.code_digest(group, REPO_ROOT) for group in wc.CODE_GROUPS}
+
+if any(SEARCH_EXPERIMENT in names for names in GRID.values()) or SEARCH_EXPERIMENT in config["experiments"]:
+    raise WorkflowError(f"invalid config: the experiment name '{SEARCH_EXPERIMENT}' is reserved for the search")
+
+
+def _alternatives(names):
+    """A wildcard regex matching exactly `names` (never matching when there are none)."""
+    return "|".join(re.escape(n) for n in sorted(names)) or "(?!x)x"
+
+
+wildcard_constraints:
+    dataset=r"[A-Za-z0-9_]+",
+    experiment=r"[A-Za-z0-9_.]+",
+    seed=r"\d+",
+    table=r"[A-Za-z0-9_]+",
+    lm=r"[A-Za-z0-9_]+",
+
+
+def res(rule_name, key, default):
+    """A resource of a rule from config `resources` (the rule's entry, then `default`, then `default`)."""
+    resources = config.get("resources") or {}
+    return resources.get(rule_name, {}).get(key, resources.get("default", {}).get(key, default))
+
+
+def data_fp(dataset):
+    """Fingerprint of a dataset's aligned data (source settings, seq_len, data code)."""
+    return wc.data_fingerprint(config, dataset, REPO_ROOT)
+
+
+def run_seeds(experiment):
+    """Seeds of an experiment: the config's, or the search's for the searched setting."""
+    if experiment == SEARCH_EXPERIMENT:
+        return config["search"].get("seeds", [0, 1, 2, 3, 4])
+    return config["seeds"]
+
+
+def run_settings(experiment):
+    """Resolved settings of a configured experiment (None for the searched one: read from best.json)."""
+    if experiment == SEARCH_EXPERIMENT:
+        return None
+    return wc.experiment_settings(config, experiment)
+
+
+def features_path(dataset, experiment):
+    """The cached language features a run reads, or None when its encoder is fine-tuned."""
+    settings = run_settings(experiment) or resolve_settings(config["base"])
+    key = wc.features_key(settings)
+    return None if key is None else f"data/features/{dataset}-{key}.h5"
+
+
+def features_input(dataset, experiment):
+    """The run's features file as an input list (empty when fine-tuning)."""
+    path = features_path(dataset, experiment)
+    return [path] if path else []
+
+
+def features_arg(dataset, experiment):
+    """`--features PATH` for the stage CLIs, or an empty string."""
+    path = features_path(dataset, experiment)
+    return f"--features {path}" if path else ""
+
+
+def run_fingerprint(wildcards):
+    """What defines a run's outputs: its settings, its data and the model code.
+
+    A param rather than an input, so that it is compared by value: DVC checkouts that rewrite files
+    (and their modification times) do not make Snakemake rerun a run whose definition is unchanged.
+    """
+    return wc.fingerprint(
+        run_settings(wildcards.experiment), data_fp(wildcards.dataset), CODE["model"]
+    )
+
+
+def run_file(dataset, experiment, name):
+    """Paths of one file of every seed's run directory."""
+    return [f"{RUN_DIR}/{name}".format(dataset=dataset, experiment=experiment, seed=s) for s in run_seeds(experiment)]
+
+
+def aggregate_path(dataset, experiment):
+    return f"results/metrics/{dataset}/{experiment}.json"
+
+
+def all_targets():
+    """Everything `all` builds: the tables in three formats, the figures and the metrics summary."""
+    targets = ["results/metrics/summary.json"]
+    for table in wc.active_tables(config):
+        targets += [f"results/tables/{table}.{ext}" for ext in ("md", "tex", "csv")]
+        targets.append(f"results/figures/{table}_bars.png")
+    for dataset, experiments in GRID.items():
+        targets += [f"results/figures/curves/{dataset}/{e}.png" for e in experiments]
+        if wc.tsne_spec(config):
+            targets.append(f"results/figures/tsne_{dataset}.png")
+    return targets

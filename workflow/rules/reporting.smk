@@ -1,0 +1,151 @@
+# Reporting: mean ± std over seeds, the paper's tables, figures, and the DVC metrics summary.
+
+
+rule aggregate:
+    """Mean and sample std over seeds of one experiment's metrics, and its mean learning curve."""
+    input:
+        metrics=lambda w: run_file(w.dataset, w.experiment, "metrics.json"),
+        histories=lambda w: run_file(w.dataset, w.experiment, "history.csv"),
+    output:
+        metrics="results/metrics/{dataset}/{experiment}.json",
+        curve="results/curves/{dataset}/{experiment}.csv",
+    params:
+        code=CODE["reporting"],
+    log:
+        "logs/aggregate/{dataset}/{experiment}.log",
+    benchmark:
+        "results/benchmarks/aggregate/{dataset}/{experiment}.tsv"
+    localrule: True
+    shell:
+        "{PY} -m pipeline aggregate --out {output.metrics} --curve {output.curve} {input.metrics} > {log} 2>&1"
+
+
+rule summary:
+    """Every experiment's test means in one JSON (DVC metrics)."""
+    input:
+        [aggregate_path(d, e) for d, experiments in GRID.items() for e in experiments],
+    output:
+        "results/metrics/summary.json",
+    params:
+        code=CODE["reporting"],
+    log:
+        "logs/summary.log",
+    localrule: True
+    shell:
+        "{PY} -m pipeline aggregate --summary --out {output} {input} > {log} 2>&1"
+
+
+def table_inputs(wildcards):
+    spec = wc.table_spec(config, wildcards.table)
+    return [aggregate_path(spec["dataset"], row["experiment"]) for row in spec["rows"]]
+
+
+rule tables:
+    """One of the paper's tables, measured rows mean ± std, reported rows as the paper gives them."""
+    input:
+        table_inputs,
+    output:
+        md="results/tables/{table}.md",
+        tex="results/tables/{table}.tex",
+        csv=report(
+            "results/tables/{table}.csv",
+            caption="../report/table.rst",
+            category="Tables",
+            labels={"table": "{table}"},
+        ),
+    params:
+        spec=lambda w: json.dumps(wc.table_spec(config, w.table), sort_keys=True),
+        caption=lambda w: wc.table_spec(config, w.table)["caption"],
+        code=CODE["reporting"],
+    wildcard_constraints:
+        table=_alternatives(wc.active_tables(config)),
+    log:
+        "logs/tables/{table}.log",
+    localrule: True
+    shell:
+        "{PY} -m pipeline tables --spec {params.spec:q} --out results/tables/{wildcards.table} {input} > {log} 2>&1"
+
+
+rule figure_bars:
+    """Bar chart of a table's metrics, error bars = std over seeds; reported rows hatched."""
+    input:
+        "results/tables/{table}.csv",
+    output:
+        report(
+            "results/figures/{table}_bars.png",
+            caption="../report/bars.rst",
+            category="Figures",
+            subcategory="Metrics per table",
+            labels={"table": "{table}"},
+        ),
+    params:
+        title=lambda w: wc.table_spec(config, w.table)["title"],
+        caption=lambda w: wc.table_spec(config, w.table)["caption"],
+        code=CODE["reporting"],
+    log:
+        "logs/figures/{table}_bars.log",
+    localrule: True
+    shell:
+        "{PY} -m pipeline figures bars --table {input} --title {params.title:q} --out {output} > {log} 2>&1"
+
+
+rule figure_curves:
+    """Learning curves of one experiment: every seed's training loss and validation MAE per epoch."""
+    input:
+        lambda w: run_file(w.dataset, w.experiment, "history.csv"),
+    output:
+        report(
+            "results/figures/curves/{dataset}/{experiment}.png",
+            caption="../report/curves.rst",
+            category="Figures",
+            subcategory="Learning curves",
+            labels={"dataset": "{dataset}", "experiment": "{experiment}"},
+        ),
+    params:
+        code=CODE["reporting"],
+    log:
+        "logs/figures/curves/{dataset}/{experiment}.log",
+    localrule: True
+    shell:
+        "{PY} -m pipeline figures curves --title '{wildcards.dataset} / {wildcards.experiment}'"
+        " --out {output} {input} > {log} 2>&1"
+
+
+def tsne_inputs(wildcards):
+    tsne = wc.tsne_spec(config)
+    seed = run_seeds(tsne["with"])[0]
+    path = f"{RUN_DIR}/embeddings.npz"
+    return {
+        f"{key}_cl": path.format(dataset=wildcards.dataset, experiment=tsne[key], seed=seed)
+        for key in ("with", "without")
+    }
+
+
+rule figure_tsne:
+    """Fig. 3: t-SNE of the fused test embeddings learned with and without contrastive learning."""
+    input:
+        unpack(tsne_inputs),
+    output:
+        report(
+            "results/figures/tsne_{dataset}.png",
+            caption="../report/tsne.rst",
+            category="Figures",
+            subcategory="Embedding space (Fig. 3)",
+            labels={"dataset": "{dataset}"},
+        ),
+    params:
+        perplexity=lambda w: wc.tsne_spec(config)["perplexity"],
+        max_points=lambda w: wc.tsne_spec(config)["max_points"],
+        label=lambda w: wc.dataset_label(config, w.dataset),
+        code=CODE["reporting"],
+    log:
+        "logs/figures/tsne_{dataset}.log",
+    benchmark:
+        "results/benchmarks/figures/tsne_{dataset}.tsv"
+    threads: 1
+    resources:
+        mem_mb=res("default", "mem_mb", 2000),
+    shell:
+        "{PY} -m pipeline figures tsne --with {input.with_cl} --without {input.without_cl}"
+        " --perplexity {params.perplexity} --max-points {params.max_points} --title {params.label:q}"
+        " --out {output} > {log} 2>&1"

@@ -1,0 +1,64 @@
+# The paper's protocol (Section 4.4): a random search over `search.space`, chosen on validation, then the
+# chosen setting trained with `search.seeds` (5 in the paper). Not part of `all`:
+#   snakemake --cores 4 search
+
+
+def search_spec():
+    """What defines a search: the base settings, the space, the number of trials and the sampling seed."""
+    search = config["search"]
+    return {
+        "base": config["base"],
+        "space": search["space"],
+        "trials": search.get("trials", 50),
+        "seed": search.get("seed", 0),
+    }
+
+
+rule random_search:
+    """Train `trials` sampled settings on one dataset and keep the best on the validation set."""
+    input:
+        data="data/aligned/{dataset}.h5",
+        features=lambda w: features_input(w.dataset, SEARCH_EXPERIMENT),
+    output:
+        best="results/search/{dataset}/best.json",
+        trials="results/search/{dataset}/trials.csv",
+    params:
+        spec=lambda w: json.dumps(search_spec(), sort_keys=True),
+        out_dir="results/search/{dataset}",
+        features=lambda w: features_arg(w.dataset, SEARCH_EXPERIMENT),
+        fingerprint=lambda w: wc.fingerprint(data_fp(w.dataset), CODE["model"]),
+    log:
+        "logs/search/{dataset}.log",
+    benchmark:
+        "results/benchmarks/search/{dataset}.tsv"
+    threads: res("search", "threads", 1)
+    resources:
+        mem_mb=res("search", "mem_mb", 4000),
+        runtime=res("search", "runtime", 720),
+        gpu=res("search", "gpu", 0),
+    shell:
+        "{PY} -m pipeline search --spec {params.spec:q} --dataset {wildcards.dataset} --data {input.data}"
+        " {params.features} --out {params.out_dir} > {log} 2>&1"
+
+
+rule search_settings:
+    """The chosen setting as a run-settings file, trained like any experiment (name: search_best)."""
+    input:
+        "results/search/{dataset}/best.json",
+    output:
+        f"results/settings/{{dataset}}/{SEARCH_EXPERIMENT}.json",
+    log:
+        f"logs/settings/{{dataset}}/{SEARCH_EXPERIMENT}.log",
+    localrule: True
+    run:
+        from pipeline.io import write_json
+
+        best = json.loads(Path(input[0]).read_text())
+        write_json(output[0], best["settings"])
+        Path(log[0]).write_text(f"chosen setting of trial {best['trial']}: {json.dumps(best['overrides'])}\n")
+
+
+rule search:
+    """Target: search, then the chosen setting's mean ± std over the search seeds, per dataset."""
+    input:
+        [aggregate_path(d, SEARCH_EXPERIMENT) for d in (wc.search_datasets(config) if config.get("search") else [])],

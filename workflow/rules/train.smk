@@ -1,0 +1,75 @@
+# Training grid: one job per (dataset, experiment, seed), then its evaluation on the test set.
+
+
+rule settings:
+    """Write an experiment's resolved settings (base + its overrides); rewritten only when they change."""
+    output:
+        "results/settings/{dataset}/{experiment}.json",
+    params:
+        settings=lambda w: run_settings(w.experiment),
+    wildcard_constraints:
+        experiment=_alternatives(config["experiments"]),
+    log:
+        "logs/settings/{dataset}/{experiment}.log",
+    localrule: True
+    run:
+        from pipeline.io import write_json
+
+        write_json(output[0], params.settings)
+        Path(log[0]).write_text(f"settings of {wildcards.experiment}: {json.dumps(params.settings)}\n")
+
+
+rule train:
+    """Train one HyCon model; model selection on the validation set only."""
+    input:
+        settings="results/settings/{dataset}/{experiment}.json",
+        data="data/aligned/{dataset}.h5",
+        features=lambda w: features_input(w.dataset, w.experiment),
+    output:
+        model=f"{RUN_DIR}/model.pt",
+        history=f"{RUN_DIR}/history.csv",
+        summary=f"{RUN_DIR}/train.json",
+    params:
+        run_dir=RUN_DIR,
+        features=lambda w: features_arg(w.dataset, w.experiment),
+        fingerprint=run_fingerprint,
+    log:
+        "logs/train/{dataset}/{experiment}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/train/{dataset}/{experiment}/seed{seed}.tsv"
+    threads: res("train", "threads", 1)
+    resources:
+        mem_mb=res("train", "mem_mb", 4000),
+        runtime=res("train", "runtime", 60),
+        gpu=res("train", "gpu", 0),
+    shell:
+        "{PY} -m pipeline train --config {input.settings} --data {input.data} {params.features}"
+        " --seed {wildcards.seed} --out {params.run_dir} > {log} 2>&1"
+
+
+rule evaluate:
+    """Test-set metrics, predictions and fused embeddings of the best (validation-selected) checkpoint."""
+    input:
+        model=f"{RUN_DIR}/model.pt",
+        data="data/aligned/{dataset}.h5",
+        features=lambda w: features_input(w.dataset, w.experiment),
+    output:
+        metrics=f"{RUN_DIR}/metrics.json",
+        predictions=f"{RUN_DIR}/predictions.csv",
+        embeddings=f"{RUN_DIR}/embeddings.npz",
+    params:
+        run_dir=RUN_DIR,
+        features=lambda w: features_arg(w.dataset, w.experiment),
+        fingerprint=run_fingerprint,
+    log:
+        "logs/evaluate/{dataset}/{experiment}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/evaluate/{dataset}/{experiment}/seed{seed}.tsv"
+    threads: res("evaluate", "threads", 1)
+    resources:
+        mem_mb=res("evaluate", "mem_mb", 4000),
+        runtime=res("evaluate", "runtime", 30),
+        gpu=res("evaluate", "gpu", 0),
+    shell:
+        "{PY} -m pipeline evaluate --run {params.run_dir} --data {input.data} {params.features}"
+        " --dataset {wildcards.dataset} --experiment {wildcards.experiment} > {log} 2>&1"
