@@ -1,0 +1,120 @@
+"""Evaluate a trained run (stage `evaluate`): metrics, predictions and fused test embeddings.
+
+Reads `model.pt` of a run directory and writes, atomically, `metrics.json`
+(`{"valid", "test", "dataset", "experiment", "seed", "best_epoch"}`), `predictions.csv`
+(`split, id, label, prediction`) and `embeddings.npz` (`embeddings` [N, D] fused test representations,
+`labels` [N], `ids` [N]) as docs/architecture.md section 4 specifies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pipeline.errors import DataError
+from pipeline.features import resolve_device
+from pipeline.io import atomic_path, write_json
+from pipeline.metrics import regression_metrics
+from pipeline.training import build_model, load_datasets, predict
+
+log = logging.getLogger(__name__)
+
+SPLITS: tuple[str, ...] = ("valid", "test")
+
+
+def load_checkpoint(run_dir: str | Path) -> dict[str, Any]:
+    """The run's `model.pt` (state_dict, settings, seed, epoch, dims); DataError if missing or unreadable."""
+    path = Path(run_dir) / "model.pt"
+    if not path.is_file():
+        raise DataError(f"{path}: no checkpoint (train the run first with `python -m pipeline train`)")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # noqa: BLE001 - torch raises many types for a corrupt file
+        raise DataError(f"{path}: unreadable checkpoint ({err})") from err
+    missing = {"state_dict", "settings", "seed", "epoch", "dims"} - set(checkpoint)
+    if missing:
+        raise DataError(f"{path}: checkpoint lacks {sorted(missing)}")
+    return checkpoint
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    data_path: str | Path,
+    features_path: str | Path | None = None,
+    *,
+    dataset: str | None = None,
+    experiment: str | None = None,
+    device: str = "auto",
+) -> dict[str, Any]:
+    """Predict the valid and test splits with the run's best checkpoint and write the evaluation outputs.
+
+    `dataset` defaults to the aligned file's `dataset` attribute, `experiment` to the name of the run
+    directory's parent (results/runs/<dataset>/<experiment>/seed<k>). Returns the metrics.json content.
+    """
+    run_dir = Path(run_dir)
+    checkpoint = load_checkpoint(run_dir)
+    settings = checkpoint["settings"]
+    dev = resolve_device(device)
+    datasets, info = load_datasets(settings, data_path, SPLITS, features_path, dev)
+    for key, value in checkpoint["dims"].items():
+        if info[key] != value:
+            raise DataError(
+                f"{data_path}: {key}={info[key]} but the run at {run_dir} was trained with {value}"
+            )
+    model = build_model(settings, checkpoint["dims"]).to(dev)
+    model.load_state_dict(checkpoint["state_dict"])
+    amp = bool(settings["train"]["amp"] and dev.type == "cuda")
+    results: dict[str, Any] = {
+        "dataset": dataset or info["dataset"],
+        "experiment": experiment or run_dir.parent.name,
+        "seed": checkpoint["seed"],
+        "best_epoch": checkpoint["epoch"],
+    }
+    rows = []
+    fused = {}
+    for split in SPLITS:
+        ds = datasets[split]
+        preds, fused[split] = predict(model, ds, dev, settings["train"]["batch_size"], amp)
+        labels = ds.tensors["label"].numpy()
+        results[split] = regression_metrics(labels, preds)
+        rows.extend(zip([split] * len(ds), ds.ids.tolist(), labels.tolist(), preds.tolist(), strict=True))
+    write_json(run_dir / "metrics.json", results)
+    with atomic_path(run_dir / "predictions.csv") as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(("split", "id", "label", "prediction"))
+        writer.writerows(rows)
+    test = datasets["test"]
+    with atomic_path(run_dir / "embeddings.npz") as tmp, open(tmp, "wb") as handle:
+        np.savez(
+            handle, embeddings=fused["test"], labels=test.tensors["label"].numpy(), ids=test.ids.astype(str)
+        )
+    log.info("test: %s", ", ".join(f"{k} {v:.4f}" for k, v in results["test"].items()))
+    return results
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """CLI of the `evaluate` stage."""
+    parser.add_argument("--run", required=True, help="run directory holding model.pt")
+    parser.add_argument("--data", required=True, help="aligned HDF5 the run was trained on")
+    parser.add_argument("--features", help="cached frozen LM features (frozen-mode runs)")
+    parser.add_argument("--dataset", help="dataset name for metrics.json (default: the HDF5's attribute)")
+    parser.add_argument("--experiment", help="experiment name for metrics.json (default: run dir's parent)")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+
+
+def run(args: argparse.Namespace) -> None:
+    """Entry of `python -m pipeline evaluate`."""
+    evaluate_run(
+        args.run,
+        args.data,
+        args.features,
+        dataset=args.dataset,
+        experiment=args.experiment,
+        device=args.device,
+    )

@@ -1,0 +1,179 @@
+"""Cache frozen language-model features: run the LM once over every split's text (stage `features`).
+
+Output `data/features/<dataset>-<lm>.h5`: per split a group with `id` (str [N]) and `features` (float32
+[N, H]); root attributes `model` (the `model.language_model` name), `token` (`model.text_token`),
+`max_tokens` (`model.max_text_tokens`), `hidden` (H) and `data` (the aligned file's name). Training in
+frozen mode matches these vectors to its samples by id and refuses a file made for another LM or token.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from pipeline.config import DEFAULTS
+from pipeline.data.dataset import SPLITS, load_split, read_strings, validate_aligned
+from pipeline.errors import ConfigError, DataError
+from pipeline.io import atomic_path
+from pipeline.model import load_language_model, select_token, tokenize
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """'auto' -> cuda when available, else cpu; 'cuda' without a GPU is a ConfigError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda requested but no CUDA device is available")
+    if name not in ("cpu", "cuda"):
+        raise ConfigError(f"--device must be auto, cpu or cuda; got {name!r}")
+    return torch.device(name)
+
+
+@torch.no_grad()
+def encode_texts(
+    lm: torch.nn.Module,
+    tokenizer: Any,
+    texts: list[str],
+    token: str,
+    max_tokens: int,
+    batch_size: int = 64,
+    device: torch.device | None = None,
+) -> np.ndarray:
+    """Frozen LM vectors [N, H] (float32) for `texts`, in eval mode without gradients.
+
+    Texts are processed in order of length so that padding (and time) stays small; results are returned in
+    the input order.
+    """
+    device = device or torch.device("cpu")
+    lm.eval().to(device)
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    out = np.zeros((len(texts), lm.config.hidden_size), dtype=np.float32)
+    for start in tqdm(range(0, len(texts), batch_size), desc="features", unit="batch", leave=False):
+        idx = order[start : start + batch_size]
+        batch = {k: v.to(device) for k, v in tokenize(tokenizer, [texts[i] for i in idx], max_tokens).items()}
+        hidden = lm(**batch).last_hidden_state
+        out[idx] = select_token(hidden, batch["attention_mask"], token).float().cpu().numpy()
+    return out
+
+
+def compute_features(
+    texts: dict[str, list[str]],
+    model_name: str,
+    token: str,
+    max_tokens: int,
+    batch_size: int = 64,
+    device: torch.device | None = None,
+) -> dict[str, np.ndarray]:
+    """{split: features [N, H]} for the texts of each split, computed with the frozen LM `model_name`."""
+    lm, tokenizer = load_language_model(model_name)
+    result = {}
+    for split, split_texts in texts.items():
+        log.info("encoding %d %s texts with %s (%s token)", len(split_texts), split, model_name, token)
+        result[split] = encode_texts(lm, tokenizer, split_texts, token, max_tokens, batch_size, device)
+    return result
+
+
+def write_features(
+    data_path: str | Path,
+    out_path: str | Path,
+    model_name: str,
+    token: str = "last",
+    max_tokens: int = DEFAULTS["model"]["max_text_tokens"],
+    batch_size: int = 64,
+    device: torch.device | None = None,
+) -> Path:
+    """Compute the features of every split and write them atomically to `out_path`."""
+    if token not in ("last", "cls", "mean"):
+        raise ConfigError(f"--token must be last, cls or mean; got {token!r}")
+    validate_aligned(data_path)
+    arrays = {split: load_split(data_path, split) for split in SPLITS}
+    texts = {split: a["text"].tolist() for split, a in arrays.items()}
+    features = compute_features(texts, model_name, token, max_tokens, batch_size, device)
+    out_path = Path(out_path)
+    with atomic_path(out_path) as tmp, h5py.File(tmp, "w") as handle:
+        for split, feats in features.items():
+            group = handle.create_group(split)
+            group.create_dataset("id", data=arrays[split]["id"].astype(object), dtype=h5py.string_dtype())
+            group.create_dataset("features", data=feats)
+        handle.attrs.update(
+            {
+                "model": model_name,
+                "token": token,
+                "max_tokens": max_tokens,
+                "hidden": features["train"].shape[1],
+                "data": Path(data_path).name,
+            }
+        )
+    log.info("wrote %s", out_path)
+    return out_path
+
+
+def load_features(
+    path: str | Path, ids: dict[str, np.ndarray], model_name: str, token: str, max_tokens: int
+) -> dict[str, np.ndarray]:
+    """Cached features per split, in the order of `ids` ({split: ids of the aligned file}).
+
+    Raises DataError naming the file when it is missing or malformed, was made with another LM, token or
+    truncation, or its ids differ from the aligned file's.
+    """
+    path = Path(path)
+    if not path.is_file() or not h5py.is_hdf5(path):
+        raise DataError(
+            f"{path}: features file missing or not HDF5 (make it with `python -m pipeline features`)"
+        )
+    with h5py.File(path, "r") as handle:
+        made = {key: handle.attrs.get(key) for key in ("model", "token", "max_tokens")}
+        wanted = {"model": model_name, "token": token, "max_tokens": max_tokens}
+        for key, value in wanted.items():
+            if made[key] is None or str(made[key]) != str(value):
+                raise DataError(
+                    f"{path}: features were made with {key}={made[key]!r}, the settings ask for {value!r}; "
+                    "recompute them with `python -m pipeline features`"
+                )
+        result = {}
+        for split, split_ids in ids.items():
+            if split not in handle or "id" not in handle[split] or "features" not in handle[split]:
+                raise DataError(f"{path}: missing group '{split}' with datasets 'id' and 'features'")
+            stored = read_strings(handle[split]["id"])
+            if stored.shape != split_ids.shape or (stored != split_ids).any():
+                raise DataError(f"{path}: '{split}/id' differs from the aligned data's ids (stale features?)")
+            feats = np.asarray(handle[split]["features"][()], dtype=np.float32)
+            if feats.ndim != 2 or len(feats) != len(split_ids) or not np.isfinite(feats).all():
+                raise DataError(f"{path}: '{split}/features' must be finite [N={len(split_ids)}, H]")
+            result[split] = feats
+    return result
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """CLI of the `features` stage."""
+    parser.add_argument("--data", required=True, help="aligned HDF5 (data/aligned/<dataset>.h5)")
+    parser.add_argument("--model", default="minilm", help="minilm | tiny | hub name | local path")
+    parser.add_argument("--token", default="last", choices=("last", "cls", "mean"))
+    parser.add_argument("--max-tokens", type=int, default=DEFAULTS["model"]["max_text_tokens"])
+    parser.add_argument("--out", required=True, help="output HDF5 (data/features/<dataset>-<lm>.h5)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+
+
+def run(args: argparse.Namespace) -> None:
+    """Entry of `python -m pipeline features`."""
+    if args.batch_size < 1 or args.max_tokens < 3:
+        raise ConfigError("--batch-size must be >= 1 and --max-tokens >= 3")
+    write_features(
+        args.data,
+        args.out,
+        args.model,
+        args.token,
+        args.max_tokens,
+        args.batch_size,
+        resolve_device(args.device),
+    )

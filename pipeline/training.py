@@ -1,0 +1,458 @@
+"""Train one HyCon model (stage `train`): Adam on MAE (Eq. 2) plus the hybrid loss (Eqs. 13-14).
+
+Model selection uses the validation split only (the test split is never read here); the best epoch by
+`train.select` is restored and written to `model.pt`; training stops after `train.patience` epochs without
+improvement. After every epoch `last.pt` holds everything needed to continue bit-for-bit (model, optimizer,
+grad scaler, best state, history, every RNG state); a rerun with the same settings, seed and data resumes
+from it. `train.epochs` and `train.keep_last` are left out of that match, so a completed run kept with
+`train.keep_last=true` can be extended by raising `train.epochs`.
+
+Determinism: python, numpy and torch are seeded from `seed`; batch order comes from its own
+`torch.Generator` (seed) and the loss's random pair choices from another (seed + 1); deterministic
+algorithms are switched on for the run. The same seed on the same device gives the same metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import hashlib
+import logging
+import math
+import os
+import random
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from pipeline.config import LOWER_IS_BETTER, load_settings, resolve_settings, settings_hash
+from pipeline.data.dataset import AlignedDataset, iterate_batches, load_split, validate_aligned
+from pipeline.errors import ConfigError, PipelineError
+from pipeline.features import compute_features, load_features, resolve_device
+from pipeline.io import atomic_path, write_json
+from pipeline.losses import class_labels, hybrid_loss
+from pipeline.metrics import regression_metrics
+from pipeline.model import HyConModel
+
+log = logging.getLogger(__name__)
+
+HISTORY_COLUMNS: tuple[str, ...] = (
+    "epoch",
+    "train_loss",
+    "train_pred_loss",
+    "train_hybrid_loss",
+    "valid_mae",
+    "valid_corr",
+    "valid_acc7",
+    "valid_acc2_non0",
+    "valid_f1_non0",
+    "seconds",
+)
+# Settings that do not change the trajectory of the epochs already run (see the module docstring).
+RESUME_EXCLUDED: tuple[str, ...] = ("train.epochs", "train.keep_last")
+
+EpochCallback = Callable[[int, dict[str, float]], None]
+
+
+def load_datasets(
+    settings: dict[str, Any],
+    data_path: str | Path,
+    splits: tuple[str, ...],
+    features_path: str | Path | None = None,
+    device: torch.device | None = None,
+) -> tuple[dict[str, AlignedDataset], dict[str, Any]]:
+    """Validated datasets of `splits`, with the frozen LM features attached in frozen mode.
+
+    Frozen mode reads `features_path` (ids, LM, token and truncation must match), or, without one, computes
+    the features in memory first (the workflow caches them once with the `features` stage instead).
+    Returns the datasets and the file's info (`validate_aligned`) plus `lm_hidden` (None when fine-tuning).
+    """
+    info = validate_aligned(data_path)
+    arrays = {split: load_split(data_path, split) for split in splits}
+    model = settings["model"]
+    features: dict[str, np.ndarray | None] = dict.fromkeys(splits)
+    info["lm_hidden"] = None
+    if model["lm_mode"] == "frozen":
+        args = (model["language_model"], model["text_token"], model["max_text_tokens"])
+        if features_path is None:
+            log.info("frozen mode without --features: computing %s features in memory", args[0])
+            texts = {split: a["text"].tolist() for split, a in arrays.items()}
+            features.update(compute_features(texts, *args, device=device))
+        else:
+            features.update(load_features(features_path, {s: a["id"] for s, a in arrays.items()}, *args))
+        info["lm_hidden"] = int(features[splits[0]].shape[1])
+    datasets = {split: AlignedDataset(arrays[split], features[split]) for split in splits}
+    return datasets, info
+
+
+def build_model(settings: dict[str, Any], info: dict[str, Any]) -> HyConModel:
+    """The model for a data file's dimensions (`info` from `load_datasets` or a checkpoint's `dims`)."""
+    return HyConModel(settings, info["audio_dim"], info["visual_dim"], info["seq_len"], info["lm_hidden"])
+
+
+def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
+    """float16 autocast on CUDA when `enabled`; a no-op elsewhere."""
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def predict(
+    model: HyConModel, dataset: AlignedDataset, device: torch.device, batch_size: int, amp: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Predictions [N] and fused representations [N, D] in dataset order, in eval mode."""
+    model.eval()
+    preds, fused = [], []
+    for batch in iterate_batches(dataset, batch_size):
+        with autocast(device, amp):
+            pred, _, f = model(**model.model_inputs(batch, device))
+        preds.append(pred.float().cpu())
+        fused.append(f.float().cpu())
+    return torch.cat(preds).numpy(), torch.cat(fused).numpy()
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def deterministic(device: torch.device) -> Iterator[None]:
+    """Deterministic algorithms for the block (warning, not failing, where an op has none); restored after."""
+    previous = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
+    if device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+
+
+def _rng_state(generators: dict[str, torch.Generator]) -> dict[str, Any]:
+    state = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+    }
+    state.update({name: g.get_state() for name, g in generators.items()})
+    return state
+
+
+def _set_rng_state(state: dict[str, Any], generators: dict[str, torch.Generator]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    for name, g in generators.items():
+        g.set_state(state[name])
+
+
+def _fingerprint(datasets: dict[str, AlignedDataset]) -> str:
+    """Digest of the training inputs (ids, labels, features), so a resume never mixes two datasets."""
+    digest = hashlib.sha256()
+    for split in sorted(datasets):
+        ds = datasets[split]
+        digest.update("\n".join(ds.ids.tolist()).encode())
+        for name in sorted(ds.tensors):
+            digest.update(ds.tensors[name].numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _is_better(score: float, best: float | None, metric: str) -> bool:
+    if math.isnan(score):
+        return False
+    if best is None:
+        return True
+    return score < best if metric in LOWER_IS_BETTER else score > best
+
+
+def _write_history(path: Path, history: list[dict[str, float]]) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=HISTORY_COLUMNS)
+        writer.writeheader()
+        writer.writerows(history)
+
+
+def _load_resumable(path: Path, key: dict[str, Any], epochs: int) -> dict[str, Any] | None:
+    """last.pt's state when it matches `key` (settings hash, seed, data) and has not run past `epochs`."""
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # noqa: BLE001 - any unreadable checkpoint means "start afresh"
+        log.warning("ignoring unreadable %s (%s); training from scratch", path, err)
+        return None
+    mismatched = [name for name, value in key.items() if state.get(name) != value]
+    if mismatched:
+        log.warning("ignoring %s: its %s differ from this run's; training from scratch", path, mismatched)
+        return None
+    if state["epoch"] > epochs:
+        log.warning("ignoring %s: it ran %d epochs, more than train.epochs=%d", path, state["epoch"], epochs)
+        return None
+    return state
+
+
+def _train_epoch(
+    model: HyConModel,
+    dataset: AlignedDataset,
+    settings: dict[str, Any],
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    device: torch.device,
+    amp: bool,
+    generators: dict[str, torch.Generator],
+    desc: str,
+) -> dict[str, float]:
+    """One pass over the shuffled training split; returns sample-weighted mean losses."""
+    loss_cfg, train_cfg = settings["loss"], settings["train"]
+    lambdas = (loss_cfg["lambda_iamcl"], loss_cfg["lambda_iemcl"], loss_cfg["lambda_scl"])
+    model.train()
+    sums = {"train_loss": 0.0, "train_pred_loss": 0.0, "train_hybrid_loss": 0.0}
+    seen = 0
+    n_batches = math.ceil(len(dataset) / train_cfg["batch_size"])
+    batches = iterate_batches(dataset, train_cfg["batch_size"], generators["loader"])
+    for batch in tqdm(batches, total=n_batches, desc=desc, unit="batch", leave=False):
+        labels = batch["label"].to(device)
+        with autocast(device, amp):
+            pred, reps, _ = model(**model.model_inputs(batch, device))
+        pred_loss = (pred.float() - labels).abs().mean()  # Eq. 2, MAE
+        hybrid, _ = hybrid_loss(
+            {m: r.float() for m, r in reps.items()},
+            class_labels(labels, loss_cfg["zero_class"]),
+            alpha=loss_cfg["alpha"],
+            lambdas=lambdas,
+            refine=loss_cfg["refine"],
+            contrastive=loss_cfg["contrastive"],
+            generator=generators["loss"],
+        )
+        loss = pred_loss + hybrid  # Eq. 14
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if train_cfg["grad_clip"] > 0:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg["grad_clip"])
+        scaler.step(optimizer)
+        scaler.update()
+        size = len(labels)
+        seen += size
+        for name, value in (
+            ("train_loss", loss),
+            ("train_pred_loss", pred_loss),
+            ("train_hybrid_loss", hybrid),
+        ):
+            sums[name] += float(value.detach()) * size
+    return {name: total / max(seen, 1) for name, total in sums.items()}
+
+
+def make_optimizer(model: HyConModel, train_cfg: dict[str, Any]) -> torch.optim.Adam:
+    """Adam with two parameter groups: the language model at `lr_lm` (paper: 1e-5), the rest at `lr`."""
+    lm_params = list(model.language_model.parameters()) if model.language_model is not None else []
+    lm_ids = {id(p) for p in lm_params}
+    rest = [p for p in model.parameters() if id(p) not in lm_ids]
+    groups = [{"params": rest, "lr": train_cfg["lr"], "name": "rest"}]
+    if lm_params:
+        groups.append({"params": lm_params, "lr": train_cfg["lr_lm"], "name": "language_model"})
+    return torch.optim.Adam(groups, weight_decay=train_cfg["weight_decay"])
+
+
+def train_run(
+    settings: dict[str, Any],
+    data_path: str | Path,
+    out_dir: str | Path,
+    seed: int,
+    features_path: str | Path | None = None,
+    *,
+    device: str = "auto",
+    epoch_callback: EpochCallback | None = None,
+) -> dict[str, Any]:
+    """Train one model and write model.pt, history.csv and train.json to `out_dir`; return train.json.
+
+    Settings, data and features are validated before any training. `epoch_callback(epoch, history_row)`
+    runs after each epoch's checkpoint is saved (tests use it to simulate an interruption).
+    """
+    settings = resolve_settings(settings)
+    train_cfg = settings["train"]
+    dev = resolve_device(device)
+    datasets, info = load_datasets(settings, data_path, ("train", "valid"), features_path, dev)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    amp = bool(train_cfg["amp"] and dev.type == "cuda")
+    device_name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
+    log.info("training on %s (%s), mixed precision %s", dev.type, device_name, "on" if amp else "off")
+    key = {
+        "settings_hash": settings_hash(settings, exclude=RESUME_EXCLUDED),
+        "seed": seed,
+        "data": _fingerprint(datasets),
+    }
+    with deterministic(dev):
+        seed_everything(seed)
+        model = build_model(settings, info).to(dev)
+        optimizer = make_optimizer(model, train_cfg)
+        scaler = torch.amp.GradScaler(dev.type, enabled=amp)
+        generators = {
+            "loader": torch.Generator().manual_seed(seed),
+            "loss": torch.Generator().manual_seed(seed + 1),
+        }
+        state = _load_resumable(out / "last.pt", key, train_cfg["epochs"])
+        if state is None:
+            state = {"epoch": 0, "best": None, "bad_epochs": 0, "stopped": False, "history": []}
+            resumed_from = None
+        else:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scaler.load_state_dict(state["scaler"])
+            _set_rng_state(state["rng"], generators)
+            resumed_from = state["epoch"]
+            log.info("resuming from %s after epoch %d", out / "last.pt", resumed_from)
+        metric = train_cfg["select"]
+        while state["epoch"] < train_cfg["epochs"] and not state["stopped"]:
+            epoch = state["epoch"] + 1
+            start = time.perf_counter()
+            desc = f"epoch {epoch}/{train_cfg['epochs']}"
+            row: dict[str, float] = {"epoch": epoch}
+            row.update(
+                _train_epoch(
+                    model, datasets["train"], settings, optimizer, scaler, dev, amp, generators, desc
+                )
+            )
+            preds, _ = predict(model, datasets["valid"], dev, train_cfg["batch_size"], amp)
+            if not np.isfinite(preds).all():
+                raise PipelineError(
+                    f"training diverged in epoch {epoch}: non-finite validation predictions; lower train.lr"
+                )
+            valid = regression_metrics(datasets["valid"].tensors["label"].numpy(), preds)
+            row.update({f"valid_{k}": valid[k] for k in ("mae", "corr", "acc7", "acc2_non0", "f1_non0")})
+            row["seconds"] = time.perf_counter() - start
+            best = state["best"]
+            if _is_better(valid[metric], best and best["score"], metric):
+                state["best"] = {
+                    "epoch": epoch,
+                    "score": valid[metric],
+                    "metrics": valid,
+                    "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+                }
+                state["bad_epochs"] = 0
+            else:
+                state["bad_epochs"] += 1
+            state["stopped"] = state["bad_epochs"] >= train_cfg["patience"]
+            state["epoch"] = epoch
+            state["history"].append(row)
+            log.info(
+                "epoch %d: loss %.4f (pred %.4f, hybrid %.4f), valid mae %.4f acc2_non0 %.4f%s",
+                epoch, row["train_loss"], row["train_pred_loss"], row["train_hybrid_loss"],
+                valid["mae"], valid["acc2_non0"], " (best)" if state["best"]["epoch"] == epoch else "",
+            )  # fmt: skip
+            _write_history(out / "history.csv", state["history"])
+            _save_last(out / "last.pt", state, key, model, optimizer, scaler, generators, dev)
+            if epoch_callback is not None:
+                epoch_callback(epoch, row)
+    if state["best"] is None:
+        # Every validation score was NaN (e.g. corr of constant predictions): keep the last epoch.
+        state["best"] = {
+            "epoch": state["epoch"],
+            "score": float("nan"),
+            "metrics": {},
+            "state_dict": state["model"],
+        }
+    best = state["best"]
+    checkpoint = {
+        "state_dict": best["state_dict"],
+        "settings": settings,
+        "seed": seed,
+        "epoch": best["epoch"],
+        "dims": {k: info[k] for k in ("audio_dim", "visual_dim", "seq_len", "lm_hidden")},
+    }
+    with atomic_path(out / "model.pt") as tmp:
+        torch.save(checkpoint, tmp)
+    summary = {
+        "best_epoch": best["epoch"],
+        "best_valid": best["metrics"],
+        "select": metric,
+        "device": dev.type,
+        "device_name": device_name,
+        "amp": amp,
+        "time": sum(row["seconds"] for row in state["history"]),
+        "epochs_run": state["epoch"],
+        "stopped_early": state["stopped"],
+        "resumed_from_epoch": resumed_from,
+        "seed": seed,
+        "settings_hash": settings_hash(settings),
+        "settings": settings,
+        "n_train": len(datasets["train"]),
+        "n_valid": len(datasets["valid"]),
+        "data": str(data_path),
+        "features": None if features_path is None else str(features_path),
+    }
+    write_json(out / "train.json", summary)
+    if not train_cfg["keep_last"]:
+        (out / "last.pt").unlink(missing_ok=True)
+    return summary
+
+
+def _save_last(
+    path: Path,
+    state: dict[str, Any],
+    key: dict[str, Any],
+    model: HyConModel,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    generators: dict[str, torch.Generator],
+    device: torch.device,
+) -> None:
+    """Write the resumable state atomically (see the module docstring)."""
+    state["model"] = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    payload = {
+        **state,
+        **key,
+        "optimizer": optimizer.state_dict(),
+        "scaler": scaler.state_dict(),
+        "rng": _rng_state(generators),
+        "device": device.type,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """CLI of the `train` stage."""
+    parser.add_argument("--config", help="settings file (YAML or JSON); defaults when omitted")
+    parser.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override, e.g. loss.alpha=0.5",
+    )
+    parser.add_argument("--data", required=True, help="aligned HDF5 (data/aligned/<dataset>.h5)")
+    parser.add_argument(
+        "--out", required=True, help="run directory (results/runs/<dataset>/<experiment>/seed<k>)"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--features", help="cached frozen LM features (data/features/<dataset>-<lm>.h5)")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+
+
+def run(args: argparse.Namespace) -> None:
+    """Entry of `python -m pipeline train`."""
+    if args.seed < 0:
+        raise ConfigError(f"--seed must be >= 0, got {args.seed}")
+    settings = load_settings(args.config, args.sets)
+    summary = train_run(settings, args.data, args.out, args.seed, args.features, device=args.device)
+    log.info("best epoch %d of %d; wrote %s", summary["best_epoch"], summary["epochs_run"], args.out)

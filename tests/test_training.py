@@ -1,0 +1,287 @@
+"""Training and evaluation on the synthetic dataset: learning, validation-only selection, seeded
+reproducibility, resume equivalence, the frozen-feature cache, run-directory outputs and CLI errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from pipeline.__main__ import main
+from pipeline.config import resolve_settings
+from pipeline.data import dataset as dataset_module
+from pipeline.data.align import align_dataset
+from pipeline.data.dataset import load_split
+from pipeline.data.synthetic import synthesize
+from pipeline.errors import DataError
+from pipeline.evaluation import evaluate_run
+from pipeline.features import load_features, write_features
+from pipeline.metrics import regression_metrics
+from pipeline.model import HyConModel, tokenize
+from pipeline.training import HISTORY_COLUMNS, make_optimizer, train_run
+
+FAST = {"train.epochs": 3, "model.ff": 32, "model.head_hidden": 32}
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory) -> dict:
+    """30 synthetic videos aligned at T = 20, with cached frozen MiniLM ('last' token) features."""
+    root = tmp_path_factory.mktemp("synthetic")
+    synthesize(root / "raw", videos=30, seed=0)
+    align_dataset(root / "raw", root / "syn.h5", seq_len=20)
+    write_features(root / "syn.h5", root / "minilm.h5", "minilm", "last")
+    train_mean = load_split(root / "syn.h5", "train")["label"].mean()
+    test_labels = load_split(root / "syn.h5", "test")["label"]
+    return {
+        "data": root / "syn.h5",
+        "features": root / "minilm.h5",
+        "constant_mae": float(np.abs(test_labels - train_mean).mean()),
+    }
+
+
+def _history(run_dir: Path) -> list[dict[str, str]]:
+    with open(run_dir / "history.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _without_seconds(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
+
+
+@pytest.mark.parametrize("contrastive", ["hycon", "none"])
+def test_short_run_beats_the_mean_predictor(synthetic, tmp_path, contrastive) -> None:
+    run_dir = tmp_path / "syn" / contrastive / "seed0"
+    summary = train_run(
+        {"loss.contrastive": contrastive, "train.epochs": 12},
+        synthetic["data"],
+        run_dir,
+        0,
+        synthetic["features"],
+    )
+    metrics = evaluate_run(run_dir, synthetic["data"], synthetic["features"])
+    assert metrics["test"]["mae"] < synthetic["constant_mae"] - 0.15
+    assert metrics["test"]["acc2_non0"] >= 0.6
+    assert metrics["experiment"] == contrastive and metrics["seed"] == 0
+    assert metrics["best_epoch"] == summary["best_epoch"]
+    history = _history(run_dir)
+    hybrid = [float(row["train_hybrid_loss"]) for row in history]
+    assert any(h != 0 for h in hybrid) == (contrastive == "hycon")  # the supervised ratios make it negative
+
+
+def test_run_outputs_follow_the_contract(synthetic, tmp_path, monkeypatch) -> None:
+    read_splits = []
+    real_load = dataset_module.load_split
+
+    def spy(path, split):
+        read_splits.append(split)
+        return real_load(path, split)
+
+    monkeypatch.setattr("pipeline.training.load_split", spy)
+    run_dir = tmp_path / "run"
+    summary = train_run({**FAST, "train.epochs": 4}, synthetic["data"], run_dir, 3, synthetic["features"])
+    assert "test" not in read_splits  # model selection never sees the test split
+    assert {p.name for p in run_dir.iterdir()} == {"model.pt", "history.csv", "train.json"}  # last.pt removed
+    history = _history(run_dir)
+    assert list(history[0]) == list(HISTORY_COLUMNS) and len(history) == summary["epochs_run"]
+    maes = [float(row["valid_mae"]) for row in history]
+    assert summary["best_epoch"] == 1 + int(np.argmin(maes))
+    assert summary["device"] == "cpu" and summary["amp"] is False
+    assert json.loads((run_dir / "train.json").read_text())["best_epoch"] == summary["best_epoch"]
+    checkpoint = torch.load(run_dir / "model.pt", weights_only=False)
+    assert {"state_dict", "settings", "seed", "epoch"} <= set(checkpoint) and checkpoint["seed"] == 3
+
+    metrics = evaluate_run(run_dir, synthetic["data"], synthetic["features"], dataset="syn", experiment="exp")
+    assert metrics["valid"]["mae"] == pytest.approx(min(maes))  # the restored best checkpoint
+    assert {"dataset": "syn", "experiment": "exp", "seed": 3}.items() <= metrics.items()
+    with open(run_dir / "predictions.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == ["split", "id", "label", "prediction"]
+    test_rows = [r for r in rows if r["split"] == "test"]
+    recomputed = regression_metrics(
+        [float(r["label"]) for r in test_rows], [float(r["prediction"]) for r in test_rows]
+    )
+    assert recomputed == pytest.approx(metrics["test"])
+    embeddings = np.load(run_dir / "embeddings.npz")
+    test = load_split(synthetic["data"], "test")
+    assert embeddings["embeddings"].shape == (len(test["id"]), 50)
+    np.testing.assert_array_equal(embeddings["ids"], test["id"])
+    np.testing.assert_array_equal(embeddings["labels"], test["label"])
+
+
+def test_early_stopping_after_patience(synthetic, tmp_path) -> None:
+    summary = train_run(
+        {**FAST, "train.epochs": 30, "train.patience": 1, "train.lr": 0.02},
+        synthetic["data"],
+        tmp_path,
+        0,
+        synthetic["features"],
+    )
+    assert summary["stopped_early"] and summary["epochs_run"] == summary["best_epoch"] + 1 < 30
+
+
+def test_same_seed_same_metrics_other_seed_differs(synthetic, tmp_path) -> None:
+    settings = {**FAST, "loss.contrastive": "triplet"}  # random pair choices must be seeded too
+    runs = {}
+    for name, seed in (("a", 7), ("b", 7), ("c", 8)):
+        train_run(settings, synthetic["data"], tmp_path / name, seed, synthetic["features"])
+        runs[name] = _without_seconds(_history(tmp_path / name))
+    assert runs["a"] == runs["b"]
+    assert runs["a"] != runs["c"]
+    a = torch.load(tmp_path / "a" / "model.pt", weights_only=False)["state_dict"]
+    b = torch.load(tmp_path / "b" / "model.pt", weights_only=False)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+class Interrupted(Exception):
+    """Raised by the test hook to simulate a crash after an epoch."""
+
+
+def test_interrupted_run_resumes_to_the_same_result(synthetic, tmp_path, caplog) -> None:
+    settings = {**FAST, "train.epochs": 4, "loss.contrastive": "triplet", "train.patience": 10}
+    straight = train_run(settings, synthetic["data"], tmp_path / "straight", 1, synthetic["features"])
+
+    def crash_after_two(epoch: int, _row: dict) -> None:
+        if epoch == 2:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        train_run(
+            settings,
+            synthetic["data"],
+            tmp_path / "resumed",
+            1,
+            synthetic["features"],
+            epoch_callback=crash_after_two,
+        )
+    assert (tmp_path / "resumed" / "last.pt").is_file() and not (tmp_path / "resumed" / "model.pt").exists()
+    with caplog.at_level("INFO", logger="pipeline.training"):
+        resumed = train_run(settings, synthetic["data"], tmp_path / "resumed", 1, synthetic["features"])
+    assert "resuming from" in caplog.text and resumed["resumed_from_epoch"] == 2
+    assert _without_seconds(_history(tmp_path / "resumed")) == _without_seconds(
+        _history(tmp_path / "straight")
+    )
+    assert resumed["best_valid"] == straight["best_valid"] and resumed["best_epoch"] == straight["best_epoch"]
+    a = torch.load(tmp_path / "straight" / "model.pt", weights_only=False)["state_dict"]
+    b = torch.load(tmp_path / "resumed" / "model.pt", weights_only=False)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_last_checkpoint_of_other_settings_is_not_resumed(synthetic, tmp_path, caplog) -> None:
+    keep = {**FAST, "train.epochs": 2, "train.keep_last": True}
+    train_run(keep, synthetic["data"], tmp_path, 0, synthetic["features"])
+    assert (tmp_path / "last.pt").is_file()
+    with caplog.at_level("INFO", logger="pipeline.training"):
+        summary = train_run(
+            {**keep, "loss.alpha": 0.5}, synthetic["data"], tmp_path, 0, synthetic["features"]
+        )
+    assert summary["resumed_from_epoch"] is None and "differ" in caplog.text
+    extended = train_run(
+        {**keep, "loss.alpha": 0.5, "train.epochs": 3}, synthetic["data"], tmp_path, 0, synthetic["features"]
+    )
+    assert extended["resumed_from_epoch"] == 2 and extended["epochs_run"] == 3
+
+
+def test_feature_cache_round_trip_matches_the_finetune_branch(synthetic, tmp_path) -> None:
+    out = write_features(synthetic["data"], tmp_path / "tiny.h5", "tiny", "mean", max_tokens=16)
+    ids = {s: load_split(synthetic["data"], s)["id"] for s in ("valid",)}
+    cached = load_features(out, ids, "tiny", "mean", 16)["valid"]
+    settings = resolve_settings(
+        None,
+        {
+            "model.lm_mode": "finetune",
+            "model.language_model": "tiny",
+            "model.text_token": "mean",
+            "model.max_text_tokens": 16,
+        },
+    )
+    model = HyConModel(settings, 74, 47, 20).eval()
+    texts = load_split(synthetic["data"], "valid")["text"][:5].tolist()
+    with torch.no_grad():
+        direct = model.language_vector(None, **tokenize(model.tokenizer, texts, 16))
+    np.testing.assert_allclose(cached[:5], direct.numpy(), rtol=1e-4, atol=1e-5)
+    with pytest.raises(DataError, match=r"tiny\.h5: features were made with token='mean'.*'last'"):
+        load_features(out, ids, "tiny", "last", 16)
+    with pytest.raises(DataError, match=r"tiny\.h5: features were made with model='tiny'.*'minilm'"):
+        load_features(out, ids, "minilm", "mean", 16)
+    with pytest.raises(DataError, match=r"tiny\.h5: 'valid/id' differs"):
+        load_features(out, {"valid": ids["valid"][::-1].copy()}, "tiny", "mean", 16)
+
+
+def test_finetune_mode_trains_the_language_model_at_its_own_rate(synthetic, tmp_path) -> None:
+    settings = {
+        **FAST,
+        "train.epochs": 1,
+        "model.lm_mode": "finetune",
+        "model.language_model": "tiny",
+        "train.lr_lm": 1e-3,
+    }
+    summary = train_run(settings, synthetic["data"], tmp_path, 0)
+    state = torch.load(tmp_path / "model.pt", weights_only=False)["state_dict"]
+    fresh = HyConModel(resolve_settings(settings), 74, 47, 20)
+    name = "language_model.encoder.layer.0.attention.self.query.weight"
+    assert not torch.equal(state[name], fresh.state_dict()[name])
+    groups = make_optimizer(fresh, resolve_settings(settings)["train"]).param_groups
+    assert [(g["name"], g["lr"]) for g in groups] == [("rest", 1e-3), ("language_model", 1e-3)]
+    assert sum(len(g["params"]) for g in groups) == len(list(fresh.parameters()))
+    assert summary["epochs_run"] == 1
+    metrics = evaluate_run(tmp_path, synthetic["data"])
+    assert np.isfinite(metrics["test"]["mae"])
+
+
+def test_cli_train_and_evaluate(synthetic, tmp_path) -> None:
+    config = tmp_path / "settings.yaml"
+    config.write_text("model:\n  fusion: concat\ntrain:\n  epochs: 2\n")
+    run_dir = tmp_path / "runs" / "syn" / "concat" / "seed2"
+    common = ["--data", str(synthetic["data"]), "--features", str(synthetic["features"])]
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                str(config),
+                "--set",
+                "loss.alpha=1",
+                "--out",
+                str(run_dir),
+                "--seed",
+                "2",
+                *common,
+            ]
+        )
+        == 0
+    )
+    train = json.loads((run_dir / "train.json").read_text())
+    assert train["settings"]["model"]["fusion"] == "concat" and train["settings"]["loss"]["alpha"] == 1.0
+    assert main(["evaluate", "--run", str(run_dir), *common]) == 0
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["experiment"] == "concat" and metrics["seed"] == 2
+
+
+def test_cli_errors_before_training(synthetic, tmp_path, capsys) -> None:
+    out = tmp_path / "run"
+    data = ["--data", str(synthetic["data"]), "--features", str(synthetic["features"]), "--out", str(out)]
+    cases = [
+        (["--set", "loss.alpha=1.5"], "loss.alpha"),
+        (["--set", "model.fusion=attention"], "model.fusion"),
+        (["--set", "loss.lamda_scl=0"], "did you mean 'loss.lambda_scl'"),
+        (["--set", "model.text_token=cls"], "features were made with token='last'"),
+        (["--set", "model.language_model=tiny"], "features were made with model='minilm'"),
+    ]
+    for extra, message in cases:
+        assert main(["train", *data, *extra]) == 2
+        assert message in capsys.readouterr().err
+    broken = tmp_path / "broken.h5"
+    with h5py.File(synthetic["data"]) as src, h5py.File(broken, "w") as dst:
+        for split in ("train", "valid"):
+            src.copy(src[split], dst, split)
+        dst.attrs.update(src.attrs)
+    assert main(["train", "--data", str(broken), "--out", str(out)]) == 2
+    assert f"{broken}: missing group 'test'" in capsys.readouterr().err
+    assert main(["evaluate", "--run", str(out), "--data", str(synthetic["data"])]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+    assert not out.exists()  # nothing was started
