@@ -208,7 +208,7 @@ def _load_resumable(path: Path, key: dict[str, Any], epochs: int) -> dict[str, A
     return state
 
 
-def _train_epoch(
+def train_epoch(
     model: HyConModel,
     dataset: AlignedDataset,
     settings: dict[str, Any],
@@ -219,7 +219,8 @@ def _train_epoch(
     generators: dict[str, torch.Generator],
     desc: str,
 ) -> dict[str, float]:
-    """One pass over the shuffled training split; returns sample-weighted mean losses."""
+    """One pass over the shuffled training split (`generators`: 'loader' and 'loss' RNGs); returns the
+    sample-weighted mean losses. Public so that benchmarks/train.py times exactly this loop."""
     loss_cfg, train_cfg = settings["loss"], settings["train"]
     lambdas = (loss_cfg["lambda_iamcl"], loss_cfg["lambda_iemcl"], loss_cfg["lambda_scl"])
     model.train()
@@ -327,9 +328,7 @@ def train_run(
             desc = f"epoch {epoch}/{train_cfg['epochs']}"
             row: dict[str, float] = {"epoch": epoch}
             row.update(
-                _train_epoch(
-                    model, datasets["train"], settings, optimizer, scaler, dev, amp, generators, desc
-                )
+                train_epoch(model, datasets["train"], settings, optimizer, scaler, dev, amp, generators, desc)
             )
             preds, _ = predict(model, datasets["valid"], dev, train_cfg["batch_size"], amp)
             if not np.isfinite(preds).all():
