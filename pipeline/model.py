@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from pipeline.errors import ConfigError
+from pipeline.fusion import build_fusion
 
 log = logging.getLogger(__name__)
 
@@ -162,8 +163,6 @@ class HyConModel(nn.Module):
         lm_hidden: int | None = None,
     ) -> None:
         super().__init__()
-        from pipeline.fusion import build_fusion
-
         model = settings["model"]
         self.text_token = model["text_token"]
         self.max_tokens = model["max_text_tokens"]
