@@ -87,6 +87,10 @@ def load_datasets(
         else:
             features.update(load_features(features_path, {s: a["id"] for s, a in arrays.items()}, *args))
         info["lm_hidden"] = int(features[splits[0]].shape[1])
+    elif features_path is not None:
+        log.warning(
+            "ignoring %s: model.lm_mode is finetune, the language model runs on the text", features_path
+        )
     datasets = {split: AlignedDataset(arrays[split], features[split]) for split in splits}
     return datasets, info
 
