@@ -26,6 +26,7 @@ import yaml
 
 from pipeline.config import resolve_settings
 from pipeline.errors import ConfigError
+from pipeline.io import atomic_path
 from pipeline.reporting.paper import paper_table, reported_row
 
 REPO = Path(__file__).resolve().parents[1]
@@ -321,6 +322,16 @@ def table_caption(spec: Mapping[str, Any]) -> str:
             "rows are not comparable with the paper's numbers."
         )
     return text
+
+
+def write_settings(path: str | Path, settings: Mapping[str, Any]) -> None:
+    """Write resolved run settings as YAML, atomically: the file `python -m pipeline train --config` reads.
+
+    YAML rather than JSON because the settings loader parses with a YAML 1.1 reader, which takes JSON's
+    `1e-05` for a string; PyYAML's own dump writes `1.0e-05`, which it reads back as a float.
+    """
+    with atomic_path(path) as tmp:
+        tmp.write_text(yaml.safe_dump(dict(settings), sort_keys=False))
 
 
 def search_datasets(config: Mapping[str, Any]) -> list[str]:

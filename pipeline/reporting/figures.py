@@ -23,11 +23,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from pipeline.errors import DataError  # noqa: E402
 from pipeline.io import atomic_path  # noqa: E402
 from pipeline.reporting.aggregate import load_history  # noqa: E402
-from pipeline.reporting.tables import COLUMNS  # noqa: E402
+from pipeline.reporting.tables import COLUMNS, format_value  # noqa: E402
 
 TSNE_SEED = 0  # random_state of t-SNE and of the subsampling of large test sets
 DPI = 150
@@ -96,7 +97,7 @@ def plot_tsne(
         ax.set_xticks([])
         ax.set_yticks([])
     axes[0][0].legend(loc="best", fontsize=8)
-    fig.suptitle(f"t-SNE of the fused test embeddings, {title}", fontsize=11)
+    fig.suptitle(f"t-SNE of the fused test embeddings, {title}", fontsize=11, y=1.04)
     save_figure(fig, out)
 
 
@@ -113,9 +114,10 @@ def plot_curves(histories: Sequence[str | Path], out: str | Path, title: str) ->
             raise DataError(f"no history has the column '{column}' ({', '.join(map(str, histories))})")
         for path, frame in zip(histories, frames, strict=True):
             if column in frame.columns:
-                ax.plot(frame["epoch"], frame[column], lw=0.8, alpha=0.6, label=_run_name(path))
+                ax.plot(frame["epoch"], frame[column], "o-", ms=2, lw=0.8, alpha=0.6, label=_run_name(path))
         mean = pd.concat(present).groupby("epoch")[column].mean()
-        ax.plot(mean.index, mean.values, lw=2.2, color="black", label="mean")
+        ax.plot(mean.index, mean.values, "o-", ms=4, lw=2.2, color="black", label="mean")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
@@ -158,11 +160,19 @@ def plot_bars(table_csv: str | Path, out: str | Path, title: str) -> None:
         ax.invert_yaxis()
         unit = " (%)" if COLUMNS[_column_key(header)][2] == 100.0 else ""
         ax.set_title(f"{header}{unit}", fontsize=10)
+        for position, value in zip(positions, values, strict=True):
+            if np.isfinite(value):
+                ax.annotate(
+                    format_value(_column_key(header), value),
+                    (max(value, 0.0), position),
+                    xytext=(3, 0),
+                    textcoords="offset points",
+                    va="center",
+                    fontsize=7,
+                )
         finite = values[np.isfinite(values)]
-        if finite.size:
-            low, high = finite.min(), finite.max()
-            pad = max((high - low) * 0.3, abs(high) * 0.05, 1e-3)
-            ax.set_xlim(max(0.0, low - pad) if low >= 0 else low - pad, high + pad)
+        if finite.size:  # bars start at 0 (an honest length); room on the right for the value labels
+            ax.set_xlim(min(0.0, finite.min() * 1.15), max(finite.max() * 1.3, 1e-3))
         ax.grid(axis="x", alpha=0.3)
     fig.suptitle(f"{title} (grey hatched: reported in the paper; error bars: std over seeds)", fontsize=10)
     save_figure(fig, out)

@@ -111,8 +111,13 @@ def aggregate_path(dataset, experiment):
 
 
 def all_targets():
-    """Everything `all` builds: the tables in three formats, the figures and the metrics summary."""
-    targets = ["results/metrics/summary.json"]
+    """Everything `all` builds: every run's model and metrics, the tables in three formats, the figures
+    and the metrics summary. Runs are listed so that a deleted model is retrained (it is a product that
+    DVC versions), not only what the tables need."""
+    targets = ["results/summary.json"]
+    for dataset, experiments in GRID.items():
+        for experiment in experiments:
+            targets += run_file(dataset, experiment, "model.pt") + run_file(dataset, experiment, "metrics.json")
     for table in wc.active_tables(config):
         targets += [f"results/tables/{table}.{ext}" for ext in ("md", "tex", "csv")]
         targets.append(f"results/figures/{table}_bars.png")

@@ -25,7 +25,7 @@ rule summary:
     input:
         [aggregate_path(d, e) for d, experiments in GRID.items() for e in experiments],
     output:
-        "results/metrics/summary.json",
+        "results/summary.json",
     params:
         code=CODE["reporting"],
     log:

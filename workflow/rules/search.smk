@@ -46,15 +46,13 @@ rule search_settings:
     input:
         "results/search/{dataset}/best.json",
     output:
-        f"results/settings/{{dataset}}/{SEARCH_EXPERIMENT}.json",
+        f"results/settings/{{dataset}}/{SEARCH_EXPERIMENT}.yaml",
     log:
         f"logs/settings/{{dataset}}/{SEARCH_EXPERIMENT}.log",
     localrule: True
     run:
-        from pipeline.io import write_json
-
         best = json.loads(Path(input[0]).read_text())
-        write_json(output[0], best["settings"])
+        wc.write_settings(output[0], best["settings"])
         Path(log[0]).write_text(f"chosen setting of trial {best['trial']}: {json.dumps(best['overrides'])}\n")
 
 

@@ -4,7 +4,7 @@
 rule settings:
     """Write an experiment's resolved settings (base + its overrides); rewritten only when they change."""
     output:
-        "results/settings/{dataset}/{experiment}.json",
+        "results/settings/{dataset}/{experiment}.yaml",
     params:
         settings=lambda w: run_settings(w.experiment),
     wildcard_constraints:
@@ -13,16 +13,14 @@ rule settings:
         "logs/settings/{dataset}/{experiment}.log",
     localrule: True
     run:
-        from pipeline.io import write_json
-
-        write_json(output[0], params.settings)
+        wc.write_settings(output[0], params.settings)
         Path(log[0]).write_text(f"settings of {wildcards.experiment}: {json.dumps(params.settings)}\n")
 
 
 rule train:
     """Train one HyCon model; model selection on the validation set only."""
     input:
-        settings="results/settings/{dataset}/{experiment}.json",
+        settings="results/settings/{dataset}/{experiment}.yaml",
         data="data/aligned/{dataset}.h5",
         features=lambda w: features_input(w.dataset, w.experiment),
     output:
