@@ -27,11 +27,13 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
 import numpy as np
+import scipy.sparse
 from tqdm import tqdm
 
 from pipeline.data.csd import CSD, Sequence
@@ -76,7 +78,7 @@ def _tokens(words: CSD, video: str) -> tuple[np.ndarray, np.ndarray]:
     """One video's words decoded from UTF-8 (object array of str) and their intervals [n, 2]."""
     seq = words[video]
     try:
-        tokens = [t.decode("utf-8") if isinstance(t, bytes) else str(t) for t in seq.features[:, 0]]
+        tokens = [t.decode("utf-8") if isinstance(t, bytes) else str(t) for t in seq.features[:, 0].tolist()]
     except UnicodeDecodeError as err:
         raise DataError(f"{words.path}: video '{video}' has a word that is not UTF-8 ({err})") from err
     return np.array(tokens, dtype=object), seq.intervals
@@ -185,10 +187,11 @@ def _intersections(ref: np.ndarray, sub: np.ndarray) -> tuple[np.ndarray, np.nda
     lo = np.searchsorted(reach, ref[:, 0] - 2 * EPSILON, side="right")
     hi = np.searchsorted(sub[:, 0], ref[:, 1] + 2 * EPSILON, side="left")
     counts = np.maximum(hi - lo, 0)
-    if counts.sum() == 0:
+    total = int(counts.sum())
+    if total == 0:
         return empty, empty
     refs, subs = [], []
-    for a, b in _blocks(counts, _PAIR_BUDGET):
+    for a, b in _blocks(counts, _PAIR_BUDGET) if total > _PAIR_BUDGET else [(0, len(ref))]:
         n = counts[a:b]
         i = np.repeat(np.arange(a, b), n)
         j = np.arange(int(n.sum())) + np.repeat(lo[a:b] - (np.cumsum(n) - n), n)
@@ -204,20 +207,31 @@ def _word_means(
     intervals: np.ndarray, frames: Sequence, stats: Counter, name: str
 ) -> tuple[np.ndarray, np.ndarray]:
     """Plain average of the frames intersecting each word interval [U, 2]: ([U, d] float32, has-frame [U])."""
-    features = frames.features.astype(np.float64)
-    bad = ~np.isfinite(features)
-    if bad.any():
-        stats[f"nonfinite_values:{name}"] += int(bad.sum())
-        stats[f"nonfinite_frames:{name}"] += int(bad.any(axis=1).sum())
-        features[bad] = 0.0
-    order = np.argsort(frames.intervals[:, 0], kind="stable")
-    word, frame = _intersections(intervals, frames.intervals[order])
+    features = frames.features
+    finite = np.isfinite(features)
+    if not finite.all():
+        stats[f"nonfinite_values:{name}"] += int(finite.size - np.count_nonzero(finite))
+        stats[f"nonfinite_frames:{name}"] += int((~finite.all(axis=1)).sum())
+        features = np.where(finite, features, 0)
+    starts = frames.intervals[:, 0]
+    if np.all(starts[1:] >= starts[:-1]):  # frames usually come sorted: skip the sort
+        word, frame = _intersections(intervals, frames.intervals)
+    else:
+        order = np.argsort(starts, kind="stable")
+        word, frame = _intersections(intervals, frames.intervals[order])
+        frame = order[frame]
+    # Averaging as a sparse product: row w of `weights` holds 1/count at the columns of word w's frames
+    # (pairs come grouped by word), so `weights @ features` is every word's mean in one pass. It runs in
+    # the features' precision (float32 in CMU files), as the SDK's numpy average does: the rounding is at
+    # the level of the float32 output itself.
+    dtype = np.result_type(features.dtype, np.float32)
     count = np.bincount(word, minlength=len(intervals))
-    sums = np.zeros((len(intervals), features.shape[1]))
-    if len(word):
-        first = np.flatnonzero(np.r_[True, word[1:] != word[:-1]])
-        sums[word[first]] = np.add.reduceat(features[order[frame]], first, axis=0)
-    return (sums / np.maximum(count, 1)[:, None]).astype(np.float32), count > 0
+    weights = scipy.sparse.csr_array(
+        ((1.0 / count[word]).astype(dtype), frame, np.concatenate([[0], np.cumsum(count)])),
+        shape=(len(intervals), len(features)),
+    )
+    means = weights @ features.astype(dtype, copy=False)
+    return means.astype(np.float32, copy=False), count > 0
 
 
 @dataclass
@@ -377,7 +391,9 @@ def align_dataset(raw_dir: str | Path, out_path: str | Path, seq_len: int = 50, 
             name: stack.enter_context(CSD(raw_dir / name)) for name in (WORDS, *MODALITIES.values(), LABELS)
         }
         plan = _validate(csds, _read_folds(raw_dir / FOLDS, csds[LABELS]), strict)
-        checksums = {name: sha256sum(raw_dir / name) for name in RAW_FILES}
+        # Hashing releases the GIL: the checksums are computed on another core while alignment runs.
+        hashing = stack.enter_context(ThreadPoolExecutor(max_workers=1))
+        checksums = {name: hashing.submit(sha256sum, raw_dir / name) for name in RAW_FILES}
         stats: Counter = Counter()
         segments: dict[str, int] = {}
         dropped: list[str] = []
@@ -392,7 +408,6 @@ def align_dataset(raw_dir: str | Path, out_path: str | Path, seq_len: int = 50, 
                 audio_dim=plan.dims["audio"],
                 visual_dim=plan.dims["visual"],
                 dataset=raw_dir.resolve().name,
-                checksums=json.dumps(checksums, sort_keys=True),
             )
             for split, videos in plan.folds.items():
                 writer = _SplitWriter(out.create_group(split), seq_len, plan.dims)
@@ -403,6 +418,7 @@ def align_dataset(raw_dir: str | Path, out_path: str | Path, seq_len: int = 50, 
                     bar.update(1)
                 writer.flush()
                 segments[split] = writer.count
+            out.attrs["checksums"] = json.dumps({name: job.result() for name, job in checksums.items()})
     summary = _summary(stats, segments, plan)
     if dropped:
         log.warning(
