@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import statistics
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,11 +45,8 @@ def mean_std(values: Iterable[float | None]) -> dict[str, Any]:
     finite = [float(v) for v in values if v is not None and math.isfinite(v)]
     if not finite:
         return {"mean": None, "std": None, "n": 0}
-    mean = math.fsum(finite) / len(finite)
-    if len(finite) == 1:
-        return {"mean": mean, "std": 0.0, "n": 1}
-    var = math.fsum((v - mean) ** 2 for v in finite) / (len(finite) - 1)
-    return {"mean": mean, "std": math.sqrt(var), "n": len(finite)}
+    std = statistics.stdev(finite) if len(finite) > 1 else 0.0  # exact arithmetic: equal values give 0.0
+    return {"mean": statistics.fmean(finite), "std": std, "n": len(finite)}
 
 
 def load_run_metrics(path: str | Path) -> dict[str, Any]:
@@ -186,5 +184,5 @@ def run(args: argparse.Namespace) -> None:
     if args.curve:
         curve = mean_curve([load_history(path.parent / "history.csv") for path in args.inputs])
         with atomic_path(args.curve) as tmp:
-            curve.to_csv(tmp, index=False, float_format="%.6g")
+            curve.to_csv(tmp, index=False, float_format="%.10g")
     write_json(args.out, aggregate)

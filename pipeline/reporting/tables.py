@@ -248,9 +248,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     """Entry of `python -m pipeline tables`."""
-    raw = Path(args.spec).read_text() if Path(args.spec).is_file() else args.spec
     try:
+        raw = args.spec if args.spec.lstrip().startswith("{") else Path(args.spec).read_text()
         spec = json.loads(raw)
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"--spec is neither a JSON file nor JSON text ({err})") from None
+    except (OSError, json.JSONDecodeError) as err:
+        raise ConfigError(f"--spec is neither JSON text nor a readable JSON file ({err})") from None
     write_table(spec, load_aggregates(args.aggregates), args.out)
