@@ -274,6 +274,35 @@ def test_word_without_frames_gets_zeros(tmp_path):
     assert summary["words_imputed"] == {"covarep.csd": 1, "facet.csd": 0}
 
 
+def test_words_and_frames_out_of_file_order_are_taken_in_time_order(tmp_path, monkeypatch):
+    """Unsorted words and frames, and the block-wise pair search, give the same output as sorted input."""
+    words = [("c", 2.0, 3.0), ("a", 0.0, 1.0), ("b", 1.0, 2.0)]
+    audio = frames(np.arange(12.0).reshape(6, 2), step=0.5)
+    order = np.array([3, 0, 5, 1, 4, 2])
+    shuffled = Sequence(audio.features[order], audio.intervals[order])
+    for name, seq in (("sorted", audio), ("shuffled", shuffled)):
+        write_raw(
+            tmp_path / name,
+            words={"v": words},
+            labels={"v": [(0.0, 0.0, 3.0)]},
+            covarep={"v": seq},
+            facet={"v": frames([1.0, 2.0, 3.0])},
+        )
+    align_dataset(tmp_path / "sorted", tmp_path / "sorted.h5", seq_len=3)
+    align_dataset(tmp_path / "shuffled", tmp_path / "shuffled.h5", seq_len=3)
+    monkeypatch.setattr("pipeline.data.align._PAIR_BUDGET", 2)  # force many small blocks
+    align_dataset(tmp_path / "shuffled", tmp_path / "blocks.h5", seq_len=3)
+    expected = read_aligned(tmp_path / "sorted.h5")["train"]
+    assert expected["text"].tolist() == ["a b c"]
+    # word a covers frames 0, 1 -> ((0 + 2) / 2, (1 + 3) / 2); b frames 2, 3; c frames 4, 5
+    np.testing.assert_allclose(expected["audio"][0], [[1.0, 2.0], [5.0, 6.0], [9.0, 10.0]])
+    np.testing.assert_allclose(expected["visual"][0, :, 0], [1.0, 2.0, 3.0])
+    for other in ("shuffled.h5", "blocks.h5"):
+        got = read_aligned(tmp_path / other)["train"]
+        for key in expected:
+            np.testing.assert_array_equal(got[key], expected[key])
+
+
 def _two_videos(raw: Path, facet_videos: tuple[str, ...] = ("v1", "v2")) -> Path:
     """Two small videos (v1: 5 words, v2: 2 words); FACET entries only for `facet_videos`."""
     words = {
@@ -485,3 +514,5 @@ def test_cli_aligns_and_returns_2_on_bad_input(tmp_path, capsys):
     assert main(["align", str(raw), str(tmp_path / "strict.h5"), "--strict"]) == 2
     assert "facet.csd" in capsys.readouterr().err
     assert not (tmp_path / "strict.h5").exists()
+    assert main(["align", str(raw), str(tmp_path / "zero.h5"), "--seq-len", "0"]) == 2
+    assert "seq_len" in capsys.readouterr().err

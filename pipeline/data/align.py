@@ -430,7 +430,20 @@ def align_dataset(raw_dir: str | Path, out_path: str | Path, seq_len: int = 50, 
             ", ".join(dropped[:10]),
             " ..." if len(dropped) > 10 else "",
         )
-    log.info("aligned %s -> %s: %s", raw_dir, out_path, json.dumps(summary))
+    log.info(
+        "aligned %s -> %s: segments %s; words kept %d (truncated %d, sp dropped %d, zero-length %d); "
+        "non-finite values zeroed %s; words imputed with zeros %s; segments dropped %s",
+        raw_dir,
+        out_path,
+        summary["segments"],
+        summary["words_kept"],
+        summary["words_truncated"],
+        summary["sp_dropped"],
+        summary["zero_length_words"],
+        summary["nonfinite_values_zeroed"],
+        summary["words_imputed"],
+        summary["segments_dropped"],
+    )
     return summary
 
 
