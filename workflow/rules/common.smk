@@ -15,7 +15,7 @@ from pipeline.errors import ConfigError
 from snakemake.exceptions import WorkflowError
 
 try:
-    wc.check_config(config)
+    wc.validate_config(config)
 except ConfigError as err:
     raise WorkflowError(f"invalid config: {err}") from None
 

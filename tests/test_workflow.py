@@ -1,0 +1,262 @@
+"""The Snakemake + DVC workflow: bad configs, profiles, DVC structure, and the tiny config end to end.
+
+The end-to-end tests share one project: a copy of this repository whose config/config.yaml is the tiny
+config (config/config.yaml overlaid with config/test.yaml), made a git + DVC repository and built from
+scratch with `dvc repro`, as on a fresh clone. They then run in file order on that project: the outputs,
+nothing left to do, a DVC checkout that must not rerun jobs, the random search, and last an edit of one
+experiment that must rerun only that experiment and what uses it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from pipeline.workflow_config import active_tables, dataset_experiments, load_config
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+TINY = load_config([REPO / "config" / "config.yaml", REPO / "config" / "test.yaml"])
+
+
+def run(args: list[str], cwd: Path, timeout: int = 600, check: bool = True) -> subprocess.CompletedProcess:
+    """Run a command of the project's environment (snakemake, dvc) with its output captured."""
+    env = {**os.environ, "VIRTUAL_ENV": sys.prefix, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    proc = subprocess.run(
+        [str(BIN / args[0]), *args[1:]], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+        )
+    return proc
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """Jobs per rule from Snakemake's 'Job stats' table (empty when there is nothing to do)."""
+    match = re.search(r"Job stats:\njob\s+count\n[- ]+\n(.*?)\ntotal", output, re.S)
+    if not match:
+        return {}
+    return {name: int(count) for name, count in (line.split() for line in match.group(1).splitlines())}
+
+
+def dry_run(project: Path, *extra: str) -> dict[str, int]:
+    proc = run(["snakemake", "-n", "--quiet", "rules", *extra], project)
+    return job_counts(proc.stdout + proc.stderr)
+
+
+def copy_repository(dest: Path) -> None:
+    """The files of a checkout (tracked and untracked, not ignored), as a fresh clone would have them."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout.split(b"\0")
+    for name in filter(None, (item.decode() for item in listed)):
+        source = REPO / name
+        if source.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+
+
+# ---------------------------------------------------------------- fast checks (dry runs in the repository)
+
+
+@pytest.mark.parametrize(
+    ("overlay", "message"),
+    [
+        ("tables:\n  table3: {rows: [{label: X, experiment: nope}]}\n", "names experiment 'nope'"),
+        ("tables:\n  table4: {dataset: imdb}\n", "unknown dataset 'imdb'"),
+        ("seeds: 3\n", "at 'seeds': 3 is not of type 'array'"),
+    ],
+)
+def test_bad_config_is_one_error_before_any_job(tmp_path, overlay, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(overlay)
+    proc = run(["snakemake", "-n", "--configfile", "config/config.yaml", str(path)], REPO, check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert message in output
+    assert "Job stats" not in output and "rule train" not in output
+
+
+def test_profiles_parse_and_plan_the_jobs():
+    default = yaml.safe_load((REPO / "workflow/profiles/default/config.yaml").read_text())
+    slurm = yaml.safe_load((REPO / "workflow/profiles/slurm/config.yaml").read_text())
+    assert default["cores"] >= 1
+    assert slurm["executor"] == "slurm"
+    assert {"slurm_partition", "runtime", "mem_mb"} <= set(slurm["default-resources"])
+    assert slurm["set-resources"]["train"]["gpu"] == 1
+    runs = sum(len(names) for names in dataset_experiments(TINY).values()) * len(TINY["seeds"])
+    for profile in ("default", "slurm"):
+        args = ["snakemake", "-n", "--forceall", "--workflow-profile", f"workflow/profiles/{profile}"]
+        proc = run([*args, "--configfile", "config/test.yaml"], REPO)
+        counts = job_counts(proc.stdout + proc.stderr)
+        assert counts["train"] == counts["evaluate"] == runs
+        assert counts["tables"] == len(active_tables(TINY))
+        if profile == "slurm":  # the executor plugin's resources reach every training job, no sbatch needed
+            train_jobs = proc.stdout.split("rule train:")[1:]
+            assert len(train_jobs) == runs
+            assert all("slurm_partition=gpu" in job and "gpu=1" in job for job in train_jobs)
+
+
+def test_dvc_pipeline_calls_snakemake_and_does_not_repeat_the_grid():
+    text = (REPO / "dvc.yaml").read_text()
+    stages = yaml.safe_load(text)["stages"]
+    assert list(stages) == ["data", "experiments"]
+    for name in list(TINY["experiments"]) + ["synthetic", "table1"]:
+        assert name not in text, f"dvc.yaml repeats '{name}' of the config's grid"
+    assert stages["data"]["cmd"].split()[1:3] == ["workflow/scripts/dvc-snakemake.sh", "data"]
+    assert stages["experiments"]["cmd"][0].split()[1:3] == ["workflow/scripts/dvc-snakemake.sh", "all"]
+    outs = {path: spec for stage in stages.values() for item in stage["outs"] for path, spec in item.items()}
+    assert {"data/raw", "data/aligned", "results/runs", ".snakemake/metadata"} <= set(outs)
+    assert all(spec["persist"] for spec in outs.values())
+    assert all(
+        next(iter(entry)) == "config/config.yaml" for stage in stages.values() for entry in stage["params"]
+    )
+    dag = run(["dvc", "dag", "--dot"], REPO).stdout
+    assert re.search(r'"data"\s*->\s*"experiments"', dag)
+
+
+# ---------------------------------------------------------------- end to end on the tiny config
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """A fresh git + DVC project on the tiny config, built from scratch by `dvc repro`."""
+    root = tmp_path_factory.mktemp("project")
+    copy_repository(root)
+    (root / "config" / "config.yaml").write_text(yaml.safe_dump(TINY, sort_keys=False, allow_unicode=True))
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.org"]
+    for command in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "fresh clone"]):
+        subprocess.run([*git, *command], cwd=root, check=True, capture_output=True)
+    run(["dvc", "repro"], root, timeout=900)
+    return root
+
+
+@pytest.mark.slow
+def test_every_table_and_figure_is_well_formed(project):
+    for table, spec in active_tables(TINY).items():
+        frame = pd.read_csv(project / f"results/tables/{table}.csv")
+        assert list(frame.columns[:4]) == ["Method", "Source", "Seeds", "Acc7"]
+        assert {"Acc2", "F1", "MAE", "Corr", "Acc2_std", "MAE_std"} <= set(frame.columns)
+        measured = frame[frame["Source"] == "measured"]
+        assert measured["Method"].tolist() == [row["label"] for row in spec["rows"]]
+        assert (measured["Seeds"] == len(TINY["seeds"])).all()
+        values = measured[["Acc7", "Acc2", "F1", "MAE", "Corr", "Acc7_std", "MAE_std"]].to_numpy(float)
+        assert all(math.isfinite(v) for v in values.ravel())
+        assert (
+            ((measured[["Acc7", "Acc2", "F1"]] >= 0) & (measured[["Acc7", "Acc2", "F1"]] <= 100)).all().all()
+        )
+        assert len(frame) == len(spec["rows"]) + len(spec.get("reported", []))
+        markdown = (project / f"results/tables/{table}.md").read_text()
+        assert "| Method | Acc7 | Acc2 | F1 | MAE | Corr |" in markdown and "SYNTHETIC" in markdown
+        assert all(
+            re.search(rf"\| {re.escape(row['label'])} \| [\d.]+ ± [\d.]+ \|", markdown)
+            for row in spec["rows"]
+        )
+        latex = (project / f"results/tables/{table}.tex").read_text()
+        assert latex.count(r"\begin{tabular}") == 1 and latex.rstrip().endswith(r"\end{table}")
+        assert (project / f"results/figures/{table}_bars.png").read_bytes()[:8] == PNG_SIGNATURE
+    for dataset, experiments in dataset_experiments(TINY).items():
+        assert (project / f"results/figures/tsne_{dataset}.png").read_bytes()[:8] == PNG_SIGNATURE
+        for experiment in experiments:
+            assert (project / f"results/figures/curves/{dataset}/{experiment}.png").read_bytes()[
+                :8
+            ] == PNG_SIGNATURE
+    summary = json.loads((project / "results/summary.json").read_text())
+    assert set(summary["synthetic"]) == set(dataset_experiments(TINY)["synthetic"])
+    report = (project / "results/report.html").read_text()
+    assert all(
+        name in report for name in ("table1.csv", "table6.csv", "tsne_synthetic.png", "table3_bars.png")
+    )
+
+
+@pytest.mark.slow
+def test_a_complete_run_leaves_nothing_to_do(project):
+    assert dry_run(project) == {}
+    assert "up to date" in run(["dvc", "status"], project).stdout
+    repro = run(["dvc", "repro"], project).stdout
+    assert "Stage 'data' didn't change" in repro and "Stage 'experiments' didn't change" in repro
+    metrics = run(["dvc", "metrics", "show", "--json"], project).stdout
+    assert "synthetic" in metrics and "mae" in metrics
+    params = run(["dvc", "params", "diff", "--all"], project).stdout
+    assert "experiments" in params or "seeds" in params
+    run(["dvc", "plots", "show", "-o", "plots"], project)
+    assert "results/curves/synthetic/hycon.csv" in (project / "plots/index.html").read_text()
+
+
+@pytest.mark.slow
+def test_dvc_checkout_rewriting_files_reruns_no_job(project):
+    aligned = project / "data/aligned/synthetic.h5"
+    model = project / "results/runs/synthetic/hycon/seed0/model.pt"
+    table = project / "results/tables/table1.csv"
+    aligned.unlink()
+    model.unlink()
+    run(["dvc", "checkout"], project)
+    assert aligned.stat().st_mtime > table.stat().st_mtime and model.is_file()
+    assert dry_run(project) == {}  # judged by content: the restored files are the recorded ones
+    # The friction it avoids: judged by modification time (checksums only under 1 kB), everything reruns.
+    assert dry_run(project, "--max-checksum-file-size", "1000").get("train", 0) > 0
+
+
+@pytest.mark.slow
+def test_random_search_then_chosen_setting(project):
+    run(["snakemake", "--cores", "2", "search"], project, timeout=900)
+    best = json.loads((project / "results/search/synthetic/best.json").read_text())
+    trials = pd.read_csv(project / "results/search/synthetic/trials.csv")
+    assert len(trials) == TINY["search"]["trials"]
+    assert best["trial"] == int(trials["valid_mae"].idxmin())
+    assert best["settings"]["loss"]["alpha"] == trials.loc[best["trial"], "loss.alpha"]
+    chosen = json.loads((project / "results/metrics/synthetic/search_best.json").read_text())
+    assert chosen["seeds"] == TINY["search"]["seeds"]
+    assert (
+        yaml.safe_load((project / "results/settings/synthetic/search_best.yaml").read_text())
+        == best["settings"]
+    )
+
+
+@pytest.mark.slow
+def test_editing_one_experiment_reruns_only_its_jobs(project):
+    config_path = project / "config/config.yaml"
+    config = yaml.safe_load(config_path.read_text())
+    config["experiments"]["alpha_0.5"] = {"loss.alpha": 0.6}
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+    seeds = len(TINY["seeds"])
+    assert dry_run(project) == {
+        "settings": 1,
+        "train": seeds,
+        "evaluate": seeds,
+        "aggregate": 1,
+        "figure_curves": 1,
+        "summary": 1,
+        "tables": 1,  # table5 only: the one table with an alpha_0.5 row
+        "figure_bars": 1,
+        "all": 1,
+    }
+    plan = run(["snakemake", "-n"], project).stdout
+    assert re.findall(r"output: results/tables/(\w+)\.md", plan) == ["table5"]
+    assert set(re.findall(r"wildcards: dataset=synthetic, experiment=([\w.]+)", plan)) == {"alpha_0.5"}
+    status = run(["dvc", "status"], project).stdout
+    assert "experiments" in status and "data:" not in status
+    untouched = {p: p.stat().st_mtime for p in (project / "results/runs/synthetic/hycon").rglob("model.pt")}
+    table3 = (project / "results/tables/table3.csv").stat().st_mtime
+    repro = run(["dvc", "repro"], project, timeout=900).stdout
+    assert "Stage 'data' didn't change" in repro
+    assert {p: p.stat().st_mtime for p in untouched} == untouched
+    assert (project / "results/tables/table3.csv").stat().st_mtime == table3
+    settings = yaml.safe_load((project / "results/settings/synthetic/alpha_0.5.yaml").read_text())
+    assert settings["loss"]["alpha"] == 0.6
+    assert dry_run(project) == {}
