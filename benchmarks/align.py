@@ -3,9 +3,9 @@
     python benchmarks/align.py                 # 10 and 40 videos: seconds, speed ratio, peak memory, equality
     python benchmarks/align.py --mosei-scale   # ours alone on MOSEI's count of segments and words
 
-Each aligner runs in its own subprocess, `--repeat` times (default 3); the table reports the fastest wall
+Each aligner runs in its own subprocess, `--repeat` times (default 5); the table reports the fastest wall
 time (the machine is shared, so the minimum is the least disturbed figure) and that run's CPU time.
-Peak memory is the process's peak resident set size (`ru_maxrss`), which includes the interpreter and
+Peak memory is the process's peak resident set size (VmHWM), which includes the interpreter and
 imported libraries ("base" is the same figure taken just before the work starts). Our time covers
 validation, checksums, alignment and writing the HDF5 file; the SDK's covers its recipe (two `align`
 calls), without writing anything. Data come from the tests'
@@ -40,6 +40,12 @@ MOSEI_LIKE = {"videos": 1000, "segments": 23, "words": 20, "visual_dim": 35}  # 
 
 
 def _peak_mb() -> float:
+    """Peak resident set size of this process in MiB: VmHWM (reset at exec, unlike ru_maxrss, which
+    would report the benchmark parent's size at fork time), or ru_maxrss where /proc is absent."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
@@ -75,6 +81,7 @@ def measure(kind: str, raw: Path, out: Path, repeat: int) -> dict:
     cmd = [sys.executable, __file__, "--worker", kind, str(raw), str(out), str(report)]
     runs = []
     for _ in range(repeat):
+        out.unlink(missing_ok=True)  # replacing an existing output would time the deletion of the old one
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode:
             sys.exit(f"{kind} aligner failed:\n{proc.stderr[-3000:]}")
@@ -125,7 +132,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 40], help="videos per comparison run")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--repeat", type=int, default=3, help="runs of each aligner; the fastest counts")
+    parser.add_argument("--repeat", type=int, default=5, help="runs of each aligner; the fastest counts")
     parser.add_argument("--mosei-scale", action="store_true", help="ours alone on ~23,000 segments")
     parser.add_argument("--workdir", type=Path, help="where to generate data (default: a temporary folder)")
     parser.add_argument("--worker", nargs=4, metavar=("KIND", "RAW", "OUT", "REPORT"), help=argparse.SUPPRESS)

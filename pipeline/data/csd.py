@@ -48,6 +48,7 @@ class CSD:
             raise DataError(f"{self.path}: missing group /{self.root}/data")
         self._data = group["data"]
         self._handles: dict[str, tuple[h5py.h5d.DatasetID, h5py.h5d.DatasetID]] = {}
+        self._videos: frozenset[str] | None = None
         self.metadata = {}
         if isinstance(group.get("metadata"), h5py.Group):
             for key, value in group["metadata"].items():
@@ -70,10 +71,16 @@ class CSD:
 
     def videos(self) -> list[str]:
         """The video ids present, sorted."""
-        return sorted(self._data.keys())
+        return sorted(self._names())
+
+    def _names(self) -> frozenset[str]:
+        """The entry names, listed once: membership tests then cost a set lookup, not an HDF5 query."""
+        if self._videos is None:
+            self._videos = frozenset(self._data.keys())
+        return self._videos
 
     def __contains__(self, video: str) -> bool:
-        return video in self._data
+        return video in self._names()
 
     def __len__(self) -> int:
         return len(self._data)
@@ -91,7 +98,7 @@ class CSD:
                 h5py.h5d.open(self._data.id, f"{video}/{name}".encode()) for name in ("features", "intervals")
             )
         except KeyError:
-            if video not in self._data:
+            if video not in self:
                 raise DataError(f"{self.path}: video '{video}' not found") from None
             raise DataError(f"{self.path}: video '{video}' lacks 'features' or 'intervals'") from None
         f_shape, i_shape = features.shape, intervals.shape
