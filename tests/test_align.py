@@ -13,10 +13,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from test_csd import mosi_folds
 
 from pipeline.__main__ import main
 from pipeline.data.align import align_dataset
-from pipeline.data.csd import Sequence, write_csd
+from pipeline.data.csd import CSD, Sequence, write_csd
 from pipeline.errors import DataError
 from pipeline.io import sha256sum
 
@@ -382,16 +383,12 @@ def test_output_layout_dtypes_and_attributes(tmp_path):
 
 def test_real_mosi_labels_align_with_the_standard_folds(tmp_path, shared_dir):
     """The real label file, one synthetic word per segment: every segment but the zero-length one aligns."""
-    from test_csd import mosi_folds
-
     source = shared_dir / "data" / "mosi" / "CMU_MOSI_Opinion_Labels.csd"
     raw = tmp_path / "mosi"
     raw.mkdir()
     (raw / "labels.csd").write_bytes(source.read_bytes())
     folds = mosi_folds(shared_dir)
     (raw / "folds.json").write_text(json.dumps(folds))
-    from pipeline.data.csd import CSD
-
     with CSD(raw / "labels.csd") as labels:
         segments = {video: labels[video].intervals for video in labels.videos()}
     middle = {v: iv.mean(axis=1, keepdims=True) + [[-0.01, 0.01]] for v, iv in segments.items()}
@@ -414,8 +411,6 @@ def test_real_mosi_labels_align_with_the_standard_folds(tmp_path, shared_dir):
 
 def _drop_video(name: str, video: str):
     def corrupt(raw: Path) -> None:
-        from pipeline.data.csd import CSD
-
         with CSD(raw / name) as csd:
             kept = {v: csd[v] for v in csd.videos() if v != video}
             root = csd.root
@@ -426,8 +421,6 @@ def _drop_video(name: str, video: str):
 
 def _replace_video(name: str, video: str, seq: Sequence):
     def corrupt(raw: Path) -> None:
-        from pipeline.data.csd import CSD
-
         with CSD(raw / name) as csd:
             data = {v: csd[v] for v in csd.videos()}
             root = csd.root

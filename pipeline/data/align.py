@@ -12,6 +12,12 @@ Semantics are the CMU Multimodal SDK's standard recipe (`mmdataset.align`, `__in
    same rule, in time order, so a word straddling a boundary belongs to both segments. `sp` tokens are then
    dropped, the first `seq_len` words kept and zero-padded at the end.
 
+One deliberate difference: in step 2 the SDK intersects each modality's step-1 rows with the segment using
+that modality's own interval (for frames, the span of the clipped frames, which can fall up to eps inside
+the word), so at a segment boundary it can keep a word's text but not its frames. Here each word goes into a
+segment, with all its features, by the word's own interval; the two agree whenever no boundary lies within
+eps of a word edge (the equivalence test checks this against the SDK itself).
+
 Unlike the SDK (pure-Python loops over every word and segment, h5py reads per word), this streams one video
 at a time and vectorises the interval search: frames sorted by start plus a running maximum of their ends
 give each word a candidate window by binary search, and the SDK's exact test is applied to the window.
