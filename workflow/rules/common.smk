@@ -19,8 +19,9 @@ try:
 except ConfigError as err:
     raise WorkflowError(f"invalid config: {err}") from None
 
-# The interpreter running Snakemake runs the stages too (the project's virtual environment).
-PY = shlex.quote(sys.executable)
+# The interpreter running Snakemake runs the stages too: its environment's bin folder goes first on the
+# jobs' PATH, so that `python -m pipeline` is the project's even when the environment is not activated.
+shell.prefix(f'set -euo pipefail; export PATH={shlex.quote(str(Path(sys.executable).parent))}:"$PATH"; ')
 SEARCH_EXPERIMENT = "search_best"
 RAW_FILES = ["words.csd", "covarep.csd", "facet.csd", "labels.csd", "folds.json", "manifest.json"]
 RUN_DIR = "results/runs/{dataset}/{experiment}/seed{seed}"
@@ -44,6 +45,15 @@ wildcard_constraints:
     seed=r"\d+",
     table=r"[A-Za-z0-9_]+",
     lm=r"[A-Za-z0-9_]+",
+
+
+SYNTHETIC = [d for d in USED_DATASETS if config["datasets"][d]["source"] == "synthesize"]
+DOWNLOADED = [d for d in USED_DATASETS if config["datasets"][d]["source"] == "download"]
+
+
+def dataset_spec(wildcards):
+    """The config entry of the job's dataset."""
+    return config["datasets"][wildcards.dataset]
 
 
 def res(rule_name, key, default):
@@ -126,3 +136,43 @@ def all_targets():
         if wc.tsne_spec(config):
             targets.append(f"results/figures/tsne_{dataset}.png")
     return targets
+
+
+def data_targets():
+    """Aligned data of every dataset in use, and the features its frozen-encoder runs read."""
+    targets = set()
+    for dataset in GRID:
+        targets.add(f"data/aligned/{dataset}.h5")
+        for experiment in GRID.get(dataset, []):
+            path = features_path(dataset, experiment)
+            if path:
+                targets.add(path)
+    return sorted(targets)
+
+
+def table_inputs(wildcards):
+    """The aggregates of a table's measured rows."""
+    spec = wc.table_spec(config, wildcards.table)
+    return [aggregate_path(spec["dataset"], row["experiment"]) for row in spec["rows"]]
+
+
+def tsne_inputs(wildcards):
+    """First-seed embeddings of the runs with (with_cl) and without (without_cl) contrastive learning."""
+    tsne = wc.tsne_spec(config)
+    seed = run_seeds(tsne["with"])[0]
+    path = f"{RUN_DIR}/embeddings.npz"
+    return {
+        f"{key}_cl": path.format(dataset=wildcards.dataset, experiment=tsne[key], seed=seed)
+        for key in ("with", "without")
+    }
+
+
+def search_spec():
+    """What defines a search: the base settings, the space, the number of trials and the sampling seed."""
+    search = config["search"]
+    return {
+        "base": config["base"],
+        "space": search["space"],
+        "trials": search.get("trials", 50),
+        "seed": search.get("seed", 0),
+    }

@@ -1,14 +1,6 @@
 # Data stage: raw dataset (synthesized offline, or downloaded) -> word-aligned HDF5 -> cached frozen
 # language-model features. The `data` target builds all of it (the DVC `data` stage runs it).
 
-SYNTHETIC = [d for d in USED_DATASETS if config["datasets"][d]["source"] == "synthesize"]
-DOWNLOADED = [d for d in USED_DATASETS if config["datasets"][d]["source"] == "download"]
-
-
-def dataset_spec(wildcards):
-    return config["datasets"][wildcards.dataset]
-
-
 rule synthesize:
     """Generate the embedded synthetic dataset (offline, deterministic for its seed)."""
     output:
@@ -29,7 +21,7 @@ rule synthesize:
         mem_mb=res("default", "mem_mb", 2000),
         runtime=res("default", "runtime", 30),
     shell:
-        "{PY} -m pipeline synthesize data/raw/{wildcards.dataset} --videos {params.videos}"
+        "python -m pipeline synthesize data/raw/{wildcards.dataset} --videos {params.videos}"
         " --seed {params.seed} {params.faults} > {log} 2>&1"
 
 
@@ -51,7 +43,7 @@ rule download:
         mem_mb=res("default", "mem_mb", 2000),
         runtime=res("default", "runtime", 30),
     shell:
-        "{PY} -m pipeline download {params.name} data/raw/{wildcards.dataset} {params.mirror} > {log} 2>&1"
+        "python -m pipeline download {params.name} data/raw/{wildcards.dataset} {params.mirror} > {log} 2>&1"
 
 
 rule align:
@@ -72,7 +64,7 @@ rule align:
         mem_mb=res("default", "mem_mb", 2000),
         runtime=res("default", "runtime", 30),
     shell:
-        "{PY} -m pipeline align data/raw/{wildcards.dataset} {output} --seq-len {params.seq_len} > {log} 2>&1"
+        "python -m pipeline align data/raw/{wildcards.dataset} {output} --seq-len {params.seq_len} > {log} 2>&1"
 
 
 rule features:
@@ -98,20 +90,8 @@ rule features:
         runtime=res("features", "runtime", 60),
         gpu=res("features", "gpu", 0),
     shell:
-        "{PY} -m pipeline features --data {input} --model {params.model} --token {params.token}"
+        "python -m pipeline features --data {input} --model {params.model} --token {params.token}"
         " --max-tokens {params.max_tokens} --out {output} > {log} 2>&1"
-
-
-def data_targets():
-    """Aligned data of every dataset in use, and the features its frozen-encoder runs read."""
-    targets = set()
-    for dataset in GRID:
-        targets.add(f"data/aligned/{dataset}.h5")
-        for experiment in GRID.get(dataset, []):
-            path = features_path(dataset, experiment)
-            if path:
-                targets.add(path)
-    return sorted(targets)
 
 
 rule data:

@@ -17,7 +17,7 @@ rule aggregate:
         "results/benchmarks/aggregate/{dataset}/{experiment}.tsv"
     localrule: True
     shell:
-        "{PY} -m pipeline aggregate --out {output.metrics} --curve {output.curve} {input.metrics} > {log} 2>&1"
+        "python -m pipeline aggregate --out {output.metrics} --curve {output.curve} {input.metrics} > {log} 2>&1"
 
 
 rule summary:
@@ -32,12 +32,7 @@ rule summary:
         "logs/summary.log",
     localrule: True
     shell:
-        "{PY} -m pipeline aggregate --summary --out {output} {input} > {log} 2>&1"
-
-
-def table_inputs(wildcards):
-    spec = wc.table_spec(config, wildcards.table)
-    return [aggregate_path(spec["dataset"], row["experiment"]) for row in spec["rows"]]
+        "python -m pipeline aggregate --summary --out {output} {input} > {log} 2>&1"
 
 
 rule tables:
@@ -63,7 +58,7 @@ rule tables:
         "logs/tables/{table}.log",
     localrule: True
     shell:
-        "{PY} -m pipeline tables --spec {params.spec:q} --out results/tables/{wildcards.table} {input} > {log} 2>&1"
+        "python -m pipeline tables --spec {params.spec:q} --out results/tables/{wildcards.table} {input} > {log} 2>&1"
 
 
 rule figure_bars:
@@ -86,7 +81,7 @@ rule figure_bars:
         "logs/figures/{table}_bars.log",
     localrule: True
     shell:
-        "{PY} -m pipeline figures bars --table {input} --title {params.title:q} --out {output} > {log} 2>&1"
+        "python -m pipeline figures bars --table {input} --title {params.title:q} --out {output} > {log} 2>&1"
 
 
 rule figure_curves:
@@ -107,18 +102,8 @@ rule figure_curves:
         "logs/figures/curves/{dataset}/{experiment}.log",
     localrule: True
     shell:
-        "{PY} -m pipeline figures curves --title '{wildcards.dataset} / {wildcards.experiment}'"
+        "python -m pipeline figures curves --title '{wildcards.dataset} / {wildcards.experiment}'"
         " --out {output} {input} > {log} 2>&1"
-
-
-def tsne_inputs(wildcards):
-    tsne = wc.tsne_spec(config)
-    seed = run_seeds(tsne["with"])[0]
-    path = f"{RUN_DIR}/embeddings.npz"
-    return {
-        f"{key}_cl": path.format(dataset=wildcards.dataset, experiment=tsne[key], seed=seed)
-        for key in ("with", "without")
-    }
 
 
 rule figure_tsne:
@@ -146,6 +131,6 @@ rule figure_tsne:
     resources:
         mem_mb=res("default", "mem_mb", 2000),
     shell:
-        "{PY} -m pipeline figures tsne --with {input.with_cl} --without {input.without_cl}"
+        "python -m pipeline figures tsne --with {input.with_cl} --without {input.without_cl}"
         " --perplexity {params.perplexity} --max-points {params.max_points} --title {params.label:q}"
         " --out {output} > {log} 2>&1"

@@ -3,17 +3,6 @@
 #   snakemake --cores 4 search
 
 
-def search_spec():
-    """What defines a search: the base settings, the space, the number of trials and the sampling seed."""
-    search = config["search"]
-    return {
-        "base": config["base"],
-        "space": search["space"],
-        "trials": search.get("trials", 50),
-        "seed": search.get("seed", 0),
-    }
-
-
 rule random_search:
     """Train `trials` sampled settings on one dataset and keep the best on the validation set."""
     input:
@@ -24,7 +13,7 @@ rule random_search:
         trials="results/search/{dataset}/trials.csv",
     params:
         spec=lambda w: json.dumps(search_spec(), sort_keys=True),
-        out_dir="results/search/{dataset}",
+        out_dir=lambda w, output: Path(output.best).parent,
         features=lambda w: features_arg(w.dataset, SEARCH_EXPERIMENT),
         fingerprint=lambda w: wc.fingerprint(data_fp(w.dataset), CODE["model"]),
     log:
@@ -37,7 +26,7 @@ rule random_search:
         runtime=res("search", "runtime", 720),
         gpu=res("search", "gpu", 0),
     shell:
-        "{PY} -m pipeline search --spec {params.spec:q} --dataset {wildcards.dataset} --data {input.data}"
+        "python -m pipeline search --spec {params.spec:q} --dataset {wildcards.dataset} --data {input.data}"
         " {params.features} --out {params.out_dir} > {log} 2>&1"
 
 
@@ -50,10 +39,8 @@ rule search_settings:
     log:
         f"logs/settings/{{dataset}}/{SEARCH_EXPERIMENT}.log",
     localrule: True
-    run:
-        best = json.loads(Path(input[0]).read_text())
-        wc.write_settings(output[0], best["settings"])
-        Path(log[0]).write_text(f"chosen setting of trial {best['trial']}: {json.dumps(best['overrides'])}\n")
+    script:
+        "../scripts/write_settings.py"
 
 
 rule search:

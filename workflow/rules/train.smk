@@ -12,9 +12,8 @@ rule settings:
     log:
         "logs/settings/{dataset}/{experiment}.log",
     localrule: True
-    run:
-        wc.write_settings(output[0], params.settings)
-        Path(log[0]).write_text(f"settings of {wildcards.experiment}: {json.dumps(params.settings)}\n")
+    script:
+        "../scripts/write_settings.py"
 
 
 rule train:
@@ -28,7 +27,7 @@ rule train:
         history=f"{RUN_DIR}/history.csv",
         summary=f"{RUN_DIR}/train.json",
     params:
-        run_dir=RUN_DIR,
+        run_dir=lambda w, output: Path(output.model).parent,
         features=lambda w: features_arg(w.dataset, w.experiment),
         fingerprint=run_fingerprint,
     log:
@@ -41,7 +40,7 @@ rule train:
         runtime=res("train", "runtime", 60),
         gpu=res("train", "gpu", 0),
     shell:
-        "{PY} -m pipeline train --config {input.settings} --data {input.data} {params.features}"
+        "python -m pipeline train --config {input.settings} --data {input.data} {params.features}"
         " --seed {wildcards.seed} --out {params.run_dir} > {log} 2>&1"
 
 
@@ -56,7 +55,7 @@ rule evaluate:
         predictions=f"{RUN_DIR}/predictions.csv",
         embeddings=f"{RUN_DIR}/embeddings.npz",
     params:
-        run_dir=RUN_DIR,
+        run_dir=lambda w, input: Path(input.model).parent,
         features=lambda w: features_arg(w.dataset, w.experiment),
         fingerprint=run_fingerprint,
     log:
@@ -69,5 +68,5 @@ rule evaluate:
         runtime=res("evaluate", "runtime", 30),
         gpu=res("evaluate", "gpu", 0),
     shell:
-        "{PY} -m pipeline evaluate --run {params.run_dir} --data {input.data} {params.features}"
+        "python -m pipeline evaluate --run {params.run_dir} --data {input.data} {params.features}"
         " --dataset {wildcards.dataset} --experiment {wildcards.experiment} > {log} 2>&1"
