@@ -118,7 +118,7 @@ def test_dvc_pipeline_calls_snakemake_and_does_not_repeat_the_grid():
     assert list(stages) == ["data", "experiments"]
     for name in list(TINY["experiments"]) + ["synthetic", "table1"]:
         assert name not in text, f"dvc.yaml repeats '{name}' of the config's grid"
-    assert stages["data"]["cmd"].split()[1:3] == ["workflow/scripts/dvc-snakemake.sh", "data"]
+    assert stages["data"]["cmd"][-1].split()[1:3] == ["workflow/scripts/dvc-snakemake.sh", "data"]
     assert stages["experiments"]["cmd"][0].split()[1:3] == ["workflow/scripts/dvc-snakemake.sh", "all"]
     outs = {path: spec for stage in stages.values() for item in stage["outs"] for path, spec in item.items()}
     assert {"data/raw", "data/aligned", "results/runs", ".snakemake/metadata"} <= set(outs)
