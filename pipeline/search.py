@@ -195,8 +195,8 @@ def run(args: argparse.Namespace) -> None:
         spec = {
             "base": config["base"],
             "space": config["search"]["space"],
-            "trials": config["search"].get("trials", 50),
-            "seed": config["search"].get("seed", 0),
+            "trials": config["search"]["trials"],
+            "seed": config["search"]["seed"],
         }
     else:
         try:

@@ -18,7 +18,7 @@ import copy
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,8 @@ REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 DEFAULT_CONFIG = REPO / "config" / "config.yaml"
 
+# Experiment name of the setting the random search chose (trained like a configured experiment).
+SEARCH_EXPERIMENT = "search_best"
 # Display names of the CMU datasets in captions.
 CMU_LABELS = {"mosi": "CMU-MOSI", "mosei": "CMU-MOSEI"}
 # Settings that select the cached language-model features (pipeline/features.py CLI).
@@ -111,6 +113,10 @@ def check_config(config: Mapping[str, Any]) -> None:
         resolve_settings(config["base"])
     except ConfigError as err:
         raise ConfigError(f"base: {err}") from None
+    if SEARCH_EXPERIMENT in config["experiments"]:
+        raise ConfigError(
+            f"experiments.{SEARCH_EXPERIMENT}: the name is reserved for the setting the search chooses"
+        )
     for name in config["experiments"]:
         experiment_settings(config, name)
     active = active_tables(config)
@@ -353,8 +359,3 @@ def data_fingerprint(config: Mapping[str, Any], dataset: str, root: Path = REPO)
     return fingerprint(
         config["datasets"][dataset], dataset_seq_len(config, dataset), code_digest("data", root)
     )
-
-
-def iter_table_experiments(config: Mapping[str, Any], table: str) -> Iterable[str]:
-    """The experiments one table's measured rows come from."""
-    return (row["experiment"] for row in active_tables(config)[table]["rows"])

@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipeline.workflow_config import active_tables, dataset_experiments, load_config
+from pipeline.workflow_config import active_tables, dataset_experiments, load_config, runs
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -99,16 +99,17 @@ def test_profiles_parse_and_plan_the_jobs():
     assert slurm["executor"] == "slurm"
     assert {"slurm_partition", "runtime", "mem_mb"} <= set(slurm["default-resources"])
     assert slurm["set-resources"]["train"]["gpu"] == 1
-    runs = sum(len(names) for names in dataset_experiments(TINY).values()) * len(TINY["seeds"])
+    planned = len(runs(TINY))  # every (dataset, experiment, seed)
+    assert planned == sum(len(names) for names in dataset_experiments(TINY).values()) * len(TINY["seeds"])
     for profile in ("default", "slurm"):
         args = ["snakemake", "-n", "--forceall", "--workflow-profile", f"workflow/profiles/{profile}"]
         proc = run([*args, "--configfile", "config/test.yaml"], REPO)
         counts = job_counts(proc.stdout + proc.stderr)
-        assert counts["train"] == counts["evaluate"] == runs
+        assert counts["train"] == counts["evaluate"] == planned
         assert counts["tables"] == len(active_tables(TINY))
         if profile == "slurm":  # the executor plugin's resources reach every training job, no sbatch needed
             train_jobs = proc.stdout.split("rule train:")[1:]
-            assert len(train_jobs) == runs
+            assert len(train_jobs) == planned
             assert all("slurm_partition=gpu" in job and "gpu=1" in job for job in train_jobs)
 
 

@@ -22,16 +22,13 @@ except ConfigError as err:
 # The interpreter running Snakemake runs the stages too: its environment's bin folder goes first on the
 # jobs' PATH, so that `python -m pipeline` is the project's even when the environment is not activated.
 shell.prefix(f'set -euo pipefail; export PATH={shlex.quote(str(Path(sys.executable).parent))}:"$PATH"; ')
-SEARCH_EXPERIMENT = "search_best"
+SEARCH_EXPERIMENT = wc.SEARCH_EXPERIMENT
 RAW_FILES = ["words.csd", "covarep.csd", "facet.csd", "labels.csd", "folds.json", "manifest.json"]
 RUN_DIR = "results/runs/{dataset}/{experiment}/seed{seed}"
 GRID = wc.dataset_experiments(config)
 USED_DATASETS = sorted(set(GRID) | set(wc.search_datasets(config) if config.get("search") else []))
 FEATURES = wc.feature_settings(config)
 CODE = {group: wc.code_digest(group, REPO_ROOT) for group in wc.CODE_GROUPS}
-
-if any(SEARCH_EXPERIMENT in names for names in GRID.values()) or SEARCH_EXPERIMENT in config["experiments"]:
-    raise WorkflowError(f"invalid config: the experiment name '{SEARCH_EXPERIMENT}' is reserved for the search")
 
 
 def _alternatives(names):
@@ -56,8 +53,14 @@ def dataset_spec(wildcards):
     return config["datasets"][wildcards.dataset]
 
 
+def synthesize_options(spec):
+    """CLI options of `synthesize` from a dataset entry; unset keys keep the stage's defaults."""
+    options = [f"--{key} {spec[key]}" for key in ("videos", "seed") if key in spec]
+    return " ".join(options + ([] if spec.get("faults", True) else ["--no-faults"]))
+
+
 def res(rule_name, key, default):
-    """A resource of a rule from config `resources` (the rule's entry, then `default`, then `default`)."""
+    """A rule's resource from config `resources`: its own entry, else `resources.default`, else `default`."""
     resources = config.get("resources") or {}
     return resources.get(rule_name, {}).get(key, resources.get("default", {}).get(key, default))
 
@@ -69,9 +72,7 @@ def data_fp(dataset):
 
 def run_seeds(experiment):
     """Seeds of an experiment: the config's, or the search's for the searched setting."""
-    if experiment == SEARCH_EXPERIMENT:
-        return config["search"].get("seeds", [0, 1, 2, 3, 4])
-    return config["seeds"]
+    return config["search"]["seeds"] if experiment == SEARCH_EXPERIMENT else config["seeds"]
 
 
 def run_settings(experiment):
@@ -101,10 +102,11 @@ def features_arg(dataset, experiment):
 
 
 def run_fingerprint(wildcards):
-    """What defines a run's outputs: its settings, its data and the model code.
+    """What defines a run's outputs: its settings, its data's definition and the model code.
 
-    A param rather than an input, so that it is compared by value: DVC checkouts that rewrite files
-    (and their modification times) do not make Snakemake rerun a run whose definition is unchanged.
+    Snakemake's code trigger sees only a rule's shell command, not the Python modules it runs; as a param,
+    this digest is compared by value with the job metadata, so editing the model code (or settings, or
+    the data's definition) reruns the runs, whatever the files' modification times.
     """
     return wc.fingerprint(
         run_settings(wildcards.experiment), data_fp(wildcards.dataset), CODE["model"]
@@ -117,6 +119,7 @@ def run_file(dataset, experiment, name):
 
 
 def aggregate_path(dataset, experiment):
+    """The aggregated metrics (mean ± std over seeds) of one experiment."""
     return f"results/metrics/{dataset}/{experiment}.json"
 
 
@@ -170,9 +173,4 @@ def tsne_inputs(wildcards):
 def search_spec():
     """What defines a search: the base settings, the space, the number of trials and the sampling seed."""
     search = config["search"]
-    return {
-        "base": config["base"],
-        "space": search["space"],
-        "trials": search.get("trials", 50),
-        "seed": search.get("seed", 0),
-    }
+    return {"base": config["base"], "space": search["space"], "trials": search["trials"], "seed": search["seed"]}

@@ -6,9 +6,7 @@ rule synthesize:
     output:
         expand("data/raw/{{dataset}}/{name}", name=RAW_FILES),
     params:
-        videos=lambda w: dataset_spec(w).get("videos", 93),
-        seed=lambda w: dataset_spec(w).get("seed", 0),
-        faults=lambda w: "" if dataset_spec(w).get("faults", True) else "--no-faults",
+        options=lambda w: synthesize_options(dataset_spec(w)),
         code=CODE["data"],
     wildcard_constraints:
         dataset=_alternatives(SYNTHETIC),
@@ -21,8 +19,7 @@ rule synthesize:
         mem_mb=res("default", "mem_mb", 2000),
         runtime=res("default", "runtime", 30),
     shell:
-        "python -m pipeline synthesize data/raw/{wildcards.dataset} --videos {params.videos}"
-        " --seed {params.seed} {params.faults} > {log} 2>&1"
+        "python -m pipeline synthesize data/raw/{wildcards.dataset} {params.options} > {log} 2>&1"
 
 
 rule download:
