@@ -10,6 +10,7 @@ Keys added beyond the architecture document (each documented in `DEFAULTS`):
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import json
@@ -140,6 +141,10 @@ def _check_type(key: str, value: Any) -> Any:
     elif isinstance(default, int):
         ok = isinstance(value, int) and not isinstance(value, bool)
     elif isinstance(default, float):
+        if isinstance(value, str):
+            # YAML 1.1 (PyYAML, Snakemake's config loader) reads `1e-5` without a dot as a string.
+            with contextlib.suppress(ValueError):
+                value = float(value)
         ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
         value = float(value) if ok else value
     else:
@@ -214,8 +219,9 @@ def load_settings(path: str | Path | None, sets: list[str] | None = None) -> dic
         if not path.is_file():
             raise ConfigError(f"settings file {path} does not exist")
         try:
-            base = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
+            text = path.read_text()
+            base = (json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)) or {}
+        except (yaml.YAMLError, json.JSONDecodeError) as err:
             raise ConfigError(f"settings file {path} is not valid YAML/JSON: {err}") from err
         if not isinstance(base, Mapping):
             raise ConfigError(f"settings file {path} must hold a mapping, got {type(base).__name__}")

@@ -100,3 +100,13 @@ def test_settings_hash_is_stable_and_sensitive() -> None:
     assert settings_hash(a) != settings_hash(resolve_settings(a, {"loss.alpha": 0.6}))
     longer = resolve_settings(a, {"train.epochs": 99})
     assert settings_hash(a, exclude=("train.epochs",)) == settings_hash(longer, exclude=("train.epochs",))
+
+
+def test_exponent_floats_without_a_dot_are_numbers_in_yaml_and_json(tmp_path) -> None:
+    """YAML 1.1 reads `1e-5` as a string; the JSON writer emits `1e-05`: both must give the float."""
+    (tmp_path / "s.yaml").write_text("train:\n  lr_lm: 1e-5\n")
+    (tmp_path / "s.json").write_text('{"train": {"lr_lm": 1e-05}}')
+    for name in ("s.yaml", "s.json"):
+        assert load_settings(tmp_path / name)["train"]["lr_lm"] == 1e-5
+    with pytest.raises(ConfigError, match="train.lr_lm"):
+        resolve_settings({"train": {"lr_lm": "fast"}})
