@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 BIN := $(VENV)/bin
 CORES ?= 4
 
-.PHONY: run test lint bench clean-results
+.PHONY: run test lint bench report
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check pipeline tests benchmarks workflow/scripts
 	$(BIN)/ruff check pipeline tests benchmarks workflow/scripts
 
+report: $(STAMP)
+	$(BIN)/snakemake --report results/report.html
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/align.py
-	$(BIN)/python benchmarks/train.py
+	$(BIN)/python benchmarks/train.py --threads 1
+	$(BIN)/python benchmarks/workflow.py --cores $(CORES)
