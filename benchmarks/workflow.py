@@ -23,21 +23,11 @@ from pathlib import Path
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+from test_workflow import copy_repository  # noqa: E402  (the test suite's fresh-clone copy)
+
 BIN = Path(sys.executable).parent
-
-
-def copy_checkout(dest: Path) -> None:
-    """Copy the checkout's files (as a fresh clone has them) to `dest`."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO,
-        capture_output=True,
-        check=True,
-    ).stdout.split(b"\0")
-    for name in filter(None, (item.decode() for item in listed)):
-        if (REPO / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, dest / name)
 
 
 def seconds_per_rule(root: Path) -> dict[str, tuple[int, float]]:
@@ -60,7 +50,7 @@ def main() -> int:
     args = parser.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="hycon-workflow-bench-"))
     root.mkdir(parents=True, exist_ok=True)
-    copy_checkout(root)
+    copy_repository(root)
     command = [str(BIN / "snakemake"), args.target, "--cores", str(args.cores), "--quiet", "rules"]
     for overlay in args.configfile:
         command += ["--configfile", str((REPO / overlay).resolve())]

@@ -43,6 +43,7 @@ import scipy.sparse
 from tqdm import tqdm
 
 from pipeline.data.csd import CSD, Sequence
+from pipeline.data.folds import load_folds
 from pipeline.errors import ConfigError, DataError
 from pipeline.io import atomic_path, sha256sum
 
@@ -50,7 +51,6 @@ log = logging.getLogger(__name__)
 
 EPSILON = 1e-3  # the SDK's `epsilon = 10e-4`
 SILENCE = "sp"
-SPLITS = ("train", "valid", "test")
 WORDS, LABELS = "words.csd", "labels.csd"
 MODALITIES = {"audio": "covarep.csd", "visual": "facet.csd"}  # output dataset -> raw file
 FOLDS = "folds.json"
@@ -93,30 +93,15 @@ def _tokens(words: CSD, video: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _read_folds(path: Path, labels: CSD) -> dict[str, list[str]]:
-    """Load folds.json: the three splits, each a list of distinct videos present in labels.csd."""
-    if not path.is_file():
-        raise DataError(f"{path}: folds file not found")
-    try:
-        folds = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DataError(f"{path}: not valid JSON ({err})") from err
-    if not isinstance(folds, dict) or set(folds) != set(SPLITS):
-        found = sorted(folds) if isinstance(folds, dict) else type(folds).__name__
-        raise DataError(f"{path}: expected an object with keys {list(SPLITS)}, found {found}")
-    seen: dict[str, str] = {}
-    for split in SPLITS:
-        videos = folds[split]
-        if not isinstance(videos, list) or not all(isinstance(v, str) for v in videos):
-            raise DataError(f"{path}: fold '{split}' must be a list of video ids")
+    """Load folds.json (validated by `load_folds`) and check that every video it names is in labels.csd."""
+    folds = load_folds(path)
+    for split, videos in folds.items():
         for video in videos:
-            if video in seen:
-                raise DataError(f"{path}: video '{video}' is listed in fold '{seen[video]}' and in '{split}'")
-            seen[video] = split
             if video not in labels:
                 raise DataError(
                     f"{path}: fold '{split}' names video '{video}', which is not in {labels.path}"
                 )
-    return {split: folds[split] for split in SPLITS}
+    return folds
 
 
 def _validate(csds: dict[str, CSD], folds: dict[str, list[str]], strict: bool) -> _Plan:
