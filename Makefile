@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) all
+	$(BIN)/snakemake --report results/report.html
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
