@@ -160,11 +160,12 @@ def plot_bars(table_csv: str | Path, out: str | Path, title: str) -> None:
         ax.invert_yaxis()
         unit = " (%)" if COLUMNS[_column_key(header)][2] == 100.0 else ""
         ax.set_title(f"{header}{unit}", fontsize=10)
-        for position, value in zip(positions, values, strict=True):
+        ends = np.nan_to_num(values) + (errors if errors is not None else 0.0)  # labels clear the error bar
+        for position, value, end in zip(positions, values, ends, strict=True):
             if np.isfinite(value):
                 ax.annotate(
                     format_value(_column_key(header), value),
-                    (max(value, 0.0), position),
+                    (max(end, 0.0), position),
                     xytext=(3, 0),
                     textcoords="offset points",
                     va="center",
@@ -174,7 +175,12 @@ def plot_bars(table_csv: str | Path, out: str | Path, title: str) -> None:
         if finite.size:  # bars start at 0 (an honest length); room on the right for the value labels
             ax.set_xlim(min(0.0, finite.min() * 1.15), max(finite.max() * 1.3, 1e-3))
         ax.grid(axis="x", alpha=0.3)
-    fig.suptitle(f"{title} (grey hatched: reported in the paper; error bars: std over seeds)", fontsize=10)
+    legend = (
+        "grey hatched: reported in the paper; error bars: std over seeds"
+        if reported.any()
+        else ("error bars: std over seeds")
+    )
+    fig.suptitle(f"{title} ({legend})", fontsize=10)
     save_figure(fig, out)
 
 
