@@ -88,7 +88,7 @@ def _non_negative(x: float) -> bool:
 
 # dotted key -> (predicate, wording of the allowed range)
 RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "model.max_text_tokens": (lambda x: x >= 3, ">= 3"),
+    "model.max_text_tokens": (lambda x: 3 <= x <= 512, "in [3, 512] (BERT-family position embeddings)"),
     "model.d": (_positive, "> 0"),
     "model.layers": (_positive, "> 0"),
     "model.heads": (_positive, "> 0"),

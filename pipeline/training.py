@@ -4,12 +4,14 @@ Model selection uses the validation split only (the test split is never read her
 `train.select` is restored and written to `model.pt`; training stops after `train.patience` epochs without
 improvement. After every epoch `last.pt` holds everything needed to continue bit-for-bit (model, optimizer,
 grad scaler, best state, history, every RNG state); a rerun with the same settings, seed and data resumes
-from it. `train.epochs` and `train.keep_last` are left out of that match, so a completed run kept with
-`train.keep_last=true` can be extended by raising `train.epochs`.
+from it. `train.epochs` and `train.keep_last` are left out of that match, so a run that completed all its
+epochs (not one that stopped early) and was kept with `train.keep_last=true` can be extended by raising
+`train.epochs`. The device kind and mixed precision are part of the match.
 
 Determinism: python, numpy and torch are seeded from `seed`; batch order comes from its own
 `torch.Generator` (seed) and the loss's random pair choices from another (seed + 1); deterministic
-algorithms are switched on for the run. The same seed on the same device gives the same metrics.
+algorithms are switched on for the run. The same seed on the same device gives the same metrics on the CPU;
+on CUDA as far as torch allows (an op without a deterministic kernel only warns, it does not stop the run).
 """
 
 from __future__ import annotations
@@ -304,6 +306,10 @@ def train_run(
         "settings_hash": settings_hash(settings, exclude=RESUME_EXCLUDED),
         "seed": seed,
         "data": _fingerprint(datasets),
+        # A CPU state cannot continue a mixed-precision CUDA run bit for bit (nor the reverse: its grad
+        # scaler state is empty), so the device kind and AMP are part of what must match.
+        "device": dev.type,
+        "amp": amp,
     }
     with deterministic(dev):
         seed_everything(seed)

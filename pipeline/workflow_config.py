@@ -43,7 +43,8 @@ FEATURE_KEYS = ("language_model", "text_token", "max_text_tokens")
 # `code_digest`: Snakemake's own code trigger only sees the rule's shell command, not the modules it runs).
 CODE_GROUPS: dict[str, tuple[str, ...]] = {
     "data": ("pipeline/data/*.py",),
-    "features": ("pipeline/features.py", "pipeline/data/dataset.py"),
+    # model.py holds the features' tokenisation and token choice (tokenize, select_token)
+    "features": ("pipeline/features.py", "pipeline/model.py", "pipeline/data/dataset.py"),
     "model": ("pipeline/*.py", "pipeline/data/dataset.py"),
     "reporting": ("pipeline/reporting/*.py",),
 }

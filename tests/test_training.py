@@ -186,6 +186,20 @@ def test_last_checkpoint_of_other_settings_is_not_resumed(synthetic, tmp_path, c
     assert extended["resumed_from_epoch"] == 2 and extended["epochs_run"] == 3
 
 
+def test_checkpoint_of_another_device_is_not_resumed(synthetic, tmp_path, caplog) -> None:
+    """A last.pt written on CUDA with mixed precision (its grad-scaler state) cannot continue on the CPU."""
+    keep = {**FAST, "train.epochs": 2, "train.keep_last": True}
+    train_run(keep, synthetic["data"], tmp_path, 0, synthetic["features"])
+    state = torch.load(tmp_path / "last.pt", weights_only=False)
+    assert (state["device"], state["amp"]) == ("cpu", False)
+    torch.save({**state, "device": "cuda", "amp": True}, tmp_path / "last.pt")
+    with caplog.at_level("INFO", logger="pipeline.training"):
+        summary = train_run(
+            {**keep, "train.epochs": 3}, synthetic["data"], tmp_path, 0, synthetic["features"]
+        )
+    assert summary["resumed_from_epoch"] is None and "differ" in caplog.text
+
+
 def test_feature_cache_round_trip_matches_the_finetune_branch(synthetic, tmp_path) -> None:
     out = write_features(synthetic["data"], tmp_path / "tiny.h5", "tiny", "mean", max_tokens=16)
     ids = {s: load_split(synthetic["data"], s)["id"] for s in ("valid",)}
