@@ -304,6 +304,20 @@ def test_words_and_frames_out_of_file_order_are_taken_in_time_order(tmp_path, mo
             np.testing.assert_array_equal(got[key], expected[key])
 
 
+def test_writes_in_small_buffers_give_the_same_file(tmp_path, monkeypatch):
+    """Flushing every few rows, and growing the buffers for a video with more segments than they hold,
+    writes the same datasets as one large buffer."""
+    raw = generate_raw(tmp_path / "raw", videos=4, segments=5, words=4, audio_dim=3, visual_dim=2)
+    align_dataset(raw, tmp_path / "one.h5", seq_len=6)
+    monkeypatch.setattr("pipeline.data.align._FLUSH_ROWS", 3)
+    align_dataset(raw, tmp_path / "many.h5", seq_len=6)
+    expected, got = read_aligned(tmp_path / "one.h5"), read_aligned(tmp_path / "many.h5")
+    assert len(expected["train"]["id"]) > 3  # several writes, each video larger than a buffer
+    for split in expected:
+        for key in expected[split]:
+            np.testing.assert_array_equal(got[split][key], expected[split][key])
+
+
 def _two_videos(raw: Path, facet_videos: tuple[str, ...] = ("v1", "v2")) -> Path:
     """Two small videos (v1: 5 words, v2: 2 words); FACET entries only for `facet_videos`."""
     words = {

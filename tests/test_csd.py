@@ -52,6 +52,31 @@ def test_round_trip_words_features_and_metadata(tmp_path):
         assert csd.feature_dim() == 4
 
 
+def test_reused_buffers_hold_each_load_and_grow(tmp_path):
+    """`load(reuse=True)` reads into buffers kept by the reader: same values as a plain read, the next
+    reuse load overwrites them in place, a larger entry grows them, and strings still get a new array."""
+    small = Sequence(np.arange(6, dtype=np.float32).reshape(3, 2), np.array([[0.0, 1], [1, 2], [2, 3]]))
+    large = Sequence(-np.arange(20, dtype=np.float32).reshape(10, 2), np.stack([np.arange(10.0)] * 2, 1))
+    write_csd(tmp_path / "f.csd", "feats", {"small": small, "large": large, "again": small})
+    words = Sequence(np.array([[b"a"], [b"bc"]]), np.array([[0.0, 1.0], [1.0, 2.0]]))
+    write_csd(tmp_path / "w.csd", "words", {"v": words})
+    with CSD(tmp_path / "f.csd") as csd:
+        first = csd.load("small", reuse=True)
+        np.testing.assert_array_equal(first.features, small.features)
+        np.testing.assert_array_equal(first.intervals, small.intervals)
+        second = csd.load("again", reuse=True)
+        assert np.shares_memory(first.features, second.features)  # the same buffer, read again
+        grown = csd.load("large", reuse=True)
+        assert grown.features.shape == (10, 2) and not np.shares_memory(grown.features, first.features)
+        np.testing.assert_array_equal(grown.features, large.features)
+        np.testing.assert_array_equal(grown.intervals, large.intervals)
+        fresh = csd.load("small")  # without reuse: a new array, untouched by later reuse loads
+        csd.load("large", reuse=True).features[:] = 7
+        np.testing.assert_array_equal(fresh.features, small.features)
+    with CSD(tmp_path / "w.csd") as csd:
+        assert csd.load("v", reuse=True).features.tolist() == words.features.tolist()
+
+
 def test_one_dimensional_features_read_as_a_column(tmp_path):
     path = tmp_path / "x.csd"
     with h5py.File(path, "w") as handle:

@@ -199,13 +199,16 @@ def _intersections(ref: np.ndarray, sub: np.ndarray) -> tuple[np.ndarray, np.nda
 def _word_means(
     intervals: np.ndarray, frames: Sequence, stats: Counter, name: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Plain average of the frames intersecting each word interval [U, 2]: ([U, d] float32, has-frame [U])."""
+    """Plain average of the frames intersecting each word interval [U, 2]: ([U, d] float32, has-frame [U]).
+
+    Non-finite values in `frames.features` are set to 0 in place (the caller reads into a reused buffer).
+    """
     features = frames.features
     finite = np.isfinite(features)
     if not finite.all():
         stats[f"nonfinite_values:{name}"] += int(finite.size - np.count_nonzero(finite))
         stats[f"nonfinite_frames:{name}"] += int((~finite.all(axis=1)).sum())
-        features = np.where(finite, features, 0)
+        features[~finite] = 0
     starts = frames.intervals[:, 0]
     if np.all(starts[1:] >= starts[:-1]):  # frames usually come sorted: skip the sort
         word, frame = _intersections(intervals, frames.intervals)
@@ -229,9 +232,14 @@ def _word_means(
 
 @dataclass
 class _Rows:
-    """One video's aligned segments, the columns of the output datasets."""
+    """One video's aligned segments: the per-segment columns, and each modality's word features as a scatter.
 
-    columns: dict[str, np.ndarray]
+    `features[modality]` is (row, position, values [W, d]): word w's features go to padded row `row[w]`
+    of this video's segments, at time step `position[w]`; everything else is zero padding.
+    """
+
+    columns: dict[str, np.ndarray]  # id, label, text, length
+    features: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
     dropped: list[str]  # ids of segments that produced no row
 
     def __len__(self) -> int:
@@ -273,9 +281,8 @@ def _align_video(video: str, csds: dict[str, CSD], plan: _Plan, seq_len: int, st
 
     unique, inverse = np.unique(word, return_inverse=True)
     stats["words_kept"] += len(word)
-    columns: dict[str, np.ndarray] = {}
+    features: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     for modality, name in MODALITIES.items():
-        table = np.zeros((len(present), seq_len, plan.dims[modality]), dtype=np.float32)
         if video in plan.missing[modality]:
             stats[f"words_imputed:{name}"] += len(word)
             log.warning(
@@ -286,33 +293,50 @@ def _align_video(video: str, csds: dict[str, CSD], plan: _Plan, seq_len: int, st
                 modality,
             )
         else:
-            means, has_frame = _word_means(word_iv[unique], csds[name][video], stats, name)
+            frames = csds[name].load(video, reuse=True)
+            means, has_frame = _word_means(word_iv[unique], frames, stats, name)
             stats[f"words_imputed:{name}"] += int((~has_frame[inverse]).sum())
-            table[out_row, position] = means[inverse]
-        columns[modality] = table
+            features[modality] = (out_row, position, means[inverse])
 
     lengths = np.minimum(per_segment[present], seq_len)
     rows = segments[present]
-    columns["id"] = np.array([f"{video}[{k}]" for k in rows], dtype=object)
-    columns["label"] = labels.features[rows, 0].astype(np.float32)
     chunks = np.split(tokens[word], np.cumsum(lengths)[:-1]) if len(lengths) else []
-    columns["text"] = np.array([" ".join(chunk) for chunk in chunks], dtype=object)
-    columns["length"] = lengths.astype(np.int64)
-    return _Rows(columns, dropped)
+    columns = {
+        "id": np.array([f"{video}[{k}]" for k in rows], dtype=object),
+        "label": labels.features[rows, 0].astype(np.float32),
+        "text": np.array([" ".join(chunk) for chunk in chunks], dtype=object),
+        "length": lengths.astype(np.int64),
+    }
+    return _Rows(columns, features, dropped)
 
 
-class _SplitWriter:
-    """Appends segments to one split's resizable datasets, buffering a few hundred rows per write."""
+class _Writer:
+    """Appends segments to each split's resizable datasets, a few hundred rows per write.
 
-    def __init__(self, group: h5py.Group, seq_len: int, dims: dict[str, int]):
+    The padded feature rows are filled in buffers allocated once and zeroed again after each write:
+    allocating a zeroed table per video, then concatenating them, cost more than the alignment itself
+    (fresh memory means page faults).
+    """
+
+    def __init__(self, out: h5py.File, seq_len: int, dims: dict[str, int]):
+        self.out, self.seq_len, self.dims = out, seq_len, dims
+        self.buffers = {m: np.zeros((_FLUSH_ROWS, seq_len, dims[m]), np.float32) for m in MODALITIES}
+        self.datasets: dict[str, h5py.Dataset] = {}
+        self.pending: list[dict[str, np.ndarray]] = []  # the per-segment columns of the buffered rows
+        self.rows = 0  # rows buffered
+        self.count = 0  # rows written to the current split
+
+    def start(self, split: str) -> None:
+        """Create the datasets of `split` (the previous split must be finished)."""
         text = h5py.string_dtype()
         specs: dict[str, tuple[tuple[int, ...], object]] = {
             "id": ((), text),
             "label": ((), np.float32),
             "text": ((), text),
             "length": ((), np.int64),
-            **{modality: ((seq_len, dims[modality]), np.float32) for modality in MODALITIES},
+            **{modality: ((self.seq_len, self.dims[modality]), np.float32) for modality in MODALITIES},
         }
+        group = self.out.create_group(split)
         self.datasets = {
             name: group.create_dataset(
                 name,
@@ -323,25 +347,39 @@ class _SplitWriter:
             )
             for name, (shape, dtype) in specs.items()
         }
-        self.pending: list[_Rows] = []
         self.count = 0
 
     def append(self, rows: _Rows) -> None:
-        """Queue one video's rows; write once enough are buffered."""
-        self.pending.append(rows)
-        if sum(map(len, self.pending)) >= _FLUSH_ROWS:
+        """Buffer one video's rows, writing the buffered ones first where they would not fit."""
+        n = len(rows)
+        if self.rows + n > _FLUSH_ROWS:
             self.flush()
+        if n > len(self.buffers["audio"]):  # a video with more segments than a buffer holds
+            self.buffers = {m: np.zeros((n, *b.shape[1:]), np.float32) for m, b in self.buffers.items()}
+        for modality, (row, position, values) in rows.features.items():
+            self.buffers[modality][self.rows + row, position] = values
+        self.pending.append(rows.columns)
+        self.rows += n
 
     def flush(self) -> None:
-        """Write the buffered rows at the end of each dataset."""
-        if not self.pending:
+        """Write the buffered rows at the end of the current split's datasets."""
+        if not self.rows:
             return
-        n = sum(map(len, self.pending))
+        n = self.rows
         for name, dataset in self.datasets.items():
             dataset.resize(self.count + n, axis=0)
-            dataset[self.count :] = np.concatenate([rows.columns[name] for rows in self.pending])
+            if name in self.buffers:
+                dataset[self.count :] = self.buffers[name][:n]
+                self.buffers[name][:n] = 0
+            else:
+                dataset[self.count :] = np.concatenate([columns[name] for columns in self.pending])
         self.count += n
-        self.pending = []
+        self.pending, self.rows = [], 0
+
+    def finish(self) -> int:
+        """Write what is buffered; return the number of rows of the current split."""
+        self.flush()
+        return self.count
 
 
 def _summary(stats: Counter, segments: dict[str, int], plan: _Plan) -> dict:
@@ -402,15 +440,15 @@ def align_dataset(raw_dir: str | Path, out_path: str | Path, seq_len: int = 50, 
                 visual_dim=plan.dims["visual"],
                 dataset=raw_dir.resolve().name,
             )
+            writer = _Writer(out, seq_len, plan.dims)
             for split, videos in plan.folds.items():
-                writer = _SplitWriter(out.create_group(split), seq_len, plan.dims)
+                writer.start(split)
                 for video in videos:
                     rows = _align_video(video, csds, plan, seq_len, stats)
                     dropped += rows.dropped
                     writer.append(rows)
                     bar.update(1)
-                writer.flush()
-                segments[split] = writer.count
+                segments[split] = writer.finish()
             out.attrs["checksums"] = json.dumps({name: job.result() for name, job in checksums.items()})
     summary = _summary(stats, segments, plan)
     if dropped:

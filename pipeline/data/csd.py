@@ -48,6 +48,7 @@ class CSD:
             raise DataError(f"{self.path}: missing group /{self.root}/data")
         self._data = group["data"]
         self._videos: frozenset[str] | None = None
+        self._buffers: dict[str, np.ndarray] = {}  # byte buffers reused by `load(..., reuse=True)`
         self.metadata = {}
         if isinstance(group.get("metadata"), h5py.Group):
             for key, value in group["metadata"].items():
@@ -108,8 +109,18 @@ class CSD:
             )
         return features, intervals
 
-    def _read(self, dataset: h5py.h5d.DatasetID, video: str) -> np.ndarray:
-        values = np.empty(dataset.shape, dataset.dtype)
+    def _read(self, dataset: h5py.h5d.DatasetID, video: str, buffer: str | None = None) -> np.ndarray:
+        """Read a whole dataset into a new array, or into the reused byte buffer named `buffer`."""
+        if buffer is None or dataset.dtype.hasobject:
+            values = np.empty(dataset.shape, dataset.dtype)
+        else:
+            size = int(np.prod(dataset.shape)) * dataset.dtype.itemsize
+            held = self._buffers.get(buffer)
+            if held is None or held.nbytes < size:  # grow geometrically: few reallocations over a pass
+                held = self._buffers[buffer] = np.empty(
+                    max(size, 2 * (0 if held is None else held.nbytes)), np.uint8
+                )
+            values = held[:size].view(dataset.dtype).reshape(dataset.shape)
         try:
             dataset.read(h5py.h5s.ALL, h5py.h5s.ALL, values)
         except OSError as err:  # truncated or damaged file: h5py opens it but the read fails
@@ -130,13 +141,21 @@ class CSD:
         return self._read(self._checked(video)[1], video).astype(np.float64, copy=False)
 
     def __getitem__(self, video: str) -> Sequence:
+        return self.load(video)
+
+    def load(self, video: str, reuse: bool = False) -> Sequence:
+        """One entry, checked; features [n, d] as stored, intervals as float64.
+
+        With `reuse`, numeric arrays are read into buffers this reader keeps and overwrites on its next
+        `reuse` load, so the caller may modify them but must not keep them. A pass streaming over many
+        videos then touches no fresh memory per video: page faults on new arrays cost more than the read.
+        """
         features, intervals = self._checked(video)
-        values = self._read(features, video)
+        values = self._read(features, video, "features" if reuse else None)
         if values.ndim == 1:
             values = values[:, None]
-        return Sequence(
-            features=values, intervals=self._read(intervals, video).astype(np.float64, copy=False)
-        )
+        times = self._read(intervals, video, "intervals" if reuse else None)
+        return Sequence(features=values, intervals=times.astype(np.float64, copy=False))
 
     def items(self) -> Iterator[tuple[str, Sequence]]:
         """Iterate (video, Sequence) in sorted video order, loading one at a time."""
