@@ -61,12 +61,28 @@ _FLUSH_ROWS = 512  # segments buffered per split before a write
 
 
 @dataclass
+class _Video:
+    """One video's words and labelled segments, read and checked by validation and kept for alignment.
+
+    They are small (a few arrays of one row per word or segment), unlike the frames, which are read once,
+    during alignment; keeping them saves a second read and decode of every video.
+    """
+
+    tokens: np.ndarray  # words decoded from UTF-8, object array of str [n]
+    words: np.ndarray  # word intervals [n, 2]
+    labels: np.ndarray  # label of each segment [k] (column 0 of labels.csd)
+    segments: np.ndarray  # segment intervals [k, 2]
+
+
+@dataclass
 class _Plan:
-    """What validation established: the folds, each modality's feature size, videos lacking a modality."""
+    """What validation established: the folds, each modality's feature size, videos lacking a modality,
+    and every fold video's words and segments."""
 
     folds: dict[str, list[str]]
     dims: dict[str, int]
     missing: dict[str, set[str]] = field(default_factory=dict)
+    videos: dict[str, _Video] = field(default_factory=dict)
 
 
 def _check_intervals(path: Path, video: str, intervals: np.ndarray) -> None:
@@ -82,14 +98,13 @@ def _check_intervals(path: Path, video: str, intervals: np.ndarray) -> None:
         )
 
 
-def _tokens(words: CSD, video: str) -> tuple[np.ndarray, np.ndarray]:
-    """One video's words decoded from UTF-8 (object array of str) and their intervals [n, 2]."""
-    seq = words[video]
+def _tokens(path: Path, video: str, words: np.ndarray) -> np.ndarray:
+    """One video's words [n, 1] decoded from UTF-8 (object array of str [n])."""
     try:
-        tokens = [t.decode("utf-8") if isinstance(t, bytes) else str(t) for t in seq.features[:, 0].tolist()]
+        tokens = [t.decode("utf-8") if isinstance(t, bytes) else str(t) for t in words[:, 0].tolist()]
     except UnicodeDecodeError as err:
-        raise DataError(f"{words.path}: video '{video}' has a word that is not UTF-8 ({err})") from err
-    return np.array(tokens, dtype=object), seq.intervals
+        raise DataError(f"{path}: video '{video}' has a word that is not UTF-8 ({err})") from err
+    return np.array(tokens, dtype=object)
 
 
 def _read_folds(path: Path, labels: CSD) -> dict[str, list[str]]:
@@ -107,7 +122,8 @@ def _read_folds(path: Path, labels: CSD) -> dict[str, list[str]]:
 def _validate(csds: dict[str, CSD], folds: dict[str, list[str]], strict: bool) -> _Plan:
     """Check every entry the alignment will read (shapes, dtypes, intervals, labels) before any work.
 
-    Features are not read, only their headers; words, labels and frame intervals are read.
+    Frame features are not read, only their headers; words, labels and frame intervals are read, and the
+    words and labels are kept in the plan for the alignment.
     """
     words, labels = csds[WORDS], csds[LABELS]
     plan = _Plan(folds=folds, dims={}, missing={modality: set() for modality in MODALITIES})
@@ -129,12 +145,16 @@ def _validate(csds: dict[str, CSD], folds: dict[str, list[str]], strict: bool) -
                 )
             if video not in words:
                 raise DataError(f"{words.path}: no entry for video '{video}' (fold '{split}', in labels)")
-            _, dim, dtype = words.describe(video)
+            entry = words[video]
+            dtype, dim = entry.features.dtype, entry.features.shape[1]
             if dtype.kind not in "SOU" or dim != 1:
                 raise DataError(
                     f"{words.path}: video '{video}' words are {dtype} [n, {dim}], not strings [n, 1]"
                 )
-            _check_intervals(words.path, video, _tokens(words, video)[1])
+            _check_intervals(words.path, video, entry.intervals)
+            plan.videos[video] = _Video(
+                _tokens(words.path, video, entry.features), entry.intervals, seq.features[:, 0], seq.intervals
+            )
             for modality, name in MODALITIES.items():
                 csd = csds[name]
                 if video not in csd:
@@ -248,9 +268,8 @@ class _Rows:
 
 def _align_video(video: str, csds: dict[str, CSD], plan: _Plan, seq_len: int, stats: Counter) -> _Rows:
     """Align one video's words, frames and segments (steps 1 and 2 of the module docstring)."""
-    tokens, word_iv = _tokens(csds[WORDS], video)
-    labels = csds[LABELS][video]
-    seg_iv = labels.intervals
+    entry = plan.videos[video]
+    tokens, word_iv, seg_iv = entry.tokens, entry.words, entry.segments
 
     # The SDK skips reference intervals shorter than eps: zero-length words and segments never align.
     kept = np.flatnonzero(np.abs(word_iv[:, 0] - word_iv[:, 1]) >= EPSILON)
@@ -303,7 +322,7 @@ def _align_video(video: str, csds: dict[str, CSD], plan: _Plan, seq_len: int, st
     chunks = np.split(tokens[word], np.cumsum(lengths)[:-1]) if len(lengths) else []
     columns = {
         "id": np.array([f"{video}[{k}]" for k in rows], dtype=object),
-        "label": labels.features[rows, 0].astype(np.float32),
+        "label": entry.labels[rows].astype(np.float32),
         "text": np.array([" ".join(chunk) for chunk in chunks], dtype=object),
         "length": lengths.astype(np.int64),
     }
