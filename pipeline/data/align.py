@@ -450,7 +450,7 @@ def align_dataset(raw_dir: str | Path, out_path: str | Path, seq_len: int = 50, 
         total = sum(len(videos) for videos in plan.folds.values())
         with (
             atomic_path(out_path) as tmp,
-            h5py.File(tmp, "w") as out,
+            h5py.File(tmp, "w", rdcc_nbytes=0) as out,  # rows are written once, in order: no chunk cache
             tqdm(total=total, desc="align", unit="video", disable=None) as bar,
         ):
             out.attrs.update(
