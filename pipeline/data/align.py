@@ -440,10 +440,14 @@ def align_dataset(raw_dir: str | Path, out_path: str | Path, seq_len: int = 50, 
         csds = {
             name: stack.enter_context(CSD(raw_dir / name)) for name in (WORDS, *MODALITIES.values(), LABELS)
         }
-        plan = _validate(csds, _read_folds(raw_dir / FOLDS, csds[LABELS]), strict)
-        # Hashing releases the GIL: the checksums are computed on another core while alignment runs.
-        hashing = stack.enter_context(ThreadPoolExecutor(max_workers=1))
+        # Hashing releases the GIL and needs nothing validated: the checksums are computed on another core
+        # from the start, alongside validation and alignment (started after validation, hashing was the
+        # last thing running). On bad input the error is raised at once: queued hashes are cancelled, and
+        # the file being hashed is not waited for.
+        hashing = ThreadPoolExecutor(max_workers=1)
+        stack.callback(hashing.shutdown, wait=False, cancel_futures=True)
         checksums = {name: hashing.submit(sha256sum, raw_dir / name) for name in RAW_FILES}
+        plan = _validate(csds, _read_folds(raw_dir / FOLDS, csds[LABELS]), strict)
         stats: Counter = Counter()
         segments: dict[str, int] = {}
         dropped: list[str] = []
