@@ -304,6 +304,23 @@ def test_words_and_frames_out_of_file_order_are_taken_in_time_order(tmp_path, mo
             np.testing.assert_array_equal(got[key], expected[key])
 
 
+def test_video_left_with_no_segment_adds_no_row(tmp_path):
+    """A video whose every segment is dropped (only `sp` in it) contributes nothing; the others align."""
+    raw = write_raw(
+        tmp_path / "toy",
+        words={"a": [("x", 0.0, 1.0)], "b": [("sp", 0.0, 1.0)]},
+        labels={"a": [(1.0, 0.0, 1.0)], "b": [(0.5, 0.0, 1.0)]},
+        covarep={v: frames([1.0, 2.0]) for v in "ab"},
+        facet={v: frames([3.0, 4.0]) for v in "ab"},
+        folds={"train": ["b", "a"], "valid": [], "test": []},
+    )
+    summary = align_dataset(raw, tmp_path / "out.h5", seq_len=2)
+    train = read_aligned(tmp_path / "out.h5")["train"]
+    assert train["id"].tolist() == ["a[0]"] and train["text"].tolist() == ["x"]
+    np.testing.assert_allclose(train["audio"][0, :, 0], [1.0, 0.0])
+    assert summary["segments_dropped"] == {"zero_length": 0, "no_words": 1}
+
+
 def test_writes_in_small_buffers_give_the_same_file(tmp_path, monkeypatch):
     """Flushing every few rows, and growing the buffers for a video with more segments than they hold,
     writes the same datasets as one large buffer."""

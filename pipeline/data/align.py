@@ -275,8 +275,8 @@ def _align_video(video: str, csds: dict[str, CSD], plan: _Plan, seq_len: int, st
     kept = np.flatnonzero(np.abs(word_iv[:, 0] - word_iv[:, 1]) >= EPSILON)
     stats["zero_length_words"] += len(word_iv) - len(kept)
     kept = kept[np.argsort(word_iv[kept, 0], kind="stable")]  # time order, ties in file order (as the SDK)
-    segments = np.flatnonzero(np.abs(seg_iv[:, 0] - seg_iv[:, 1]) >= EPSILON)
-    zero_segments = np.setdiff1d(np.arange(len(seg_iv)), segments)
+    long = np.abs(seg_iv[:, 0] - seg_iv[:, 1]) >= EPSILON
+    segments, zero_segments = np.flatnonzero(long), np.flatnonzero(~long)
 
     seg, pos = _intersections(seg_iv[segments], word_iv[kept])
     word = kept[pos]
@@ -319,11 +319,12 @@ def _align_video(video: str, csds: dict[str, CSD], plan: _Plan, seq_len: int, st
 
     lengths = np.minimum(per_segment[present], seq_len)
     rows = segments[present]
-    chunks = np.split(tokens[word], np.cumsum(lengths)[:-1]) if len(lengths) else []
+    kept_tokens, ends = tokens[word].tolist(), np.cumsum(lengths).tolist()
+    texts = [" ".join(kept_tokens[start:end]) for start, end in zip([0, *ends][:-1], ends, strict=True)]
     columns = {
-        "id": np.array([f"{video}[{k}]" for k in rows], dtype=object),
+        "id": np.array([f"{video}[{k}]" for k in rows.tolist()], dtype=object),
         "label": entry.labels[rows].astype(np.float32),
-        "text": np.array([" ".join(chunk) for chunk in chunks], dtype=object),
+        "text": np.array(texts, dtype=object),
         "length": lengths.astype(np.int64),
     }
     return _Rows(columns, features, dropped)
