@@ -6,6 +6,7 @@ read aligned files; the SDK oracle test and benchmarks/align.py import them from
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from pathlib import Path
@@ -319,6 +320,21 @@ def test_video_left_with_no_segment_adds_no_row(tmp_path):
     assert train["id"].tolist() == ["a[0]"] and train["text"].tolist() == ["x"]
     np.testing.assert_allclose(train["audio"][0, :, 0], [1.0, 0.0])
     assert summary["segments_dropped"] == {"zero_length": 0, "no_words": 1}
+
+
+def test_progress_bar_only_on_a_terminal(tmp_path, monkeypatch):
+    """A bar over videos is drawn on a terminal; elsewhere none is built."""
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    raw = _two_videos(tmp_path / "toy")
+    for stream in (Terminal(), io.StringIO()):
+        monkeypatch.setattr("sys.stderr", stream)
+        align_dataset(raw, tmp_path / "out.h5", seq_len=2)
+        drawn = stream.getvalue()
+        assert ("align: 100%" in drawn and "2/2" in drawn) == isinstance(stream, Terminal), drawn
 
 
 def test_writes_in_small_buffers_give_the_same_file(tmp_path, monkeypatch):

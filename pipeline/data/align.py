@@ -31,6 +31,7 @@ import argparse
 import contextlib
 import json
 import logging
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -456,7 +457,11 @@ def align_dataset(raw_dir: str | Path, out_path: str | Path, seq_len: int = 50, 
         with (
             atomic_path(out_path) as tmp,
             h5py.File(tmp, "w", rdcc_nbytes=0) as out,  # rows are written once, in order: no chunk cache
-            tqdm(total=total, desc="align", unit="video", disable=None) as bar,
+            # Off a terminal tqdm would disable the bar anyway; building none there saves its first-use
+            # cost (a multiprocessing lock, ~4 ms: a twentieth of aligning 10 videos).
+            tqdm(total=total, desc="align", unit="video")
+            if sys.stderr.isatty()
+            else contextlib.nullcontext() as bar,
         ):
             out.attrs.update(
                 seq_len=seq_len,
@@ -471,7 +476,8 @@ def align_dataset(raw_dir: str | Path, out_path: str | Path, seq_len: int = 50, 
                     rows = _align_video(video, csds, plan, seq_len, stats)
                     dropped += rows.dropped
                     writer.append(rows)
-                    bar.update(1)
+                    if bar is not None:
+                        bar.update(1)
                 segments[split] = writer.finish()
             out.attrs["checksums"] = json.dumps({name: job.result() for name, job in checksums.items()})
     summary = _summary(stats, segments, plan)
