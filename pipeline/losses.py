@@ -190,14 +190,16 @@ def hybrid_loss(
     refine: bool = True,
     contrastive: str = "hycon",
     generator: torch.Generator | None = None,
-) -> tuple[torch.Tensor, dict[str, float]]:
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Hybrid loss, Eq. 13: lambda1 * IAMCL + lambda2 * IEMCL + lambda3 * SCL.
 
     ``contrastive='hycon'`` uses Eqs. 7-12; a comparison loss name (triplet, hard_triplet, npair,
     contrastive) replaces IAMCL with that loss on the intra-modal pairs and IEMCL with it on the inter-modal
     pairs (Section 4.5.6), SCL staying; ``'none'`` gives zero (the "W/O contrastive learning" ablation). A
     weight of 0 skips its term (the "W/O L_x" ablations). Returns the total and the unweighted value of each
-    term under the keys ``iamcl``, ``iemcl``, ``scl`` (0.0 for a skipped term), so logs keep fixed columns.
+    term under the keys ``iamcl``, ``iemcl``, ``scl`` (zero for a skipped term), so logs keep fixed columns.
+    The parts are detached 0-d tensors on the inputs' device, not floats: converting here would force a host
+    synchronisation per term on every training step; callers convert when they log.
     """
     if contrastive not in CONTRASTIVE_NAMES:
         raise ConfigError(f"loss.contrastive: {contrastive!r} is not one of {', '.join(CONTRASTIVE_NAMES)}")
@@ -207,7 +209,7 @@ def hybrid_loss(
         )
     _check_reps(reps)
     total = _graph_zero(reps)
-    parts = {"iamcl": 0.0, "iemcl": 0.0, "scl": 0.0}
+    parts = {key: total.detach() for key in ("iamcl", "iemcl", "scl")}
     if contrastive == "none":
         return total, parts
     if contrastive == "hycon":
@@ -226,7 +228,7 @@ def hybrid_loss(
         if weight == 0:
             continue
         value = compute()
-        parts[key] = float(value.detach())
+        parts[key] = value.detach()
         total = total + weight * value
     return total, parts
 

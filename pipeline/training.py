@@ -230,7 +230,11 @@ def train_epoch(
     loss_cfg, train_cfg = settings["loss"], settings["train"]
     lambdas = (loss_cfg["lambda_iamcl"], loss_cfg["lambda_iemcl"], loss_cfg["lambda_scl"])
     model.train()
-    sums = {"train_loss": 0.0, "train_pred_loss": 0.0, "train_hybrid_loss": 0.0}
+    # Accumulated on the device and read once per epoch: a float() per step would stall a GPU every step.
+    sums = {
+        name: torch.zeros((), device=device)
+        for name in ("train_loss", "train_pred_loss", "train_hybrid_loss")
+    }
     seen = 0
     n_batches = math.ceil(len(dataset) / train_cfg["batch_size"])
     batches = iterate_batches(dataset, train_cfg["batch_size"], generators["loader"])
@@ -263,8 +267,8 @@ def train_epoch(
             ("train_pred_loss", pred_loss),
             ("train_hybrid_loss", hybrid),
         ):
-            sums[name] += float(value.detach()) * size
-    return {name: total / max(seen, 1) for name, total in sums.items()}
+            sums[name] += value.detach().float() * size
+    return {name: float(total) / max(seen, 1) for name, total in sums.items()}
 
 
 def make_optimizer(model: HyConModel, train_cfg: dict[str, Any]) -> torch.optim.Adam:

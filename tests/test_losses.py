@@ -445,6 +445,13 @@ def test_half_precision_inputs() -> None:
 # ---------------------------------------------------------------- hybrid loss, classes, errors
 
 
+def _hybrid(*args, **kwargs) -> tuple[torch.Tensor, dict[str, float]]:
+    """hybrid_loss with its parts (detached 0-d tensors, so no sync per step) read as floats."""
+    total, parts = hybrid_loss(*args, **kwargs)
+    assert all(isinstance(v, torch.Tensor) and v.dim() == 0 and not v.requires_grad for v in parts.values())
+    return total, {key: float(value) for key, value in parts.items()}
+
+
 def test_hybrid_is_weighted_sum_and_lambda_zero_skips() -> None:
     reps = random_reps(6, 4, seed=4)
     classes = torch.tensor([0, 1, 1, 0, 1, 0])
@@ -453,25 +460,25 @@ def test_hybrid_is_weighted_sum_and_lambda_zero_skips() -> None:
         "iemcl": iemcl_loss(reps, classes, 0.8).item(),
         "scl": scl_loss(reps, 0.8).item(),
     }
-    total, got = hybrid_loss(reps, classes, alpha=0.8, lambdas=(0.5, 2.0, 3.0))
+    total, got = _hybrid(reps, classes, alpha=0.8, lambdas=(0.5, 2.0, 3.0))
     assert got == pytest.approx(parts, abs=1e-6)
     assert total.item() == pytest.approx(
         0.5 * parts["iamcl"] + 2 * parts["iemcl"] + 3 * parts["scl"], abs=1e-5
     )
     for off, key in enumerate(("iamcl", "iemcl", "scl")):
         lambdas = tuple(0.0 if k == off else 1.0 for k in range(3))
-        total, got = hybrid_loss(reps, classes, alpha=0.8, lambdas=lambdas)
+        total, got = _hybrid(reps, classes, alpha=0.8, lambdas=lambdas)
         assert got[key] == 0.0
         assert total.item() == pytest.approx(sum(v for k, v in parts.items() if k != key), abs=1e-5)
     # W/O refinement and W/O modality margin reach the terms
-    total, got = hybrid_loss(reps, classes, alpha=1.0, refine=False)
+    total, got = _hybrid(reps, classes, alpha=1.0, refine=False)
     assert got["iemcl"] == pytest.approx(iemcl_loss(reps, classes, 1.0, refine=False).item(), abs=1e-6)
     assert got["scl"] == pytest.approx(scl_loss(reps, 1.0).item(), abs=1e-6)
 
 
 def test_hybrid_none_is_zero_and_backward_works() -> None:
     reps = random_reps(4, 3, seed=0)
-    total, parts = hybrid_loss(reps, torch.tensor([0, 1, 0, 1]), alpha=0.8, contrastive="none")
+    total, parts = _hybrid(reps, torch.tensor([0, 1, 0, 1]), alpha=0.8, contrastive="none")
     assert total.item() == 0.0 and parts == {"iamcl": 0.0, "iemcl": 0.0, "scl": 0.0}
     total.backward()
     assert all(torch.equal(reps[m].grad, torch.zeros(4, 3)) for m in M)
@@ -480,7 +487,7 @@ def test_hybrid_none_is_zero_and_backward_works() -> None:
 def test_hybrid_comparison_replaces_iamcl_and_iemcl() -> None:
     reps = random_reps(6, 4, seed=6)
     classes = torch.tensor([0, 1, 1, 0, 1, 0])
-    total, parts = hybrid_loss(reps, classes, alpha=0.8, contrastive="hard_triplet")
+    total, parts = _hybrid(reps, classes, alpha=0.8, contrastive="hard_triplet")
     assert parts["iamcl"] == pytest.approx(hard_triplet_loss(reps, classes, "intra").item(), abs=1e-6)
     assert parts["iemcl"] == pytest.approx(hard_triplet_loss(reps, classes, "inter").item(), abs=1e-6)
     assert total.item() == pytest.approx(sum(parts.values()), abs=1e-5)
@@ -490,7 +497,7 @@ def test_hybrid_comparison_replaces_iamcl_and_iemcl() -> None:
         npair_loss(reps, classes, "intra", generator=g),
         npair_loss(reps, classes, "inter", generator=g),
     )
-    _, parts = hybrid_loss(
+    _, parts = _hybrid(
         reps, classes, alpha=0.8, contrastive="npair", generator=torch.Generator().manual_seed(3)
     )
     assert (parts["iamcl"], parts["iemcl"]) == pytest.approx((intra.item(), inter.item()), abs=1e-6)
