@@ -106,7 +106,7 @@ def run_search(
             raise ConfigError(f"search trial {index} ({overrides}): {err}") from None
     metric = settings_list[0]["train"]["select"]
     out = Path(out_dir)
-    rows = []
+    rows, summaries = [], []
     for index, (overrides, settings) in enumerate(zip(samples, settings_list, strict=True)):
         trial_dir = out / "trials" / f"trial{index:03d}"
         summary = _finished_trial(trial_dir, settings)
@@ -116,6 +116,7 @@ def run_search(
             (trial_dir / "model.pt").unlink(missing_ok=True)
         else:
             log.info("trial %d/%d: reused %s", index + 1, trials, trial_dir / "train.json")
+        summaries.append(summary)
         valid = summary.get("best_valid") or {}
         rows.append(
             {
@@ -133,7 +134,7 @@ def run_search(
         raise ConfigError(f"search: no trial has a finite validation {metric}; see {out / 'trials.csv'}")
     with atomic_path(out / "trials.csv") as tmp:
         frame.drop(columns="score").to_csv(tmp, index=False, float_format="%.6g")
-    best_summary = json.loads((out / "trials" / f"trial{best_index:03d}" / "train.json").read_text())
+    best_summary = summaries[best_index]
     best = {
         "trial": best_index,
         "trials": trials,

@@ -24,10 +24,9 @@ import pandas as pd
 
 from pipeline.errors import DataError
 from pipeline.io import atomic_path, write_json
+from pipeline.metrics import METRIC_KEYS  # the run metrics every aggregate carries (metrics.json contract)
 
 SPLITS: tuple[str, ...] = ("valid", "test")
-# The run metrics every aggregate carries (pipeline.metrics.METRIC_KEYS, the contract of metrics.json).
-METRIC_KEYS: tuple[str, ...] = ("acc7", "acc2_has0", "f1_has0", "acc2_non0", "f1_non0", "mae", "corr")
 # The paper's metrics (its Acc2/F1 are the non0 ones): the DVC metrics summary.
 SUMMARY_KEYS: tuple[str, ...] = ("acc7", "acc2_non0", "f1_non0", "mae", "corr")
 # Learning-curve columns of history.csv that are averaged over seeds.
