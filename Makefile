@@ -17,12 +17,14 @@ run: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) all
 	$(BIN)/snakemake --report results/report.html
 
-test: $(STAMP)
+test: lint
 	$(BIN)/python -m pytest -q
 
+# Style and workflow checks, run before the tests by `make test` (and so by CI).
 lint: $(STAMP)
 	$(BIN)/ruff format --check pipeline tests benchmarks workflow/scripts
 	$(BIN)/ruff check pipeline tests benchmarks workflow/scripts
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --lint --quiet all
 
 report: $(STAMP)
 	$(BIN)/snakemake --report results/report.html

@@ -8,24 +8,31 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import keyword
 import logging
 import sys
 
 from pipeline.errors import PipelineError
 
-# stage name -> (module, one-line help)
+# stage name -> (package, one-line help). The module is `<package>.<stage>`: a stage's name finds its file.
 STAGES: dict[str, tuple[str, str]] = {
-    "download": ("pipeline.data.download", "fetch CMU-MOSI/MOSEI computational sequences and folds"),
-    "synthesize": ("pipeline.data.synthetic", "generate the embedded synthetic dataset (offline)"),
-    "align": ("pipeline.data.align", "align audio/visual frames to words and segments into HDF5"),
-    "features": ("pipeline.features", "cache frozen language-model features for an aligned dataset"),
-    "train": ("pipeline.training", "train one HyCon model (config file plus overrides)"),
-    "evaluate": ("pipeline.evaluation", "evaluate a trained checkpoint: metrics, predictions, embeddings"),
-    "aggregate": ("pipeline.reporting.aggregate", "mean and std of run metrics over seeds"),
-    "tables": ("pipeline.reporting.tables", "render the paper's tables (Markdown, LaTeX, CSV)"),
-    "figures": ("pipeline.reporting.figures", "t-SNE, learning curves and metric bar charts"),
-    "search": ("pipeline.search", "random hyper-parameter search chosen on validation"),
+    "download": ("pipeline.data", "fetch CMU-MOSI/MOSEI computational sequences and folds"),
+    "synthesize": ("pipeline.data", "generate the embedded synthetic dataset (offline)"),
+    "align": ("pipeline.data", "align audio/visual frames to words and segments into HDF5"),
+    "features": ("pipeline", "cache frozen language-model features for an aligned dataset"),
+    "train": ("pipeline", "train one model (config file plus overrides)"),
+    "evaluate": ("pipeline", "evaluate a trained checkpoint: metrics, predictions, embeddings"),
+    "aggregate": ("pipeline.reporting", "mean and std of run metrics over seeds"),
+    "tables": ("pipeline.reporting", "render the paper's tables (Markdown, LaTeX, CSV)"),
+    "figures": ("pipeline.reporting", "t-SNE, learning curves and metric bar charts"),
+    "search": ("pipeline", "random hyper-parameter search chosen on validation"),
 }
+
+
+def stage_module(stage: str) -> str:
+    """Dotted module of a stage; a stage named after a Python keyword lives in `<stage>_.py`."""
+    package, _ = STAGES[stage]
+    return f"{package}.{stage}_" if keyword.iskeyword(stage) else f"{package}.{stage}"
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
@@ -34,10 +41,10 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="stage", required=True, metavar="stage")
     wanted = next((a for a in (argv or []) if a in STAGES), None)
-    for name, (module, help_text) in STAGES.items():
+    for name, (_, help_text) in STAGES.items():
         stage_parser = sub.add_parser(name, help=help_text, description=help_text)
         if name == wanted:
-            importlib.import_module(module).add_arguments(stage_parser)
+            importlib.import_module(stage_module(name)).add_arguments(stage_parser)
     return parser
 
 
@@ -49,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    module = importlib.import_module(STAGES[args.stage][0])
+    module = importlib.import_module(stage_module(args.stage))
     try:
         module.run(args)
     except PipelineError as err:

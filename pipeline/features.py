@@ -18,24 +18,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from pipeline.config import DEFAULTS
 from pipeline.data.dataset import SPLITS, load_split, read_strings, validate_aligned
+from pipeline.device import resolve_device
 from pipeline.errors import ConfigError, DataError
 from pipeline.io import atomic_path
-from pipeline.model import load_language_model, select_token, tokenize
+from pipeline.models.language import load_language_model, select_token, tokenize
+from pipeline.settings import DEFAULTS
 
 log = logging.getLogger(__name__)
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """'auto' -> cuda when available, else cpu; 'cuda' without a GPU is a ConfigError."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda requested but no CUDA device is available")
-    if name not in ("cpu", "cuda"):
-        raise ConfigError(f"--device must be auto, cpu or cuda; got {name!r}")
-    return torch.device(name)
 
 
 @torch.no_grad()

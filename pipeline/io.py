@@ -40,6 +40,12 @@ def write_json(target: str | os.PathLike, obj: Any) -> None:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+def digest_json(obj: Any, length: int = 16) -> str:
+    """Short hex SHA-256 of `obj` as key-sorted JSON (non-JSON values by `str`): stable across runs."""
+    blob = json.dumps(obj, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:length]
+
+
 def sha256sum(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     """Hex SHA-256 of a file, read in chunks."""
     digest = hashlib.sha256()

@@ -28,13 +28,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline.config import LOWER_IS_BETTER, resolve_settings
+from pipeline import grid
 from pipeline.errors import ConfigError
 from pipeline.io import atomic_path, write_json
+from pipeline.layout import ALIGNED, FEATURES
+from pipeline.settings import LOWER_IS_BETTER, check_search_space, resolve_settings
 
 log = logging.getLogger(__name__)
-# Settings that select the cached text features: a frozen-encoder search cannot vary them.
-FIXED_KEYS = ("model.language_model", "model.lm_mode", "model.text_token", "model.max_text_tokens")
 
 
 def sample_value(key: str, choice: Any, rng: np.random.Generator) -> Any:
@@ -92,11 +92,9 @@ def run_search(
     device: str = "auto",
 ) -> dict[str, Any]:
     """Run (or resume) the search; write trials.csv and best.json under `out_dir`; return best.json."""
-    from pipeline.training import train_run
+    from pipeline.train import train_run  # the trainer loads torch: only when a search runs
 
-    fixed = sorted(set(space) & set(FIXED_KEYS))
-    if fixed:
-        raise ConfigError(f"search.space cannot vary {', '.join(fixed)} (they select the cached features)")
+    check_search_space(space)
     samples = sample_trials(space, trials, seed)
     settings_list = []
     for index, overrides in enumerate(samples):
@@ -184,15 +182,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     """Entry of `python -m pipeline search`."""
-    from pipeline import workflow_config as wc
-
     if args.config:
-        config = wc.load_config(args.config)
+        config = grid.load_config(args.config)
         if not config.get("search"):
             raise ConfigError(
                 f"{args.config[-1]}: no `search` section (search.space declares what to sample)"
             )
-        wc.check_dataset(config, args.dataset, "--dataset")
+        grid.check_dataset(config, args.dataset, "--dataset")
         spec = {
             "base": config["base"],
             "space": config["search"]["space"],
@@ -204,11 +200,11 @@ def run(args: argparse.Namespace) -> None:
             spec = json.loads(args.spec)
         except json.JSONDecodeError as err:
             raise ConfigError(f"--spec is not valid JSON ({err})") from None
-    data = args.data or Path("data/aligned") / f"{args.dataset}.h5"
+    data = args.data or Path(ALIGNED.format(dataset=args.dataset))
     features = args.features
     if features is None:
-        key = wc.features_key(resolve_settings(spec["base"]))
-        features = None if key is None else Path("data/features") / f"{args.dataset}-{key}.h5"
+        key = grid.features_key(resolve_settings(spec["base"]))
+        features = None if key is None else Path(FEATURES.format(dataset=args.dataset, lm=key))
     run_search(
         spec["base"],
         spec["space"],

@@ -9,13 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.data.dataset import (
-    AlignedDataset,
-    iterate_batches,
-    load_split,
-    validate_aligned,
-    write_aligned,
-)
+from pipeline.data.dataset import load_split, validate_aligned, write_aligned
+from pipeline.data.loader import AlignedDataset, iterate_batches
 from pipeline.errors import DataError
 
 T, DA, DV = 5, 4, 3

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pipeline.errors import ConfigError
-from pipeline.fusion import FUSIONS, build_fusion
+from pipeline.models.fusion import FUSIONS, build_fusion
 
 X_L = torch.tensor([[1.0, 2.0], [0.5, -1.0]])
 X_A = torch.tensor([[3.0, 5.0], [2.0, 0.0]])

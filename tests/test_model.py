@@ -7,10 +7,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pipeline.config import resolve_settings
 from pipeline.errors import ConfigError
 from pipeline.losses import class_labels, hybrid_loss
-from pipeline.model import HyConModel, SequenceEncoder, load_language_model, select_token, tokenize
+from pipeline.models.hycon import HyConModel, SequenceEncoder
+from pipeline.models.language import load_language_model, select_token, tokenize
+from pipeline.settings import resolve_settings
 
 T, DA, DV, H = 6, 5, 4, 12
 TEXTS = ["a truly good day", "not bad", "", "the worst film I have ever seen"]

@@ -12,6 +12,7 @@ import pytest
 
 from pipeline.__main__ import main
 from pipeline.errors import ConfigError, DataError
+from pipeline.grid import DEFAULT_CONFIG, load_config, table_spec
 from pipeline.reporting.aggregate import aggregate_runs, load_run_metrics, mean_std, summarize
 from pipeline.reporting.paper import PAPER_TABLES, reported_row
 from pipeline.reporting.tables import (
@@ -22,7 +23,6 @@ from pipeline.reporting.tables import (
     render_latex,
     render_markdown,
 )
-from pipeline.workflow_config import DEFAULT_CONFIG, load_config, table_spec
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipeline.workflow_config import active_tables, dataset_experiments, load_config, runs
+from pipeline.grid import active_tables, dataset_experiments, load_config, runs
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -215,7 +215,7 @@ def test_dvc_checkout_rewriting_files_reruns_no_job(project):
 
 @pytest.mark.slow
 def test_random_search_then_chosen_setting(project):
-    run(["snakemake", "--cores", "2", "search"], project, timeout=900)
+    run(["snakemake", "--cores", "2", "search_all"], project, timeout=900)
     best = json.loads((project / "results/search/synthetic/best.json").read_text())
     trials = pd.read_csv(project / "results/search/synthetic/trials.csv")
     assert len(trials) == TINY["search"]["trials"]
@@ -241,10 +241,10 @@ def test_editing_one_experiment_reruns_only_its_jobs(project):
         "train": seeds,
         "evaluate": seeds,
         "aggregate": 1,
-        "figure_curves": 1,
+        "figures_curves": 1,
         "summary": 1,
         "tables": 1,  # table5 only: the one table with an alpha_0.5 row
-        "figure_bars": 1,
+        "figures_bars": 1,
         "all": 1,
     }
     plan = run(["snakemake", "-n"], project).stdout
@@ -261,3 +261,13 @@ def test_editing_one_experiment_reruns_only_its_jobs(project):
     settings = yaml.safe_load((project / "results/settings/synthetic/alpha_0.5.yaml").read_text())
     assert settings["loss"]["alpha"] == 0.6
     assert dry_run(project) == {}
+
+
+def test_conda_environment_lists_the_project_dependencies() -> None:
+    """workflow/envs/pipeline.yaml (for `--sdm conda`) installs exactly pyproject.toml's dependencies."""
+    import tomllib
+
+    env = yaml.safe_load((REPO / "workflow/envs/pipeline.yaml").read_text())
+    pip = next(item["pip"] for item in env["dependencies"] if isinstance(item, dict))
+    declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert pip == declared

@@ -35,7 +35,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
@@ -44,140 +44,19 @@ import scipy.sparse
 from tqdm import tqdm
 
 from pipeline.data.csd import CSD, Sequence
-from pipeline.data.folds import load_folds
+from pipeline.data.dataset import append_rows, create_split
+from pipeline.data.plan import Plan, plan_alignment, read_folds
 from pipeline.errors import ConfigError, DataError
 from pipeline.io import atomic_path, sha256sum
+from pipeline.layout import CSD_FILES, FOLDS, FRAME_FILES, LABELS
 
 log = logging.getLogger(__name__)
 
 EPSILON = 1e-3  # the SDK's `epsilon = 10e-4`
 SILENCE = "sp"
-WORDS, LABELS = "words.csd", "labels.csd"
-MODALITIES = {"audio": "covarep.csd", "visual": "facet.csd"}  # output dataset -> raw file
-FOLDS = "folds.json"
-RAW_FILES = (WORDS, *MODALITIES.values(), LABELS, FOLDS)
-LABEL_RANGE = 3.0
+RAW_FILES = (*CSD_FILES, FOLDS)  # what alignment reads
 _PAIR_BUDGET = 1 << 22  # candidate (reference, frame) pairs examined per vectorised block
 _FLUSH_ROWS = 512  # segments buffered per split before a write
-
-
-@dataclass
-class _Video:
-    """One video's words and labelled segments, read and checked by validation and kept for alignment.
-
-    They are small (a few arrays of one row per word or segment), unlike the frames, which are read once,
-    during alignment; keeping them saves a second read and decode of every video.
-    """
-
-    tokens: np.ndarray  # words decoded from UTF-8, object array of str [n]
-    words: np.ndarray  # word intervals [n, 2]
-    labels: np.ndarray  # label of each segment [k] (column 0 of labels.csd)
-    segments: np.ndarray  # segment intervals [k, 2]
-
-
-@dataclass
-class _Plan:
-    """What validation established: the folds, each modality's feature size, videos lacking a modality,
-    and every fold video's words and segments."""
-
-    folds: dict[str, list[str]]
-    dims: dict[str, int]
-    missing: dict[str, set[str]] = field(default_factory=dict)
-    videos: dict[str, _Video] = field(default_factory=dict)
-
-
-def _check_intervals(path: Path, video: str, intervals: np.ndarray) -> None:
-    """Intervals must be finite with end >= start; anything else breaks the interval search."""
-    if np.isfinite(intervals).all() and (intervals[:, 1] >= intervals[:, 0]).all():
-        return
-    bad = ~np.isfinite(intervals).all(axis=1) | (intervals[:, 1] < intervals[:, 0])
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise DataError(
-            f"{path}: video '{video}' has {int(bad.sum())} invalid interval(s) (non-finite or end < start), "
-            f"first at row {row}: {intervals[row].tolist()}"
-        )
-
-
-def _tokens(path: Path, video: str, words: np.ndarray) -> np.ndarray:
-    """One video's words [n, 1] decoded from UTF-8 (object array of str [n])."""
-    try:
-        tokens = [t.decode("utf-8") if isinstance(t, bytes) else str(t) for t in words[:, 0].tolist()]
-    except UnicodeDecodeError as err:
-        raise DataError(f"{path}: video '{video}' has a word that is not UTF-8 ({err})") from err
-    return np.array(tokens, dtype=object)
-
-
-def _read_folds(path: Path, labels: CSD) -> dict[str, list[str]]:
-    """Load folds.json (validated by `load_folds`) and check that every video it names is in labels.csd."""
-    folds = load_folds(path)
-    for split, videos in folds.items():
-        for video in videos:
-            if video not in labels:
-                raise DataError(
-                    f"{path}: fold '{split}' names video '{video}', which is not in {labels.path}"
-                )
-    return folds
-
-
-def _validate(csds: dict[str, CSD], folds: dict[str, list[str]], strict: bool) -> _Plan:
-    """Check every entry the alignment will read (shapes, dtypes, intervals, labels) before any work.
-
-    Frame features are not read, only their headers; words, labels and frame intervals are read, and the
-    words and labels are kept in the plan for the alignment.
-    """
-    words, labels = csds[WORDS], csds[LABELS]
-    plan = _Plan(folds=folds, dims={}, missing={modality: set() for modality in MODALITIES})
-    for split, videos in folds.items():
-        for video in videos:
-            seq = labels[video]
-            if seq.features.dtype.kind not in "fiu":
-                raise DataError(
-                    f"{labels.path}: video '{video}' labels are {seq.features.dtype}, not numeric"
-                )
-            _check_intervals(labels.path, video, seq.intervals)
-            values = seq.features[:, 0].astype(np.float64)
-            bad = ~np.isfinite(values) | (np.abs(values) > LABEL_RANGE)
-            if bad.any():
-                k = int(np.flatnonzero(bad)[0])
-                raise DataError(
-                    f"{labels.path}: video '{video}' segment {k} has label {values[k]}, "
-                    f"outside [-{LABEL_RANGE:g}, {LABEL_RANGE:g}]"
-                )
-            if video not in words:
-                raise DataError(f"{words.path}: no entry for video '{video}' (fold '{split}', in labels)")
-            entry = words[video]
-            dtype, dim = entry.features.dtype, entry.features.shape[1]
-            if dtype.kind not in "SOU" or dim != 1:
-                raise DataError(
-                    f"{words.path}: video '{video}' words are {dtype} [n, {dim}], not strings [n, 1]"
-                )
-            _check_intervals(words.path, video, entry.intervals)
-            plan.videos[video] = _Video(
-                _tokens(words.path, video, entry.features), entry.intervals, seq.features[:, 0], seq.intervals
-            )
-            for modality, name in MODALITIES.items():
-                csd = csds[name]
-                if video not in csd:
-                    if strict:
-                        raise DataError(
-                            f"{csd.path}: no entry for video '{video}' (fold '{split}'; --strict)"
-                        )
-                    plan.missing[modality].add(video)
-                    continue
-                _, dim, dtype = csd.describe(video)
-                if dtype.kind not in "fiu":
-                    raise DataError(f"{csd.path}: video '{video}' features are {dtype}, not numeric")
-                expected = plan.dims.setdefault(modality, dim)
-                if dim != expected:
-                    raise DataError(
-                        f"{csd.path}: video '{video}' has {dim}-d features, other videos {expected}-d"
-                    )
-                _check_intervals(csd.path, video, csd.intervals(video))
-    for modality, name in MODALITIES.items():
-        if modality not in plan.dims:  # no fold video has this modality: take the size from the file
-            plan.dims[modality] = csds[name].feature_dim()
-    return plan
 
 
 def _blocks(counts: np.ndarray, budget: int) -> Iterator[tuple[int, int]]:
@@ -267,7 +146,7 @@ class _Rows:
         return len(self.columns["id"])
 
 
-def _align_video(video: str, csds: dict[str, CSD], plan: _Plan, seq_len: int, stats: Counter) -> _Rows:
+def _align_video(video: str, csds: dict[str, CSD], plan: Plan, seq_len: int, stats: Counter) -> _Rows:
     """Align one video's words, frames and segments (steps 1 and 2 of the module docstring)."""
     entry = plan.videos[video]
     tokens, word_iv, seg_iv = entry.tokens, entry.words, entry.segments
@@ -302,7 +181,7 @@ def _align_video(video: str, csds: dict[str, CSD], plan: _Plan, seq_len: int, st
     unique, inverse = np.unique(word, return_inverse=True)
     stats["words_kept"] += len(word)
     features: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-    for modality, name in MODALITIES.items():
+    for modality, name in FRAME_FILES.items():
         if video in plan.missing[modality]:
             stats[f"words_imputed:{name}"] += len(word)
             log.warning(
@@ -341,7 +220,7 @@ class _Writer:
 
     def __init__(self, out: h5py.File, seq_len: int, dims: dict[str, int]):
         self.out, self.seq_len, self.dims = out, seq_len, dims
-        self.buffers = {m: np.zeros((_FLUSH_ROWS, seq_len, dims[m]), np.float32) for m in MODALITIES}
+        self.buffers = {m: np.zeros((_FLUSH_ROWS, seq_len, dims[m]), np.float32) for m in FRAME_FILES}
         self.datasets: dict[str, h5py.Dataset] = {}
         self.pending: list[dict[str, np.ndarray]] = []  # the per-segment columns of the buffered rows
         self.rows = 0  # rows buffered
@@ -349,25 +228,7 @@ class _Writer:
 
     def start(self, split: str) -> None:
         """Create the datasets of `split` (the previous split must be finished)."""
-        text = h5py.string_dtype()
-        specs: dict[str, tuple[tuple[int, ...], object]] = {
-            "id": ((), text),
-            "label": ((), np.float32),
-            "text": ((), text),
-            "length": ((), np.int64),
-            **{modality: ((self.seq_len, self.dims[modality]), np.float32) for modality in MODALITIES},
-        }
-        group = self.out.create_group(split)
-        self.datasets = {
-            name: group.create_dataset(
-                name,
-                shape=(0, *shape),
-                maxshape=(None, *shape),
-                dtype=dtype,
-                chunks=(16 if shape else 1024, *shape),
-            )
-            for name, (shape, dtype) in specs.items()
-        }
+        self.datasets = create_split(self.out, split, self.seq_len, self.dims)
         self.count = 0
 
     def append(self, rows: _Rows) -> None:
@@ -387,13 +248,11 @@ class _Writer:
         if not self.rows:
             return
         n = self.rows
-        for name, dataset in self.datasets.items():
-            dataset.resize(self.count + n, axis=0)
-            if name in self.buffers:
-                dataset[self.count :] = self.buffers[name][:n]
-                self.buffers[name][:n] = 0
-            else:
-                dataset[self.count :] = np.concatenate([columns[name] for columns in self.pending])
+        columns = {name: np.concatenate([c[name] for c in self.pending]) for name in self.pending[0]}
+        columns.update({name: buffer[:n] for name, buffer in self.buffers.items()})
+        append_rows(self.datasets, columns)
+        for buffer in self.buffers.values():
+            buffer[:n] = 0
         self.count += n
         self.pending, self.rows = [], 0
 
@@ -403,11 +262,11 @@ class _Writer:
         return self.count
 
 
-def _summary(stats: Counter, segments: dict[str, int], plan: _Plan) -> dict:
+def _summary(stats: Counter, segments: dict[str, int], plan: Plan) -> dict:
     """The counts a user checks after alignment (also returned by `align_dataset`)."""
 
     def per_file(key: str) -> dict[str, int]:
-        return {name: stats[f"{key}:{name}"] for name in MODALITIES.values()}
+        return {name: stats[f"{key}:{name}"] for name in FRAME_FILES.values()}
 
     return {
         "segments": segments,
@@ -418,7 +277,7 @@ def _summary(stats: Counter, segments: dict[str, int], plan: _Plan) -> dict:
         "nonfinite_values_zeroed": per_file("nonfinite_values"),
         "nonfinite_frames": per_file("nonfinite_frames"),
         "words_imputed": per_file("words_imputed"),
-        "videos_missing": {MODALITIES[m]: sorted(videos) for m, videos in plan.missing.items()},
+        "videos_missing": {FRAME_FILES[m]: sorted(videos) for m, videos in plan.missing.items()},
         "segments_dropped": {
             "zero_length": stats["segments_dropped:zero_length"],
             "no_words": stats["segments_dropped:no_words"],
@@ -439,9 +298,7 @@ def align_dataset(raw_dir: str | Path, out_path: str | Path, seq_len: int = 50, 
     if not raw_dir.is_dir():
         raise DataError(f"{raw_dir}: raw dataset folder not found")
     with contextlib.ExitStack() as stack:
-        csds = {
-            name: stack.enter_context(CSD(raw_dir / name)) for name in (WORDS, *MODALITIES.values(), LABELS)
-        }
+        csds = {name: stack.enter_context(CSD(raw_dir / name)) for name in CSD_FILES}
         # Hashing releases the GIL and needs nothing validated: the checksums are computed on another core
         # from the start, alongside validation and alignment (started after validation, hashing was the
         # last thing running). On bad input the error is raised at once: queued hashes are cancelled, and
@@ -449,7 +306,7 @@ def align_dataset(raw_dir: str | Path, out_path: str | Path, seq_len: int = 50, 
         hashing = ThreadPoolExecutor(max_workers=1)
         stack.callback(hashing.shutdown, wait=False, cancel_futures=True)
         checksums = {name: hashing.submit(sha256sum, raw_dir / name) for name in RAW_FILES}
-        plan = _validate(csds, _read_folds(raw_dir / FOLDS, csds[LABELS]), strict)
+        plan = plan_alignment(csds, read_folds(raw_dir / FOLDS, csds[LABELS]), strict)
         stats: Counter = Counter()
         segments: dict[str, int] = {}
         dropped: list[str] = []

@@ -1,22 +1,20 @@
-"""Read and validate the aligned HDF5 file (docs/architecture.md section 2) and serve it to torch.
+"""The aligned HDF5 file (docs/architecture.md section 2): its layout, its one writer, reading and checks.
 
 Every check runs before training starts and raises `DataError` naming the file, the split and what is
-wrong. Splits are small enough to hold in memory (MOSEI's train split is about 0.3 GB at T = 50), so a
-split is read once into numpy arrays and batches are index slices of those arrays.
+wrong. Torch-free, so that `align` and the importers do not load torch (`loader.py` serves splits to it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
-import torch
 
 from pipeline.errors import DataError
 from pipeline.io import atomic_path
+from pipeline.layout import FRAME_FILES
 
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
 DATASETS: tuple[str, ...] = ("id", "label", "text", "audio", "visual", "length")
@@ -123,67 +121,53 @@ def load_split(path: str | Path, split: str) -> dict[str, np.ndarray]:
     return arrays
 
 
-class AlignedDataset(torch.utils.data.Dataset):
-    """One split as a torch Dataset; indexing with an int or a sequence of ints returns a (batched) dict.
+def create_split(
+    handle: h5py.File, split: str, seq_len: int, dims: dict[str, int]
+) -> dict[str, h5py.Dataset]:
+    """Create one split's empty, resizable datasets of the aligned layout (the one place it is defined).
 
-    Items hold `audio`, `visual`, `length`, `label` tensors, `index` (row in the split) and either `text`
-    (list of str, fine-tuning) or `lm_features` (cached frozen language-model vectors) when given.
+    `dims` maps `audio` and `visual` to their feature widths; every writer (`align`, `write_aligned`)
+    appends rows to what this returns, so the names, dtypes and chunking cannot drift apart.
     """
-
-    def __init__(self, arrays: dict[str, np.ndarray], lm_features: np.ndarray | None = None) -> None:
-        self.ids = arrays["id"]
-        self.text = arrays["text"]
-        self.tensors = {
-            "audio": torch.from_numpy(arrays["audio"]),
-            "visual": torch.from_numpy(arrays["visual"]),
-            "length": torch.from_numpy(arrays["length"]),
-            "label": torch.from_numpy(arrays["label"]),
-            "index": torch.arange(len(arrays["label"])),
-        }
-        if lm_features is not None:
-            if len(lm_features) != len(self.ids):
-                raise DataError(f"{len(lm_features)} language features for {len(self.ids)} samples")
-            self.tensors["lm_features"] = torch.from_numpy(np.asarray(lm_features, dtype=np.float32))
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def __getitem__(self, index: int | Sequence[int] | torch.Tensor) -> dict[str, Any]:
-        item: dict[str, Any] = {name: tensor[index] for name, tensor in self.tensors.items()}
-        item["text"] = self.text[np.asarray(index)].tolist()
-        return item
+    text = h5py.string_dtype()
+    specs: dict[str, tuple[tuple[int, ...], object]] = {
+        "id": ((), text),
+        "label": ((), np.float32),
+        "text": ((), text),
+        "length": ((), np.int64),
+        **{modality: ((seq_len, dims[modality]), np.float32) for modality in FRAME_FILES},
+    }
+    group = handle.create_group(split)
+    return {
+        name: group.create_dataset(
+            name,
+            shape=(0, *shape),
+            maxshape=(None, *shape),
+            dtype=dtype,
+            chunks=(16 if shape else 1024, *shape),
+        )
+        for name, (shape, dtype) in specs.items()
+    }
 
 
-def iterate_batches(
-    dataset: AlignedDataset, batch_size: int, generator: torch.Generator | None = None
-) -> Iterator[dict[str, Any]]:
-    """Yield batches in order, or shuffled with `generator` (the only randomness: resumable and seeded).
-
-    When shuffling, a final batch of a single sample is dropped: it has no contrastive pair and gives a
-    one-sample gradient step.
-    """
-    n = len(dataset)
-    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
-    stop = n - 1 if generator is not None and n % batch_size == 1 and n > 1 else n
-    for start in range(0, stop, batch_size):
-        yield dataset[order[start : min(start + batch_size, stop)]]
+def append_rows(datasets: dict[str, h5py.Dataset], columns: dict[str, np.ndarray]) -> None:
+    """Append rows ({dataset name: array [n, ...]}) at the end of a split made by `create_split`."""
+    start = datasets["label"].shape[0]
+    n = len(columns["label"])
+    for name, dataset in datasets.items():
+        dataset.resize(start + n, axis=0)
+        dataset[start:] = columns[name]
 
 
 def write_aligned(path: str | Path, splits: dict[str, dict[str, np.ndarray]], attrs: dict[str, Any]) -> Path:
     """Write an aligned file in the documented layout, atomically: {split: arrays as `load_split` returns}.
 
-    `attrs` are the root attributes (`seq_len`, `audio_dim`, `visual_dim`, `dataset`, `checksums`).
+    `attrs` are the root attributes (`seq_len`, `audio_dim`, `visual_dim`, `dataset`, `checksums`, ...).
     """
     path = Path(path)
+    dims = {modality: int(attrs[f"{modality}_dim"]) for modality in FRAME_FILES}
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as handle:
         handle.attrs.update(attrs)
         for split, arrays in splits.items():
-            group = handle.create_group(split)
-            for name, values in arrays.items():
-                if name in ("id", "text"):
-                    group.create_dataset(
-                        name, data=np.asarray(values, dtype=object), dtype=h5py.string_dtype()
-                    )
-                else:
-                    group.create_dataset(name, data=values)
+            append_rows(create_split(handle, split, int(attrs["seq_len"]), dims), arrays)
     return path

@@ -31,6 +31,7 @@ from pipeline.data.csd import CSD
 from pipeline.data.folds import standard_folds, write_folds
 from pipeline.errors import ConfigError, DataError
 from pipeline.io import sha256sum, write_json
+from pipeline.layout import FOLDS, FRAME_FILES, LABELS, MANIFEST, WORDS
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +42,16 @@ _HOST = "http://immortal.multicomp.cs.cmu.edu"
 # follow master, whose MOSEI label file has 7 columns with sentiment in column 0 (the aligner reads column 0).
 SOURCES: dict[str, dict[str, str]] = {
     "mosi": {
-        "words.csd": f"{_HOST}/CMU-MOSI/language/CMU_MOSI_TimestampedWords.csd",
-        "covarep.csd": f"{_HOST}/CMU-MOSI/acoustic/CMU_MOSI_COVAREP.csd",
-        "facet.csd": f"{_HOST}/CMU-MOSI/visual/CMU_MOSI_Visual_Facet_41.csd",
-        "labels.csd": f"{_HOST}/CMU-MOSI/labels/CMU_MOSI_Opinion_Labels.csd",
+        WORDS: f"{_HOST}/CMU-MOSI/language/CMU_MOSI_TimestampedWords.csd",
+        FRAME_FILES["audio"]: f"{_HOST}/CMU-MOSI/acoustic/CMU_MOSI_COVAREP.csd",
+        FRAME_FILES["visual"]: f"{_HOST}/CMU-MOSI/visual/CMU_MOSI_Visual_Facet_41.csd",
+        LABELS: f"{_HOST}/CMU-MOSI/labels/CMU_MOSI_Opinion_Labels.csd",
     },
     "mosei": {
-        "words.csd": f"{_HOST}/CMU-MOSEI/language/CMU_MOSEI_TimestampedWords.csd",
-        "covarep.csd": f"{_HOST}/CMU-MOSEI/acoustic/CMU_MOSEI_COVAREP.csd",
-        "facet.csd": f"{_HOST}/CMU-MOSEI/visual/CMU_MOSEI_VisualFacet42.csd",
-        "labels.csd": f"{_HOST}/CMU-MOSEI/labels/CMU_MOSEI_Labels.csd",
+        WORDS: f"{_HOST}/CMU-MOSEI/language/CMU_MOSEI_TimestampedWords.csd",
+        FRAME_FILES["audio"]: f"{_HOST}/CMU-MOSEI/acoustic/CMU_MOSEI_COVAREP.csd",
+        FRAME_FILES["visual"]: f"{_HOST}/CMU-MOSEI/visual/CMU_MOSEI_VisualFacet42.csd",
+        LABELS: f"{_HOST}/CMU-MOSEI/labels/CMU_MOSEI_Labels.csd",
     },
 }
 MIRROR_ENV = "HYCON_MIRROR"
@@ -195,7 +196,7 @@ def download(
         raise DataError(f"unknown dataset '{dataset}': choose one of {sorted(SOURCES)}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    manifest_path, sources_path = out / "manifest.json", out / "sources.json"
+    manifest_path, sources_path = out / MANIFEST, out / "sources.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     sources = json.loads(sources_path.read_text()) if sources_path.is_file() else {}
     session = requests.Session()
@@ -223,8 +224,8 @@ def download(
         sources[name] = {"url": url, "size": target.stat().st_size, "sha256": digest}
         write_json(manifest_path, manifest)  # after every file, so a rerun skips what is complete
         write_json(sources_path, sources)
-    write_folds(out / "folds.json", standard_folds(dataset))
-    manifest["folds.json"] = sha256sum(out / "folds.json")
+    write_folds(out / FOLDS, standard_folds(dataset))
+    manifest[FOLDS] = sha256sum(out / FOLDS)
     write_json(manifest_path, manifest)
     return sources
 

@@ -241,7 +241,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--spec",
         required=True,
-        help="table spec as JSON (pipeline.workflow_config.table_spec) or a JSON file",
+        help="table spec as JSON (pipeline.grid.table_spec) or a JSON file",
     )
     parser.add_argument("--out", required=True, type=Path, help="output prefix; writes .md, .tex and .csv")
 

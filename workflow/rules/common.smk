@@ -9,26 +9,28 @@ from pathlib import Path
 REPO_ROOT = Path(workflow.basedir).resolve().parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from pipeline import workflow_config as wc
-from pipeline.config import resolve_settings
+from pipeline import fingerprints, grid, layout
 from pipeline.errors import ConfigError
+from pipeline.reporting.captions import dataset_label
+from pipeline.settings import resolve_settings
 from snakemake.exceptions import WorkflowError
 
 try:
-    wc.validate_config(config)
+    grid.validate_config(config)
 except ConfigError as err:
     raise WorkflowError(f"invalid config: {err}") from None
 
 # The interpreter running Snakemake runs the stages too: its environment's bin folder goes first on the
 # jobs' PATH, so that `python -m pipeline` is the project's even when the environment is not activated.
 shell.prefix(f'set -euo pipefail; export PATH={shlex.quote(str(Path(sys.executable).parent))}:"$PATH"; ')
-SEARCH_EXPERIMENT = wc.SEARCH_EXPERIMENT
-RAW_FILES = ["words.csd", "covarep.csd", "facet.csd", "labels.csd", "folds.json", "manifest.json"]
-RUN_DIR = "results/runs/{dataset}/{experiment}/seed{seed}"
-GRID = wc.dataset_experiments(config)
-USED_DATASETS = sorted(set(GRID) | set(wc.search_datasets(config) if config.get("search") else []))
-FEATURES = wc.feature_settings(config)
-CODE = {group: wc.code_digest(group, REPO_ROOT) for group in wc.CODE_GROUPS}
+SEARCH_EXPERIMENT = grid.SEARCH_EXPERIMENT
+RUN_DIR = layout.RUN_DIR
+RAW_DIR = layout.RAW_DIR
+RAW_FILES = [f"{RAW_DIR}/{name}" for name in layout.RAW_FILES]
+GRID = grid.dataset_experiments(config)
+USED_DATASETS = sorted(set(GRID) | set(grid.search_datasets(config) if config.get("search") else []))
+FEATURES = grid.feature_settings(config)
+CODE = {group: fingerprints.code_digest(group, REPO_ROOT) for group in fingerprints.CODE_GROUPS}
 
 
 def _alternatives(names):
@@ -67,7 +69,7 @@ def res(rule_name, key, default):
 
 def data_fp(dataset):
     """Fingerprint of a dataset's aligned data (source settings, seq_len, data code)."""
-    return wc.data_fingerprint(config, dataset, REPO_ROOT)
+    return fingerprints.data_fingerprint(config, dataset, REPO_ROOT)
 
 
 def run_seeds(experiment):
@@ -79,14 +81,14 @@ def run_settings(experiment):
     """Resolved settings of a configured experiment (None for the searched one: read from best.json)."""
     if experiment == SEARCH_EXPERIMENT:
         return None
-    return wc.experiment_settings(config, experiment)
+    return grid.experiment_settings(config, experiment)
 
 
 def features_path(dataset, experiment):
     """The cached language features a run reads, or None when its encoder is fine-tuned."""
     settings = run_settings(experiment) or resolve_settings(config["base"])
-    key = wc.features_key(settings)
-    return None if key is None else f"data/features/{dataset}-{key}.h5"
+    key = grid.features_key(settings)
+    return None if key is None else layout.FEATURES.format(dataset=dataset, lm=key)
 
 
 def features_input(dataset, experiment):
@@ -108,7 +110,7 @@ def run_fingerprint(wildcards):
     this digest is compared by value with the job metadata, so editing the model code (or settings, or
     the data's definition) reruns the runs, whatever the files' modification times.
     """
-    return wc.fingerprint(
+    return fingerprints.fingerprint(
         run_settings(wildcards.experiment), data_fp(wildcards.dataset), CODE["model"]
     )
 
@@ -131,12 +133,12 @@ def all_targets():
     for dataset, experiments in GRID.items():
         for experiment in experiments:
             targets += run_file(dataset, experiment, "model.pt") + run_file(dataset, experiment, "metrics.json")
-    for table in wc.active_tables(config):
+    for table in grid.active_tables(config):
         targets += [f"results/tables/{table}.{ext}" for ext in ("md", "tex", "csv")]
         targets.append(f"results/figures/{table}_bars.png")
     for dataset, experiments in GRID.items():
         targets += [f"results/figures/curves/{dataset}/{e}.png" for e in experiments]
-        if wc.tsne_spec(config):
+        if grid.tsne_spec(config):
             targets.append(f"results/figures/tsne_{dataset}.png")
     return targets
 
@@ -145,7 +147,7 @@ def data_targets():
     """Aligned data of every dataset in use, and the features its frozen-encoder runs read."""
     targets = set()
     for dataset in GRID:
-        targets.add(f"data/aligned/{dataset}.h5")
+        targets.add(layout.ALIGNED.format(dataset=dataset))
         for experiment in GRID.get(dataset, []):
             path = features_path(dataset, experiment)
             if path:
@@ -155,13 +157,13 @@ def data_targets():
 
 def table_inputs(wildcards):
     """The aggregates of a table's measured rows."""
-    spec = wc.table_spec(config, wildcards.table)
+    spec = grid.table_spec(config, wildcards.table)
     return [aggregate_path(spec["dataset"], row["experiment"]) for row in spec["rows"]]
 
 
 def tsne_inputs(wildcards):
     """First-seed embeddings of the runs with (with_cl) and without (without_cl) contrastive learning."""
-    tsne = wc.tsne_spec(config)
+    tsne = grid.tsne_spec(config)
     seed = run_seeds(tsne["with"])[0]
     path = f"{RUN_DIR}/embeddings.npz"
     return {

@@ -4,12 +4,15 @@
 rule synthesize:
     """Generate the embedded synthetic dataset (offline, deterministic for its seed)."""
     output:
-        expand("data/raw/{{dataset}}/{name}", name=RAW_FILES),
+        RAW_FILES,
     params:
+        raw_dir=lambda w, output: Path(output[0]).parent,
         options=lambda w: synthesize_options(dataset_spec(w)),
         code=CODE["data"],
     wildcard_constraints:
         dataset=_alternatives(SYNTHETIC),
+    conda:
+        "../envs/pipeline.yaml"
     log:
         "logs/synthesize/{dataset}.log",
     benchmark:
@@ -19,18 +22,21 @@ rule synthesize:
         mem_mb=res("default", "mem_mb", 2000),
         runtime=res("default", "runtime", 30),
     shell:
-        "python -m pipeline synthesize data/raw/{wildcards.dataset} {params.options} > {log} 2>&1"
+        "python -m pipeline synthesize {params.raw_dir} {params.options} > {log} 2>&1"
 
 
 rule download:
     """Fetch the CMU-MOSI/MOSEI computational sequences and standard folds (needs the network)."""
     output:
-        expand("data/raw/{{dataset}}/{name}", name=RAW_FILES),
+        RAW_FILES,
     params:
+        raw_dir=lambda w, output: Path(output[0]).parent,
         name=lambda w: dataset_spec(w).get("name", w.dataset),
         mirror=lambda w: f"--mirror {shlex.quote(dataset_spec(w)['mirror'])}" if "mirror" in dataset_spec(w) else "",
     wildcard_constraints:
         dataset=_alternatives(DOWNLOADED),
+    conda:
+        "../envs/pipeline.yaml"
     log:
         "logs/download/{dataset}.log",
     benchmark:
@@ -40,18 +46,21 @@ rule download:
         mem_mb=res("default", "mem_mb", 2000),
         runtime=res("default", "runtime", 30),
     shell:
-        "python -m pipeline download {params.name} data/raw/{wildcards.dataset} {params.mirror} > {log} 2>&1"
+        "python -m pipeline download {params.name} {params.raw_dir} {params.mirror} > {log} 2>&1"
 
 
 rule align:
     """Average the acoustic and visual frames over each word; one HDF5 with the train/valid/test splits."""
     input:
-        expand("data/raw/{{dataset}}/{name}", name=RAW_FILES),
+        RAW_FILES,
     output:
-        "data/aligned/{dataset}.h5",
+        layout.ALIGNED,
     params:
-        seq_len=lambda w: wc.dataset_seq_len(config, w.dataset),
+        raw_dir=lambda w, input: Path(input[0]).parent,
+        seq_len=lambda w: grid.dataset_seq_len(config, w.dataset),
         data=lambda w: data_fp(w.dataset),
+    conda:
+        "../envs/pipeline.yaml"
     log:
         "logs/align/{dataset}.log",
     benchmark:
@@ -61,22 +70,24 @@ rule align:
         mem_mb=res("default", "mem_mb", 2000),
         runtime=res("default", "runtime", 30),
     shell:
-        "python -m pipeline align data/raw/{wildcards.dataset} {output} --seq-len {params.seq_len} > {log} 2>&1"
+        "python -m pipeline align {params.raw_dir} {output} --seq-len {params.seq_len} > {log} 2>&1"
 
 
 rule features:
     """Cache the frozen language model's text features once per dataset (frozen-encoder runs)."""
     input:
-        "data/aligned/{dataset}.h5",
+        rules.align.output,
     output:
-        "data/features/{dataset}-{lm}.h5",
+        layout.FEATURES,
     params:
         model=lambda w: shlex.quote(FEATURES[w.lm]["language_model"]),
         token=lambda w: FEATURES[w.lm]["text_token"],
         max_tokens=lambda w: FEATURES[w.lm]["max_text_tokens"],
-        fingerprint=lambda w: wc.fingerprint(data_fp(w.dataset), CODE["features"]),
+        fingerprint=lambda w: fingerprints.fingerprint(data_fp(w.dataset), CODE["features"]),
     wildcard_constraints:
         lm=_alternatives(FEATURES),
+    conda:
+        "../envs/pipeline.yaml"
     log:
         "logs/features/{dataset}-{lm}.log",
     benchmark:

@@ -11,6 +11,8 @@ rule aggregate:
         curve="results/curves/{dataset}/{experiment}.csv",
     params:
         code=CODE["reporting"],
+    conda:
+        "../envs/pipeline.yaml"
     log:
         "logs/aggregate/{dataset}/{experiment}.log",
     benchmark:
@@ -28,6 +30,8 @@ rule summary:
         "results/summary.json",
     params:
         code=CODE["reporting"],
+    conda:
+        "../envs/pipeline.yaml"
     log:
         "logs/summary.log",
     localrule: True
@@ -49,11 +53,13 @@ rule tables:
             labels={"table": "{table}"},
         ),
     params:
-        spec=lambda w: json.dumps(wc.table_spec(config, w.table), sort_keys=True),
-        caption=lambda w: wc.table_spec(config, w.table)["caption"],
+        spec=lambda w: json.dumps(grid.table_spec(config, w.table), sort_keys=True),
+        caption=lambda w: grid.table_spec(config, w.table)["caption"],
         code=CODE["reporting"],
     wildcard_constraints:
-        table=_alternatives(wc.active_tables(config)),
+        table=_alternatives(grid.active_tables(config)),
+    conda:
+        "../envs/pipeline.yaml"
     log:
         "logs/tables/{table}.log",
     localrule: True
@@ -61,10 +67,10 @@ rule tables:
         "python -m pipeline tables --spec {params.spec:q} --out results/tables/{wildcards.table} {input} > {log} 2>&1"
 
 
-rule figure_bars:
+rule figures_bars:
     """Bar chart of a table's metrics, error bars = std over seeds; reported rows hatched."""
     input:
-        "results/tables/{table}.csv",
+        rules.tables.output.csv,
     output:
         report(
             "results/figures/{table}_bars.png",
@@ -74,9 +80,11 @@ rule figure_bars:
             labels={"table": "{table}"},
         ),
     params:
-        title=lambda w: wc.table_spec(config, w.table)["title"],
-        caption=lambda w: wc.table_spec(config, w.table)["caption"],
+        title=lambda w: grid.table_spec(config, w.table)["title"],
+        caption=lambda w: grid.table_spec(config, w.table)["caption"],
         code=CODE["reporting"],
+    conda:
+        "../envs/pipeline.yaml"
     log:
         "logs/figures/{table}_bars.log",
     localrule: True
@@ -84,7 +92,7 @@ rule figure_bars:
         "python -m pipeline figures bars --table {input} --title {params.title:q} --out {output} > {log} 2>&1"
 
 
-rule figure_curves:
+rule figures_curves:
     """Learning curves of one experiment: every seed's training loss and validation MAE per epoch."""
     input:
         lambda w: run_file(w.dataset, w.experiment, "history.csv"),
@@ -98,6 +106,8 @@ rule figure_curves:
         ),
     params:
         code=CODE["reporting"],
+    conda:
+        "../envs/pipeline.yaml"
     log:
         "logs/figures/curves/{dataset}/{experiment}.log",
     localrule: True
@@ -106,7 +116,7 @@ rule figure_curves:
         " --out {output} {input} > {log} 2>&1"
 
 
-rule figure_tsne:
+rule figures_tsne:
     """Fig. 3: t-SNE of the fused test embeddings learned with and without contrastive learning."""
     input:
         unpack(tsne_inputs),
@@ -119,10 +129,12 @@ rule figure_tsne:
             labels={"dataset": "{dataset}"},
         ),
     params:
-        perplexity=lambda w: wc.tsne_spec(config)["perplexity"],
-        max_points=lambda w: wc.tsne_spec(config)["max_points"],
-        label=lambda w: wc.dataset_label(config, w.dataset),
+        perplexity=lambda w: grid.tsne_spec(config)["perplexity"],
+        max_points=lambda w: grid.tsne_spec(config)["max_points"],
+        label=lambda w: dataset_label(config["datasets"][w.dataset], w.dataset),
         code=CODE["reporting"],
+    conda:
+        "../envs/pipeline.yaml"
     log:
         "logs/figures/tsne_{dataset}.log",
     benchmark:

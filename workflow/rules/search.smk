@@ -1,12 +1,12 @@
 # The paper's protocol (Section 4.4): a random search over `search.space`, chosen on validation, then the
 # chosen setting trained with `search.seeds` (5 in the paper). Not part of `all`:
-#   snakemake --cores 4 search
+#   snakemake --cores 4 search_all
 
 
-rule random_search:
+rule search:
     """Train `trials` sampled settings on one dataset and keep the best on the validation set."""
     input:
-        data="data/aligned/{dataset}.h5",
+        data=rules.align.output[0],
         features=lambda w: features_input(w.dataset, SEARCH_EXPERIMENT),
     output:
         best="results/search/{dataset}/best.json",
@@ -15,7 +15,9 @@ rule random_search:
         spec=lambda w: json.dumps(search_spec(), sort_keys=True),
         out_dir=lambda w, output: Path(output.best).parent,
         features=lambda w: features_arg(w.dataset, SEARCH_EXPERIMENT),
-        fingerprint=lambda w: wc.fingerprint(data_fp(w.dataset), CODE["model"]),
+        fingerprint=lambda w: fingerprints.fingerprint(data_fp(w.dataset), CODE["model"]),
+    conda:
+        "../envs/pipeline.yaml"
     log:
         "logs/search/{dataset}.log",
     benchmark:
@@ -33,17 +35,19 @@ rule random_search:
 rule search_settings:
     """The chosen setting as a run-settings file, trained like any experiment (name: search_best)."""
     input:
-        "results/search/{dataset}/best.json",
+        rules.search.output.best,
     output:
-        f"results/settings/{{dataset}}/{SEARCH_EXPERIMENT}.yaml",
+        layout.SETTINGS.replace("{experiment}", SEARCH_EXPERIMENT),
+    conda:
+        "../envs/pipeline.yaml"
     log:
         f"logs/settings/{{dataset}}/{SEARCH_EXPERIMENT}.log",
     localrule: True
     script:
-        "../scripts/write_settings.py"
+        "../scripts/settings.py"
 
 
-rule search:
+rule search_all:
     """Target: search, then the chosen setting's mean ± std over the search seeds, per dataset."""
     input:
-        [aggregate_path(d, SEARCH_EXPERIMENT) for d in (wc.search_datasets(config) if config.get("search") else [])],
+        [aggregate_path(d, SEARCH_EXPERIMENT) for d in (grid.search_datasets(config) if config.get("search") else [])],

@@ -4,23 +4,25 @@
 rule settings:
     """Write an experiment's resolved settings (base + its overrides); rewritten only when they change."""
     output:
-        "results/settings/{dataset}/{experiment}.yaml",
+        layout.SETTINGS,
     params:
         settings=lambda w: run_settings(w.experiment),
     wildcard_constraints:
         experiment=_alternatives(config["experiments"]),
+    conda:
+        "../envs/pipeline.yaml"
     log:
         "logs/settings/{dataset}/{experiment}.log",
     localrule: True
     script:
-        "../scripts/write_settings.py"
+        "../scripts/settings.py"
 
 
 rule train:
     """Train one HyCon model; model selection on the validation set only."""
     input:
-        settings="results/settings/{dataset}/{experiment}.yaml",
-        data="data/aligned/{dataset}.h5",
+        settings=layout.SETTINGS,
+        data=rules.align.output[0],
         features=lambda w: features_input(w.dataset, w.experiment),
     output:
         model=f"{RUN_DIR}/model.pt",
@@ -30,6 +32,8 @@ rule train:
         run_dir=lambda w, output: Path(output.model).parent,
         features=lambda w: features_arg(w.dataset, w.experiment),
         fingerprint=run_fingerprint,
+    conda:
+        "../envs/pipeline.yaml"
     log:
         "logs/train/{dataset}/{experiment}/seed{seed}.log",
     benchmark:
@@ -47,8 +51,8 @@ rule train:
 rule evaluate:
     """Test-set metrics, predictions and fused embeddings of the best (validation-selected) checkpoint."""
     input:
-        model=f"{RUN_DIR}/model.pt",
-        data="data/aligned/{dataset}.h5",
+        model=rules.train.output.model,
+        data=rules.align.output[0],
         features=lambda w: features_input(w.dataset, w.experiment),
     output:
         metrics=f"{RUN_DIR}/metrics.json",
@@ -58,6 +62,8 @@ rule evaluate:
         run_dir=lambda w, input: Path(input.model).parent,
         features=lambda w: features_arg(w.dataset, w.experiment),
         fingerprint=run_fingerprint,
+    conda:
+        "../envs/pipeline.yaml"
     log:
         "logs/evaluate/{dataset}/{experiment}/seed{seed}.log",
     benchmark:

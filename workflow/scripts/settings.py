@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, os.getcwd())  # the workflow runs from the repository root: use this checkout's package
-from pipeline.workflow_config import write_settings  # noqa: E402
+from pipeline.settings import write_settings  # noqa: E402
 
 job = snakemake  # noqa: F821 - injected by Snakemake's script directive
 if job.input:

@@ -15,32 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
+from pipeline.checkpoint import load_checkpoint
+from pipeline.device import resolve_device
 from pipeline.errors import DataError
-from pipeline.features import resolve_device
+from pipeline.inference import load_datasets, predict
 from pipeline.io import atomic_path, write_json
 from pipeline.metrics import regression_metrics
-from pipeline.training import build_model, load_datasets, predict
+from pipeline.models import build_model
 
 log = logging.getLogger(__name__)
 
 SPLITS: tuple[str, ...] = ("valid", "test")
-
-
-def load_checkpoint(run_dir: str | Path) -> dict[str, Any]:
-    """The run's `model.pt` (state_dict, settings, seed, epoch, dims); DataError if missing or unreadable."""
-    path = Path(run_dir) / "model.pt"
-    if not path.is_file():
-        raise DataError(f"{path}: no checkpoint (train the run first with `python -m pipeline train`)")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # noqa: BLE001 - torch raises many types for a corrupt file
-        raise DataError(f"{path}: unreadable checkpoint ({err})") from err
-    missing = {"state_dict", "settings", "seed", "epoch", "dims"} - set(checkpoint)
-    if missing:
-        raise DataError(f"{path}: checkpoint lacks {sorted(missing)}")
-    return checkpoint
 
 
 def evaluate_run(

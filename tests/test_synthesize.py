@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from pipeline.__main__ import main
-from pipeline.data import synthetic
+from pipeline.data import synthesize as synthesize_module
 from pipeline.data.csd import CSD
 from pipeline.data.folds import SPLITS, load_folds
-from pipeline.data.synthetic import annotate, compose_score, expected_sentiment, make_folds, synthesize
+from pipeline.data.synthesize import annotate, compose_score, expected_sentiment, make_folds, synthesize
 from pipeline.io import sha256sum
 
 FILES = ("words.csd", "covarep.csd", "facet.csd", "labels.csd")
@@ -82,7 +82,7 @@ def test_annotate_averages_integer_ratings() -> None:
 
 
 def test_scale_and_classes_match_mosi() -> None:
-    plans = [synthetic.plan_video(0, i, faults=True) for i in range(93)]
+    plans = [synthesize_module.plan_video(0, i, faults=True) for i in range(93)]
     labels = np.concatenate([p.labels for p in plans])
     assert 2000 <= labels.size <= 2400  # CMU-MOSI: 2199 segments in 93 videos
     assert labels.min() >= -3 and labels.max() <= 3
@@ -99,7 +99,7 @@ def test_scale_and_classes_match_mosi() -> None:
 
 @pytest.mark.parametrize(("videos", "sizes"), [(93, (52, 10, 31)), (10, (6, 1, 3)), (3, (1, 1, 1))])
 def test_folds_scale_mosi_proportions(videos: int, sizes: tuple[int, int, int]) -> None:
-    ids = synthetic.video_ids(videos)
+    ids = synthesize_module.video_ids(videos)
     folds = make_folds(ids, seed=0)
     assert tuple(len(folds[s]) for s in SPLITS) == sizes
     assert sorted(v for s in SPLITS for v in folds[s]) == ids  # every video in exactly one fold
@@ -110,7 +110,7 @@ def test_files_form_and_metadata(faulty: tuple[Path, dict]) -> None:
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest == {name: sha256sum(out / name) for name in (*FILES, "folds.json")}
     folds = load_folds(out / "folds.json")
-    assert sorted(v for s in SPLITS for v in folds[s]) == synthetic.video_ids(6)
+    assert sorted(v for s in SPLITS for v in folds[s]) == synthesize_module.video_ids(6)
     for name, dim, rate in (("covarep.csd", 74, 100.0), ("facet.csd", 47, 30.0)):
         with CSD(out / name) as seq:
             assert seq.feature_dim() == dim
@@ -136,7 +136,7 @@ def test_faults_present(faulty: tuple[Path, dict]) -> None:
         rows = [np.isnan(facet[v].features) for v in facet.videos()]
         assert any(r.all(axis=1).any() for r in rows)
         assert all((r.all(axis=1) == r.any(axis=1)).all() for r in rows)  # NaN comes as whole rows
-        missing = set(synthetic.video_ids(6)) - set(facet.videos())
+        missing = set(synthesize_module.video_ids(6)) - set(facet.videos())
     assert missing and sorted(missing) == summary["videos_without_facet"]
     with CSD(out / "words.csd") as words:
         tokens = np.concatenate([words[v].features[:, 0] for v in words.videos()])
@@ -145,12 +145,12 @@ def test_faults_present(faulty: tuple[Path, dict]) -> None:
     zero = intervals[:, 0] == intervals[:, 1]
     assert zero.any()
     # zero-length intervals only hit filler words, so every polarity word keeps its place in the segment
-    assert not set(tokens[zero].astype(str)) & set(synthetic.POLARITY)
+    assert not set(tokens[zero].astype(str)) & set(synthesize_module.POLARITY)
 
 
 def test_no_faults_gives_clean_full_coverage(clean: tuple[Path, dict]) -> None:
     out, _ = clean
-    ids = synthetic.video_ids(20)
+    ids = synthesize_module.video_ids(20)
     opened = {name: CSD(out / name) for name in FILES}
     try:
         for name, seq in opened.items():
@@ -187,7 +187,7 @@ def test_text_strong_audio_visual_weaker_signal(clean: tuple[Path, dict]) -> Non
                 text.append(expected_sentiment(compose_score(segment_tokens(w, interval))))
                 for frames, sink in ((a, audio), (v, visual)):
                     inside = (frames.intervals[:, 0] >= interval[0]) & (frames.intervals[:, 1] <= interval[1])
-                    sink.append(frames.features[inside, : synthetic.SIGNAL_DIMS].mean())
+                    sink.append(frames.features[inside, : synthesize_module.SIGNAL_DIMS].mean())
     assert len(labels) == summary["segments"]
     corr = {
         name: np.corrcoef(labels, x)[0, 1]

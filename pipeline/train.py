@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
-import hashlib
 import logging
 import math
 import os
@@ -33,95 +31,29 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from pipeline.config import LOWER_IS_BETTER, load_settings, resolve_settings, settings_hash
-from pipeline.data.dataset import AlignedDataset, iterate_batches, load_split, validate_aligned
+from pipeline.checkpoint import (
+    RESUME_EXCLUDED,
+    data_digest,
+    load_resumable,
+    save_last,
+    save_model,
+    set_rng_state,
+    write_history,
+)
+from pipeline.data.loader import AlignedDataset, iterate_batches
+from pipeline.device import autocast, resolve_device
 from pipeline.errors import ConfigError, PipelineError
-from pipeline.features import compute_features, load_features, resolve_device
-from pipeline.io import atomic_path, write_json
+from pipeline.inference import load_datasets, predict
+from pipeline.io import write_json
 from pipeline.losses import class_labels, hybrid_loss
 from pipeline.metrics import regression_metrics
-from pipeline.model import HyConModel
+from pipeline.models import build_model
+from pipeline.settings import LOWER_IS_BETTER, load_settings, resolve_settings, settings_hash
 
 log = logging.getLogger(__name__)
 
-HISTORY_COLUMNS: tuple[str, ...] = (
-    "epoch",
-    "train_loss",
-    "train_pred_loss",
-    "train_hybrid_loss",
-    "valid_mae",
-    "valid_corr",
-    "valid_acc7",
-    "valid_acc2_non0",
-    "valid_f1_non0",
-    "seconds",
-)
-# Settings that do not change the trajectory of the epochs already run (see the module docstring).
-RESUME_EXCLUDED: tuple[str, ...] = ("train.epochs", "train.keep_last")
 
 EpochCallback = Callable[[int, dict[str, float]], None]
-
-
-def load_datasets(
-    settings: dict[str, Any],
-    data_path: str | Path,
-    splits: tuple[str, ...],
-    features_path: str | Path | None = None,
-    device: torch.device | None = None,
-) -> tuple[dict[str, AlignedDataset], dict[str, Any]]:
-    """Validated datasets of `splits`, with the frozen LM features attached in frozen mode.
-
-    Frozen mode reads `features_path` (ids, LM, token and truncation must match), or, without one, computes
-    the features in memory first (the workflow caches them once with the `features` stage instead).
-    Returns the datasets and the file's info (`validate_aligned`) plus `lm_hidden` (None when fine-tuning).
-    """
-    info = validate_aligned(data_path)
-    arrays = {split: load_split(data_path, split) for split in splits}
-    model = settings["model"]
-    features: dict[str, np.ndarray | None] = dict.fromkeys(splits)
-    info["lm_hidden"] = None
-    if model["lm_mode"] == "frozen":
-        args = (model["language_model"], model["text_token"], model["max_text_tokens"])
-        if features_path is None:
-            log.info("frozen mode without --features: computing %s features in memory", args[0])
-            texts = {split: a["text"].tolist() for split, a in arrays.items()}
-            features.update(compute_features(texts, *args, device=device))
-        else:
-            features.update(load_features(features_path, {s: a["id"] for s, a in arrays.items()}, *args))
-        info["lm_hidden"] = int(features[splits[0]].shape[1])
-    elif features_path is not None:
-        log.warning(
-            "ignoring %s: model.lm_mode is finetune, the language model runs on the text", features_path
-        )
-    datasets = {split: AlignedDataset(arrays[split], features[split]) for split in splits}
-    return datasets, info
-
-
-def build_model(settings: dict[str, Any], info: dict[str, Any]) -> HyConModel:
-    """The model for a data file's dimensions (`info` from `load_datasets` or a checkpoint's `dims`)."""
-    return HyConModel(settings, info["audio_dim"], info["visual_dim"], info["seq_len"], info["lm_hidden"])
-
-
-def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
-    """float16 autocast on CUDA when `enabled`; a no-op elsewhere."""
-    if enabled and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.float16)
-    return contextlib.nullcontext()
-
-
-@torch.no_grad()
-def predict(
-    model: HyConModel, dataset: AlignedDataset, device: torch.device, batch_size: int, amp: bool = False
-) -> tuple[np.ndarray, np.ndarray]:
-    """Predictions [N] and fused representations [N, D] in dataset order, in eval mode."""
-    model.eval()
-    preds, fused = [], []
-    for batch in iterate_batches(dataset, batch_size):
-        with autocast(device, amp):
-            pred, _, f = model(**model.model_inputs(batch, device))
-        preds.append(pred.float().cpu())
-        fused.append(f.float().cpu())
-    return torch.cat(preds).numpy(), torch.cat(fused).numpy()
 
 
 def seed_everything(seed: int) -> None:
@@ -148,38 +80,6 @@ def deterministic(device: torch.device) -> Iterator[None]:
         torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
 
 
-def _rng_state(generators: dict[str, torch.Generator]) -> dict[str, Any]:
-    state = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-    }
-    state.update({name: g.get_state() for name, g in generators.items()})
-    return state
-
-
-def _set_rng_state(state: dict[str, Any], generators: dict[str, torch.Generator]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    for name, g in generators.items():
-        g.set_state(state[name])
-
-
-def _fingerprint(datasets: dict[str, AlignedDataset]) -> str:
-    """Digest of the training inputs (ids, labels, features), so a resume never mixes two datasets."""
-    digest = hashlib.sha256()
-    for split in sorted(datasets):
-        ds = datasets[split]
-        digest.update("\n".join(ds.ids.tolist()).encode())
-        for name in sorted(ds.tensors):
-            digest.update(ds.tensors[name].numpy().tobytes())
-    return digest.hexdigest()[:16]
-
-
 def _is_better(score: float, best: float | None, metric: str) -> bool:
     if math.isnan(score):
         return False
@@ -188,34 +88,8 @@ def _is_better(score: float, best: float | None, metric: str) -> bool:
     return score < best if metric in LOWER_IS_BETTER else score > best
 
 
-def _write_history(path: Path, history: list[dict[str, float]]) -> None:
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=HISTORY_COLUMNS)
-        writer.writeheader()
-        writer.writerows(history)
-
-
-def _load_resumable(path: Path, key: dict[str, Any], epochs: int) -> dict[str, Any] | None:
-    """last.pt's state when it matches `key` (settings hash, seed, data) and has not run past `epochs`."""
-    if not path.is_file():
-        return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # noqa: BLE001 - any unreadable checkpoint means "start afresh"
-        log.warning("ignoring unreadable %s (%s); training from scratch", path, err)
-        return None
-    mismatched = [name for name, value in key.items() if state.get(name) != value]
-    if mismatched:
-        log.warning("ignoring %s: its %s differ from this run's; training from scratch", path, mismatched)
-        return None
-    if state["epoch"] > epochs:
-        log.warning("ignoring %s: it ran %d epochs, more than train.epochs=%d", path, state["epoch"], epochs)
-        return None
-    return state
-
-
 def train_epoch(
-    model: HyConModel,
+    model: torch.nn.Module,
     dataset: AlignedDataset,
     settings: dict[str, Any],
     optimizer: torch.optim.Optimizer,
@@ -271,7 +145,7 @@ def train_epoch(
     return {name: float(total) / max(seen, 1) for name, total in sums.items()}
 
 
-def make_optimizer(model: HyConModel, train_cfg: dict[str, Any]) -> torch.optim.Adam:
+def make_optimizer(model: torch.nn.Module, train_cfg: dict[str, Any]) -> torch.optim.Adam:
     """Adam with two parameter groups: the language model at `lr_lm` (paper: 1e-5), the rest at `lr`."""
     lm_params = list(model.language_model.parameters()) if model.language_model is not None else []
     lm_ids = {id(p) for p in lm_params}
@@ -309,7 +183,7 @@ def train_run(
     key = {
         "settings_hash": settings_hash(settings, exclude=RESUME_EXCLUDED),
         "seed": seed,
-        "data": _fingerprint(datasets),
+        "data": data_digest(datasets),
         # A CPU state cannot continue a mixed-precision CUDA run bit for bit (nor the reverse: its grad
         # scaler state is empty), so the device kind and AMP are part of what must match.
         "device": dev.type,
@@ -324,7 +198,7 @@ def train_run(
             "loader": torch.Generator().manual_seed(seed),
             "loss": torch.Generator().manual_seed(seed + 1),
         }
-        state = _load_resumable(out / "last.pt", key, train_cfg["epochs"])
+        state = load_resumable(out / "last.pt", key, train_cfg["epochs"])
         if state is None:
             state = {"epoch": 0, "best": None, "bad_epochs": 0, "stopped": False, "history": []}
             resumed_from = None
@@ -332,7 +206,7 @@ def train_run(
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             scaler.load_state_dict(state["scaler"])
-            _set_rng_state(state["rng"], generators)
+            set_rng_state(state["rng"], generators)
             resumed_from = state["epoch"]
             log.info("resuming from %s after epoch %d", out / "last.pt", resumed_from)
         metric = train_cfg["select"]
@@ -371,8 +245,8 @@ def train_run(
                 epoch, row["train_loss"], row["train_pred_loss"], row["train_hybrid_loss"],
                 valid["mae"], valid["acc2_non0"], " (best)" if state["best"]["epoch"] == epoch else "",
             )  # fmt: skip
-            _write_history(out / "history.csv", state["history"])
-            _save_last(out / "last.pt", state, key, model, optimizer, scaler, generators, dev)
+            write_history(out / "history.csv", state["history"])
+            save_last(out / "last.pt", state, key, model, optimizer, scaler, generators, dev)
             if epoch_callback is not None:
                 epoch_callback(epoch, row)
     if state["best"] is None:
@@ -391,8 +265,7 @@ def train_run(
         "epoch": best["epoch"],
         "dims": {k: info[k] for k in ("audio_dim", "visual_dim", "seq_len", "lm_hidden")},
     }
-    with atomic_path(out / "model.pt") as tmp:
-        torch.save(checkpoint, tmp)
+    save_model(out / "model.pt", checkpoint)
     summary = {
         "best_epoch": best["epoch"],
         "best_valid": best["metrics"],
@@ -416,30 +289,6 @@ def train_run(
     if not train_cfg["keep_last"]:
         (out / "last.pt").unlink(missing_ok=True)
     return summary
-
-
-def _save_last(
-    path: Path,
-    state: dict[str, Any],
-    key: dict[str, Any],
-    model: HyConModel,
-    optimizer: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler,
-    generators: dict[str, torch.Generator],
-    device: torch.device,
-) -> None:
-    """Write the resumable state atomically (see the module docstring)."""
-    state["model"] = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    payload = {
-        **state,
-        **key,
-        "optimizer": optimizer.state_dict(),
-        "scaler": scaler.state_dict(),
-        "rng": _rng_state(generators),
-        "device": device.type,
-    }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,4 +1,4 @@
-"""Settings of one training run: defaults, merging of overrides, validation and a stable hash.
+"""Settings of one training run: defaults, overrides, validation, a stable hash and the settings file.
 
 The nested layout is the contract of docs/architecture.md section 3. Every key has a default in `DEFAULTS`;
 experiments override keys with dotted names (`{"loss.alpha": 0.5}`); unknown keys and out-of-range values
@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import hashlib
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from pipeline.errors import ConfigError
+from pipeline.io import atomic_path, digest_json
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "model": {
@@ -73,6 +73,11 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "loss.zero_class": ("nonneg", "negative"),
     "train.select": ("mae", "corr", "acc7", "acc2_non0", "f1_non0", "acc2_has0", "f1_has0"),
 }
+
+# Settings that select the cached language features: the `features` stage's inputs and the cache's key.
+FEATURE_KEYS: tuple[str, ...] = ("model.language_model", "model.text_token", "model.max_text_tokens")
+# Settings a search cannot vary: the cached features and whether the language model is fine-tuned.
+SEARCH_FIXED_KEYS: tuple[str, ...] = ("model.lm_mode", *FEATURE_KEYS)
 
 # Selection metrics where lower is better; all others are maximised.
 LOWER_IS_BETTER = frozenset({"mae"})
@@ -235,4 +240,26 @@ def load_settings(path: str | Path | None, sets: list[str] | None = None) -> dic
 def settings_hash(settings: Mapping[str, Any], exclude: tuple[str, ...] = ()) -> str:
     """Stable hex digest of resolved settings (key order independent); `exclude` drops dotted keys."""
     flat = {k: v for k, v in _flatten(resolve_settings(settings)).items() if k not in exclude}
-    return hashlib.sha256(json.dumps(flat, sort_keys=True).encode()).hexdigest()[:16]
+    return digest_json(flat)
+
+
+def feature_settings_of(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The FEATURE_KEYS of resolved settings, by their short names (`language_model`, `text_token`, ...)."""
+    return {key.split(".", 1)[1]: settings["model"][key.split(".", 1)[1]] for key in FEATURE_KEYS}
+
+
+def check_search_space(keys: Iterable[str]) -> None:
+    """ConfigError when a search space varies a SEARCH_FIXED_KEYS setting (they pick the cached features)."""
+    fixed = sorted(set(keys) & set(SEARCH_FIXED_KEYS))
+    if fixed:
+        raise ConfigError(f"search.space cannot vary {', '.join(fixed)} (they select the cached features)")
+
+
+def write_settings(path: str | Path, settings: Mapping[str, Any]) -> None:
+    """Write resolved run settings as YAML, atomically: the file `python -m pipeline train --config` reads.
+
+    YAML rather than JSON because the settings loader parses with a YAML 1.1 reader, which takes JSON's
+    `1e-05` for a string; PyYAML's own dump writes `1.0e-05`, which it reads back as a float.
+    """
+    with atomic_path(path) as tmp:
+        tmp.write_text(yaml.safe_dump(dict(settings), sort_keys=False))

@@ -13,17 +13,19 @@ import pytest
 import torch
 
 from pipeline.__main__ import main
-from pipeline.config import resolve_settings
+from pipeline.checkpoint import HISTORY_COLUMNS
 from pipeline.data import dataset as dataset_module
 from pipeline.data.align import align_dataset
 from pipeline.data.dataset import load_split
-from pipeline.data.synthetic import synthesize
+from pipeline.data.synthesize import synthesize
 from pipeline.errors import DataError
-from pipeline.evaluation import evaluate_run
+from pipeline.evaluate import evaluate_run
 from pipeline.features import load_features, write_features
 from pipeline.metrics import regression_metrics
-from pipeline.model import HyConModel, tokenize
-from pipeline.training import HISTORY_COLUMNS, make_optimizer, train_run
+from pipeline.models.hycon import HyConModel
+from pipeline.models.language import tokenize
+from pipeline.settings import resolve_settings
+from pipeline.train import make_optimizer, train_run
 
 FAST = {"train.epochs": 3, "model.ff": 32, "model.head_hidden": 32}
 
@@ -81,7 +83,7 @@ def test_run_outputs_follow_the_contract(synthetic, tmp_path, monkeypatch) -> No
         read_splits.append(split)
         return real_load(path, split)
 
-    monkeypatch.setattr("pipeline.training.load_split", spy)
+    monkeypatch.setattr("pipeline.inference.load_split", spy)
     run_dir = tmp_path / "run"
     summary = train_run({**FAST, "train.epochs": 4}, synthetic["data"], run_dir, 3, synthetic["features"])
     assert "test" not in read_splits  # model selection never sees the test split
@@ -159,7 +161,7 @@ def test_interrupted_run_resumes_to_the_same_result(synthetic, tmp_path, caplog)
             epoch_callback=crash_after_two,
         )
     assert (tmp_path / "resumed" / "last.pt").is_file() and not (tmp_path / "resumed" / "model.pt").exists()
-    with caplog.at_level("INFO", logger="pipeline.training"):
+    with caplog.at_level("INFO", logger="pipeline"):
         resumed = train_run(settings, synthetic["data"], tmp_path / "resumed", 1, synthetic["features"])
     assert "resuming from" in caplog.text and resumed["resumed_from_epoch"] == 2
     assert _without_seconds(_history(tmp_path / "resumed")) == _without_seconds(
@@ -175,7 +177,7 @@ def test_last_checkpoint_of_other_settings_is_not_resumed(synthetic, tmp_path, c
     keep = {**FAST, "train.epochs": 2, "train.keep_last": True}
     train_run(keep, synthetic["data"], tmp_path, 0, synthetic["features"])
     assert (tmp_path / "last.pt").is_file()
-    with caplog.at_level("INFO", logger="pipeline.training"):
+    with caplog.at_level("INFO", logger="pipeline"):
         summary = train_run(
             {**keep, "loss.alpha": 0.5}, synthetic["data"], tmp_path, 0, synthetic["features"]
         )
@@ -193,7 +195,7 @@ def test_checkpoint_of_another_device_is_not_resumed(synthetic, tmp_path, caplog
     state = torch.load(tmp_path / "last.pt", weights_only=False)
     assert (state["device"], state["amp"]) == ("cpu", False)
     torch.save({**state, "device": "cuda", "amp": True}, tmp_path / "last.pt")
-    with caplog.at_level("INFO", logger="pipeline.training"):
+    with caplog.at_level("INFO", logger="pipeline"):
         summary = train_run(
             {**keep, "train.epochs": 3}, synthetic["data"], tmp_path, 0, synthetic["features"]
         )

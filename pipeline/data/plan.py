@@ -1,0 +1,141 @@
+"""What alignment will do, established before any work: the raw files and folds validated into a `Plan`.
+
+Every entry the alignment reads is checked here (shapes, dtypes, intervals, labels, fold membership), so
+a bad input stops `align` with one `DataError` naming the file and the video before any output is made.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.data.csd import CSD
+from pipeline.data.folds import load_folds
+from pipeline.errors import DataError
+from pipeline.layout import FRAME_FILES, LABELS, WORDS
+
+LABEL_RANGE = 3.0
+
+
+@dataclass
+class Video:
+    """One video's words and labelled segments, read and checked by validation and kept for alignment.
+
+    They are small (a few arrays of one row per word or segment), unlike the frames, which are read once,
+    during alignment; keeping them saves a second read and decode of every video.
+    """
+
+    tokens: np.ndarray  # words decoded from UTF-8, object array of str [n]
+    words: np.ndarray  # word intervals [n, 2]
+    labels: np.ndarray  # label of each segment [k] (column 0 of labels.csd)
+    segments: np.ndarray  # segment intervals [k, 2]
+
+
+@dataclass
+class Plan:
+    """What validation established: the folds, each modality's feature size, videos lacking a modality,
+    and every fold video's words and segments."""
+
+    folds: dict[str, list[str]]
+    dims: dict[str, int]
+    missing: dict[str, set[str]] = field(default_factory=dict)
+    videos: dict[str, Video] = field(default_factory=dict)
+
+
+def check_intervals(path: Path, video: str, intervals: np.ndarray) -> None:
+    """Intervals must be finite with end >= start; anything else breaks the interval search."""
+    if np.isfinite(intervals).all() and (intervals[:, 1] >= intervals[:, 0]).all():
+        return
+    bad = ~np.isfinite(intervals).all(axis=1) | (intervals[:, 1] < intervals[:, 0])
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"{path}: video '{video}' has {int(bad.sum())} invalid interval(s) (non-finite or end < start), "
+            f"first at row {row}: {intervals[row].tolist()}"
+        )
+
+
+def decode_tokens(path: Path, video: str, words: np.ndarray) -> np.ndarray:
+    """One video's words [n, 1] decoded from UTF-8 (object array of str [n])."""
+    try:
+        tokens = [t.decode("utf-8") if isinstance(t, bytes) else str(t) for t in words[:, 0].tolist()]
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: video '{video}' has a word that is not UTF-8 ({err})") from err
+    return np.array(tokens, dtype=object)
+
+
+def read_folds(path: Path, labels: CSD) -> dict[str, list[str]]:
+    """Load folds.json (validated by `load_folds`) and check that every video it names is in labels.csd."""
+    folds = load_folds(path)
+    for split, videos in folds.items():
+        for video in videos:
+            if video not in labels:
+                raise DataError(
+                    f"{path}: fold '{split}' names video '{video}', which is not in {labels.path}"
+                )
+    return folds
+
+
+def plan_alignment(csds: dict[str, CSD], folds: dict[str, list[str]], strict: bool) -> Plan:
+    """Check every entry the alignment will read (shapes, dtypes, intervals, labels) before any work.
+
+    Frame features are not read, only their headers; words, labels and frame intervals are read, and the
+    words and labels are kept in the plan for the alignment.
+    """
+    words, labels = csds[WORDS], csds[LABELS]
+    plan = Plan(folds=folds, dims={}, missing={modality: set() for modality in FRAME_FILES})
+    for split, videos in folds.items():
+        for video in videos:
+            seq = labels[video]
+            if seq.features.dtype.kind not in "fiu":
+                raise DataError(
+                    f"{labels.path}: video '{video}' labels are {seq.features.dtype}, not numeric"
+                )
+            check_intervals(labels.path, video, seq.intervals)
+            values = seq.features[:, 0].astype(np.float64)
+            bad = ~np.isfinite(values) | (np.abs(values) > LABEL_RANGE)
+            if bad.any():
+                k = int(np.flatnonzero(bad)[0])
+                raise DataError(
+                    f"{labels.path}: video '{video}' segment {k} has label {values[k]}, "
+                    f"outside [-{LABEL_RANGE:g}, {LABEL_RANGE:g}]"
+                )
+            if video not in words:
+                raise DataError(f"{words.path}: no entry for video '{video}' (fold '{split}', in labels)")
+            entry = words[video]
+            dtype, dim = entry.features.dtype, entry.features.shape[1]
+            if dtype.kind not in "SOU" or dim != 1:
+                raise DataError(
+                    f"{words.path}: video '{video}' words are {dtype} [n, {dim}], not strings [n, 1]"
+                )
+            check_intervals(words.path, video, entry.intervals)
+            plan.videos[video] = Video(
+                decode_tokens(words.path, video, entry.features),
+                entry.intervals,
+                seq.features[:, 0],
+                seq.intervals,
+            )
+            for modality, name in FRAME_FILES.items():
+                csd = csds[name]
+                if video not in csd:
+                    if strict:
+                        raise DataError(
+                            f"{csd.path}: no entry for video '{video}' (fold '{split}'; --strict)"
+                        )
+                    plan.missing[modality].add(video)
+                    continue
+                _, dim, dtype = csd.describe(video)
+                if dtype.kind not in "fiu":
+                    raise DataError(f"{csd.path}: video '{video}' features are {dtype}, not numeric")
+                expected = plan.dims.setdefault(modality, dim)
+                if dim != expected:
+                    raise DataError(
+                        f"{csd.path}: video '{video}' has {dim}-d features, other videos {expected}-d"
+                    )
+                check_intervals(csd.path, video, csd.intervals(video))
+    for modality, name in FRAME_FILES.items():
+        if modality not in plan.dims:  # no fold video has this modality: take the size from the file
+            plan.dims[modality] = csds[name].feature_dim()
+    return plan

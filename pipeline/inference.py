@@ -1,0 +1,72 @@
+"""Inference helpers shared by training, evaluation, the search and the benchmarks.
+
+The data a run reads (aligned splits plus, in frozen mode, the cached language features) and batched
+prediction: nothing here trains, so `evaluate` does not load the trainer.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pipeline.data.dataset import load_split, validate_aligned
+from pipeline.data.loader import AlignedDataset, iterate_batches
+from pipeline.device import autocast
+from pipeline.features import compute_features, load_features
+from pipeline.settings import feature_settings_of
+
+log = logging.getLogger(__name__)
+
+
+def load_datasets(
+    settings: dict[str, Any],
+    data_path: str | Path,
+    splits: tuple[str, ...],
+    features_path: str | Path | None = None,
+    device: torch.device | None = None,
+) -> tuple[dict[str, AlignedDataset], dict[str, Any]]:
+    """Validated datasets of `splits`, with the frozen LM features attached in frozen mode.
+
+    Frozen mode reads `features_path` (ids, LM, token and truncation must match), or, without one, computes
+    the features in memory first (the workflow caches them once with the `features` stage instead).
+    Returns the datasets and the file's info (`validate_aligned`) plus `lm_hidden` (None when fine-tuning).
+    """
+    info = validate_aligned(data_path)
+    arrays = {split: load_split(data_path, split) for split in splits}
+    model = settings["model"]
+    features: dict[str, np.ndarray | None] = dict.fromkeys(splits)
+    info["lm_hidden"] = None
+    if model["lm_mode"] == "frozen":
+        args = tuple(feature_settings_of(settings).values())
+        if features_path is None:
+            log.info("frozen mode without --features: computing %s features in memory", args[0])
+            texts = {split: a["text"].tolist() for split, a in arrays.items()}
+            features.update(compute_features(texts, *args, device=device))
+        else:
+            features.update(load_features(features_path, {s: a["id"] for s, a in arrays.items()}, *args))
+        info["lm_hidden"] = int(features[splits[0]].shape[1])
+    elif features_path is not None:
+        log.warning(
+            "ignoring %s: model.lm_mode is finetune, the language model runs on the text", features_path
+        )
+    datasets = {split: AlignedDataset(arrays[split], features[split]) for split in splits}
+    return datasets, info
+
+
+@torch.no_grad()
+def predict(
+    model: torch.nn.Module, dataset: AlignedDataset, device: torch.device, batch_size: int, amp: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Predictions [N] and fused representations [N, D] in dataset order, in eval mode."""
+    model.eval()
+    preds, fused = [], []
+    for batch in iterate_batches(dataset, batch_size):
+        with autocast(device, amp):
+            pred, _, f = model(**model.model_inputs(batch, device))
+        preds.append(pred.float().cpu())
+        fused.append(f.float().cpu())
+    return torch.cat(preds).numpy(), torch.cat(fused).numpy()

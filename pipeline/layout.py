@@ -1,0 +1,27 @@
+"""The file-layout contract between stages (docs/architecture.md): raw file names and path templates.
+
+Every stage, rule and test takes these names from here; the templates use the workflow's wildcard names
+(`{dataset}`, `{lm}`, `{experiment}`, `{seed}`) so that the Snakefile can use them as they are.
+"""
+
+from __future__ import annotations
+
+# Raw dataset folder (data/raw/<dataset>/), as `download` and `synthesize` write it and `align` reads it.
+WORDS = "words.csd"
+LABELS = "labels.csd"
+# Aligned-HDF5 dataset -> the raw computational sequence it is averaged from.
+FRAME_FILES: dict[str, str] = {"audio": "covarep.csd", "visual": "facet.csd"}
+FOLDS = "folds.json"
+MANIFEST = "manifest.json"  # file name -> SHA-256 of the files above
+CSD_FILES: tuple[str, ...] = (WORDS, *FRAME_FILES.values(), LABELS)
+RAW_FILES: tuple[str, ...] = (*CSD_FILES, FOLDS, MANIFEST)
+
+# Display names of the CMU datasets that `download` can fetch.
+CMU_DATASETS: dict[str, str] = {"mosi": "CMU-MOSI", "mosei": "CMU-MOSEI"}
+
+# Paths of the workflow's data and results, relative to the repository root.
+RAW_DIR = "data/raw/{dataset}"
+ALIGNED = "data/aligned/{dataset}.h5"
+FEATURES = "data/features/{dataset}-{lm}.h5"
+SETTINGS = "results/settings/{dataset}/{experiment}.yaml"  # one experiment's resolved run settings
+RUN_DIR = "results/runs/{dataset}/{experiment}/seed{seed}"

