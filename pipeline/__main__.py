@@ -18,6 +18,7 @@ from pipeline.errors import PipelineError
 STAGES: dict[str, tuple[str, str]] = {
     "download": ("pipeline.data", "fetch CMU-MOSI/MOSEI computational sequences and folds"),
     "synthesize": ("pipeline.data", "generate the embedded synthetic dataset (offline)"),
+    "import": ("pipeline.data", "import MMSA, MAG-BERT or MISA pickles into the aligned HDF5"),
     "align": ("pipeline.data", "align audio/visual frames to words and segments into HDF5"),
     "features": ("pipeline", "cache frozen language-model features for an aligned dataset"),
     "train": ("pipeline", "train one model (config file plus overrides)"),
