@@ -280,6 +280,24 @@ def test_malicious_pickle_is_refused_and_never_runs(tmp_path: Path, payload: str
     assert not marker.exists() and not out.exists()
 
 
+@pytest.mark.parametrize(
+    ("encoding", "message"),
+    [
+        ("latin1", r"expected a dict of splits, found bytes"),  # admitted: the pickle holds b"abc"
+        ("rot13", r"not a readable pickle \(_codecs\.encode with encoding 'rot13'"),
+        ("utf-8", r"not a readable pickle \(_codecs\.encode with encoding 'utf-8'"),
+    ],
+)
+def test_codecs_encode_is_admitted_only_for_latin1(tmp_path: Path, encoding: str, message: str) -> None:
+    """Protocol 2 stores bytes as `_codecs.encode(text, 'latin1')`; no other codec may be called."""
+    name = encoding.encode()
+    # PROTO 2, GLOBAL _codecs.encode, BINUNICODE 'abc', BINUNICODE encoding, TUPLE2, REDUCE, STOP
+    call = b"\x80\x02c_codecs\nencode\nX\x03\x00\x00\x00abcX" + len(name).to_bytes(4, "little") + name
+    src = _write(tmp_path / "src.pkl", call + b"\x86R.")
+    with pytest.raises(DataError, match=rf"src\.pkl: {message}"):
+        import_dataset("mag", src, tmp_path / "out.h5")
+
+
 def _mmsa_case(change) -> object:
     def build(tmp_path: Path) -> Path:
         source = _mmsa(np.random.default_rng(7))
