@@ -209,6 +209,21 @@ def test_labels_scalars_arrays_and_mosei_rows(tmp_path: Path) -> None:
     assert load_split(tmp_path / "out.h5", "train")["label"].tolist() == [1.5, -2.0, 0.5]
 
 
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [
+        ("CMU_MOSEI/Processed/aligned_50.pkl", "mosei"),
+        ("data/mosi.pkl", "mosi"),
+        ("MOSI/mosei_copy.pkl", "mosei"),  # the file name first
+        ("simson/cmumosi/data.pkl", "imported"),  # whole words only
+    ],
+)
+def test_dataset_name_is_guessed_from_the_path(tmp_path: Path, path: str, name: str) -> None:
+    src = _mag(np.random.default_rng(13), tmp_path / "x" / path)
+    assert import_dataset("mag", src, tmp_path / "out.h5")["dataset"] == name
+    assert validate_aligned(tmp_path / "out.h5")["dataset"] == name
+
+
 class _Numpy1Pickler(pickle._Pickler):
     """Pickles as numpy 1.x does: its modules are `numpy.core.*` where numpy 2 has `numpy._core.*`."""
 

@@ -60,7 +60,7 @@ LAYOUTS = {  # one segment of a mag / misa split
     "mag": "((words, visual, acoustic), label, segment)",
     "misa": "((word_ids, visual, acoustic, words), label, segment)",
 }
-KNOWN_DATASETS = ("mosei", "mosi", "sims")  # guessed from the source path; "mosi" is no substring of "mosei"
+KNOWN_DATASETS = ("mosei", "mosi", "sims")  # guessed from the words of the source path
 _MMSA_ID = re.compile(r"^(?P<video>.+)\$_\$(?P<clip>\d+)$")
 
 
@@ -386,10 +386,12 @@ def _check(splits: dict[str, _Split], stats: Counter) -> dict[str, int]:
 
 
 def guess_dataset(source: Path) -> str:
-    """The dataset a source holds, from its path (file name first, then the folders above), or 'imported'."""
+    """The dataset a source holds: a known name that is a word of its file name or, failing that, of the
+    nearest folder above (`CMU_MOSEI/aligned_50.pkl` -> mosei); else 'imported'."""
     for part in (source.name, *(p.name for p in source.resolve().parents)):
+        words = set(re.split(r"[^a-z0-9]+", part.lower()))
         for name in KNOWN_DATASETS:
-            if name in part.lower():
+            if name in words:
                 return name
     return "imported"
 
