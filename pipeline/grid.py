@@ -32,6 +32,8 @@ REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 DEFAULT_CONFIG = REPO / "config" / "config.yaml"
 
+# Dataset keys of `source: import` (the `import` stage's arguments).
+IMPORT_KEYS = ("format", "path", "clip_base")
 # Experiment name of the setting the random search chose (trained like a configured experiment).
 SEARCH_EXPERIMENT = "search_best"
 
@@ -92,6 +94,7 @@ def check_config(config: Mapping[str, Any]) -> None:
                 f"datasets.{name}: source 'download' needs `name: mosi` or `name: mosei` "
                 f"(or the key mosi/mosei); got '{spec.get('name', name)}'"
             )
+        _check_import(name, spec)
     try:
         resolve_settings(config["base"])
     except ConfigError as err:
@@ -138,6 +141,23 @@ def check_config(config: Mapping[str, Any]) -> None:
                 resolve_settings(config["base"], {key: _space_example(search["space"][key])})
             except ConfigError as err:
                 raise ConfigError(f"search.space.{key}: {err}") from None
+
+
+def _check_import(name: str, spec: Mapping[str, Any]) -> None:
+    """An imported dataset names its pickles' format and path; no other dataset takes import keys."""
+    if spec["source"] == "import":
+        missing = [key for key in ("format", "path") if key not in spec]
+        if missing:
+            raise ConfigError(
+                f"datasets.{name}: source 'import' needs {' and '.join(missing)} "
+                "(format: mag | mmsa | misa; path: the pickle, or MISA's folder)"
+            )
+        if "clip_base" in spec and spec["format"] != "mmsa":
+            raise ConfigError(f"datasets.{name}.clip_base: only the mmsa format numbers clips")
+        return
+    for key in IMPORT_KEYS:
+        if key in spec:
+            raise ConfigError(f"datasets.{name}.{key}: only a dataset with `source: import` takes it")
 
 
 def _space_example(choice: Any) -> Any:

@@ -17,9 +17,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import yaml
 
 from pipeline.__main__ import main
 from pipeline.data.dataset import SPLITS, load_split, validate_aligned
+from pipeline.data.formats import SOURCE_SPLITS
 from pipeline.data.import_ import import_dataset
 from pipeline.errors import DataError
 from pipeline.io import sha256sum
@@ -483,6 +485,13 @@ def test_command_line_exit_status_and_one_line(tmp_path: Path) -> None:
         f"error: {src}: missing split 'valid' (splits found: dev, test, train)"
     ]
     assert not (tmp_path / "bad.h5").exists()
+
+
+def test_the_workflow_schema_offers_every_format() -> None:
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    dataset = schema["properties"]["datasets"]["additionalProperties"]["properties"]
+    assert set(dataset["format"]["enum"]) == set(SOURCE_SPLITS)
+    assert "import" in dataset["source"]["enum"]
 
 
 @pytest.mark.slow

@@ -216,12 +216,17 @@ def _stack(where: Where, sequences: list[np.ndarray], ids: list[str], what: str,
     return out
 
 
+def misa_files(folder: str | Path) -> dict[str, Path]:
+    """MISA's split files in `folder`, by its split name (also the workflow rule's inputs)."""
+    return {split: Path(folder) / f"{split}.pkl" for split in SOURCE_SPLITS["misa"]}
+
+
 def read_source(fmt: str, source: Path, seq_len: int) -> tuple[dict[str, Split], dict[str, str]]:
     """Read and shape every split of `source`; return them by output split name, and the files' sha256."""
     if fmt == "misa":
         if not source.is_dir():
             raise DataError(f"{source}: the misa format reads a folder holding train.pkl, dev.pkl, test.pkl")
-        files = {split: source / f"{split}.pkl" for split in SOURCE_SPLITS[fmt]}
+        files = misa_files(source)
         for split, path in files.items():
             if not path.is_file():
                 raise DataError(f"{path}: missing split '{split}' of the misa folder {source}")

@@ -10,6 +10,7 @@ REPO_ROOT = Path(workflow.basedir).resolve().parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from pipeline import fingerprints, grid, layout
+from pipeline.data.formats import misa_files
 from pipeline.errors import ConfigError
 from pipeline.reporting.captions import dataset_label
 from pipeline.settings import resolve_settings
@@ -48,11 +49,19 @@ wildcard_constraints:
 
 SYNTHETIC = [d for d in USED_DATASETS if config["datasets"][d]["source"] == "synthesize"]
 DOWNLOADED = [d for d in USED_DATASETS if config["datasets"][d]["source"] == "download"]
+IMPORTED = [d for d in USED_DATASETS if config["datasets"][d]["source"] == "import"]
 
 
 def dataset_spec(wildcards):
     """The config entry of the job's dataset."""
     return config["datasets"][wildcards.dataset]
+
+
+def import_sources(spec):
+    """The files an imported dataset is read from: its pickle, or the three of MISA's folder."""
+    if spec["format"] == "misa":
+        return [str(path) for path in misa_files(spec["path"]).values()]
+    return [spec["path"]]
 
 
 def synthesize_options(spec):
