@@ -7,8 +7,9 @@ seeds, experiments and tables through this module, and DVC only tracks config/co
   `configfile:` (mappings recursively, everything else replaced), then validates.
 - `validate_config(config)` checks the JSON schema (workflow/schemas/config.schema.yaml, filling its
   defaults) and then `check_config`: every table names a defined dataset and defined experiments, every
-  reported row exists in the paper, every experiment's overrides are valid settings. Each failure is one
-  ConfigError naming the key, raised before any job is planned.
+  reported row exists in the paper, every experiment's overrides are valid settings, every imported
+  dataset names its format and path. Each failure is one ConfigError naming the key, raised before any
+  job is planned.
 - `runs`, `experiment_settings`, `table_spec`, `features_key` expand the grid for the Snakefile.
 """
 
