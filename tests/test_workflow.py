@@ -155,7 +155,7 @@ def test_an_imported_dataset_takes_aligns_place_and_the_grid_is_unchanged(tmp_pa
     dry = ["snakemake", "-n", "--forceall", "--quiet", "rules", "--configfile", "config/config.yaml"]
     imported = job_counts(run([*dry, str(_import_overlay(tmp_path, "mag", mag))], REPO).stdout)
     generated = job_counts(run(dry, REPO).stdout)
-    assert imported.pop("import_data") == 1
+    assert imported.pop("import_") == 1
     assert generated.pop("synthesize") == generated.pop("align") == 1
     assert imported == generated  # features, training, evaluation and reporting: the same jobs
     misa = tmp_path / "misa"

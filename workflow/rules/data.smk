@@ -61,7 +61,7 @@ rule align:
         seq_len=lambda w: grid.dataset_seq_len(config, w.dataset),
         data=lambda w: data_fp(w.dataset),
     wildcard_constraints:
-        dataset=f"(?!(?:{_alternatives(IMPORTED)})$)[A-Za-z0-9_]+",  # imported datasets: rule import_data
+        dataset=f"(?!(?:{_alternatives(IMPORTED)})$)[A-Za-z0-9_]+",  # imported datasets: rule import_
     conda:
         "../envs/pipeline.yaml"
     log:
@@ -76,7 +76,7 @@ rule align:
         "python -m pipeline align {params.raw_dir} {output} --seq-len {params.seq_len} > {log} 2>&1"
 
 
-rule import_data:
+rule import_:
     """Read MMSA / MAG-BERT / MISA pickles (restricted unpickler) into the aligned HDF5 that align writes."""
     input:
         lambda w: import_sources(dataset_spec(w)),
