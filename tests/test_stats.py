@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline.__main__ import main
 from pipeline.errors import ConfigError, DataError
 from pipeline.metrics import METRIC_KEYS, regression_metrics
+from pipeline.reporting.aggregate import aggregate_runs
 from pipeline.reporting.stats import (
     Segments,
     align,
@@ -21,6 +24,7 @@ from pipeline.reporting.stats import (
     resample_counts,
     resampled_metrics,
 )
+from pipeline.workflow_config import DEFAULT_CONFIG, load_config, table_spec
 
 
 def _segments(n: int = 60, seed: int = 0, noise: float = 0.8) -> Segments:
@@ -183,3 +187,74 @@ def test_compare_table_compares_every_other_row_with_the_reference():
     )
     assert mae.diff == pytest.approx(expected)
     assert mae.low <= mae.diff <= mae.high
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _run(root, experiment, seed, labels, predictions):
+    """A run's predictions.csv (in <experiment>/seed<k>/) and its metrics, as `evaluate` writes them."""
+    ids = [f"vid{i // 3}_{i % 3}" for i in range(len(labels))]
+    path = _write_predictions(root / experiment / f"seed{seed}" / "predictions.csv", ids, labels, predictions)
+    metrics = regression_metrics(labels, predictions)
+    run = {"dataset": "synthetic", "experiment": experiment, "seed": seed, "valid": metrics, "test": metrics}
+    return path, run
+
+
+def test_tables_cli_marks_significant_rows_and_writes_the_statistics(tmp_path):
+    config = load_config([DEFAULT_CONFIG])
+    spec = table_spec(config, "table5")  # rows alpha_0.5, alpha_0.7, hycon (the reference), alpha_0.9
+    rng = np.random.default_rng(0)
+    labels = rng.choice([-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0], 90)  # |label| >= 1: a 0.3 shift keeps signs
+    flipped = np.where(np.arange(90) % 2 == 0, -labels, labels)
+    predictions, aggregates = [], []
+    for experiment in ("alpha_0.5", "alpha_0.7", "hycon", "alpha_0.9"):
+        runs = []
+        for seed in (0, 1, 2):
+            base = labels + 0.1 + 0.05 * seed  # every prediction above its label
+            prediction = {
+                "alpha_0.5": base + 0.3,
+                "alpha_0.7": base,
+                "hycon": base,
+                "alpha_0.9": flipped + 0.1,
+            }
+            path, run = _run(tmp_path / "runs", experiment, seed, labels, prediction[experiment])
+            predictions.append(path)
+            runs.append(run)
+        aggregates.append(tmp_path / f"{experiment}.json")
+        aggregates[-1].write_text(json.dumps(aggregate_runs(runs)))
+    prefix = tmp_path / "tables" / "table5"
+    args = ["tables", "--spec", json.dumps(spec), "--out", str(prefix), *map(str, aggregates)]
+    assert main([*args, "--predictions", *map(str, predictions)]) == 0
+    frame = pd.read_csv(prefix.with_suffix(".csv")).set_index("Method")
+    shifted, same, reference, worse = (frame.loc[r["label"]] for r in spec["rows"])
+    assert frame["Compared_with"].isna().tolist() == [False, False, True, False]
+    assert set(frame["Compared_with"].dropna()) == {"HyCon (α = 0.8)"}
+    assert (shifted["MAE_diff"], shifted["MAE_ci_low"], shifted["MAE_ci_high"]) == pytest.approx((0.3,) * 3)
+    assert shifted["MAE_p_boot"] < 0.05 and shifted["MAE_p_seeds"] < 0.05 and shifted["Seed_pairs"] == 3
+    assert (shifted["Acc2_diff"], shifted["Acc2_p_boot"]) == (0.0, 1.0)  # no sign changed
+    assert (same["MAE_diff"], same["MAE_ci_low"], same["MAE_ci_high"], same["MAE_p_boot"]) == (0, 0, 0, 1)
+    assert same["MAE_p_seeds"] == 1.0
+    assert worse["Acc2_diff"] < -20 and worse["Acc2_ci_high"] < 0 and worse["Acc2_p_boot"] < 0.05  # points
+    assert worse["Acc2_has0_diff"] < -20 and "F1_has0_p_seeds" in frame.columns
+    assert reference[["MAE_diff", "MAE_p_boot", "Seed_pairs"]].isna().all()
+    markdown = prefix.with_suffix(".md").read_text().split("Reported in the paper")[0]  # the measured table
+    rows = {
+        line.split(" | ")[0].strip("| "): line.split(" | ")[1:]
+        for line in markdown.splitlines()
+        if "HyCon (α" in line
+    }
+    assert rows["HyCon (α = 0.5)"][3].endswith("*") and not rows["HyCon (α = 0.5)"][1].endswith("‡")
+    assert rows["HyCon (α = 0.9)"][1].endswith("‡") and rows["HyCon (α = 0.9)"][3].endswith("*")
+    assert not any(
+        cell.endswith(("*", "‡", "* |", "‡ |")) for cell in rows["HyCon (α = 0.7)"] + rows["HyCon (α = 0.8)"]
+    )
+    assert (
+        "$^{*}$" in prefix.with_suffix(".tex").read_text()
+        and "$^\\ddagger$" in prefix.with_suffix(".tex").read_text()
+    )
+    forest = tmp_path / "forest.png"
+    assert main(["figures", "forest", "--table", str(prefix.with_suffix(".csv")), "--out", str(forest)]) == 0
+    assert forest.read_bytes()[:8] == PNG_SIGNATURE
+    assert main([*args, "--predictions", *map(str, predictions[1:])]) == 2  # alpha_0.5 lacks seed 0's file
+    assert main(args) == 2  # no predictions at all: the statistics cannot be computed

@@ -19,6 +19,7 @@ metric's sums for all resamples are one matrix product W @ columns [N, K]. The m
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -53,6 +54,11 @@ class Comparison:
     p_boot: float | None
     p_seeds: float | None
     pairs: int
+
+    def scaled(self, factor: float) -> Comparison:
+        """The same comparison with the difference and its interval in another unit (e.g. percent)."""
+        low, high, diff = (None if v is None else v * factor for v in (self.low, self.high, self.diff))
+        return Comparison(diff, low, high, self.p_boot, self.p_seeds, self.pairs)
 
 
 @dataclass(frozen=True)
@@ -283,3 +289,35 @@ def compare_table(
             )
             out[experiment][metric] = Comparison(*boot[metric], p_seeds=p_seeds, pairs=pairs)
     return out
+
+
+def group_predictions(paths: Sequence[str | Path]) -> dict[str, dict[int, Path]]:
+    """experiment -> seed -> predictions.csv, from the run layout results/runs/<d>/<experiment>/seed<k>/."""
+    grouped: dict[str, dict[int, Path]] = {}
+    for path in map(Path, paths):
+        match = re.fullmatch(r"seed(\d+)", path.parent.name)
+        if match is None:
+            raise DataError(f"{path}: not in a run directory <experiment>/seed<k>/")
+        grouped.setdefault(path.parent.parent.name, {})[int(match.group(1))] = path
+    return grouped
+
+
+def table_statistics(
+    table: str,
+    rows: Sequence[Mapping[str, str]],
+    reference: str,
+    aggregates: Mapping[str, Mapping[str, Any]],
+    predictions: Mapping[str, Mapping[int, Path]],
+) -> dict[str, dict[str, Comparison]]:
+    """compare_table on the rows' predictions.csv files, which must be those of the aggregated seeds."""
+    segments = {}
+    for experiment in dict.fromkeys(row["experiment"] for row in rows):
+        runs = predictions.get(experiment, {})
+        seeds = aggregates[experiment]["seeds"]
+        if sorted(runs) != sorted(seeds):
+            raise DataError(
+                f"table {table}: the statistics need the predictions.csv of experiment '{experiment}' for "
+                f"its aggregated seeds {sorted(seeds)}; given seeds {sorted(runs)}"
+            )
+        segments[experiment] = load_segments([runs[seed] for seed in sorted(runs)])
+    return compare_table(rows, reference, aggregates, segments)
