@@ -215,6 +215,9 @@ def test_config_errors_name_the_key(tmp_path):
         "tables:\n  table1: {reported: [BERT]}\n": (
             r"tables\.table1\.reported: paper table1 has no row 'BERT'"
         ),
+        "tables:\n  table6: {reference: no_scl}\n": (
+            r"tables\.table6\.reference: 'no_scl' is not the experiment of a row of the table"
+        ),
         "search:\n  space: {model.lm_mode: [frozen, finetune]}\n": (
             r"search\.space cannot vary model\.lm_mode"
         ),

@@ -11,6 +11,7 @@ import pytest
 
 from pipeline.__main__ import main
 from pipeline.errors import ConfigError, DataError
+from pipeline.grid import DEFAULT_CONFIG, load_config, reference_experiment, table_spec
 from pipeline.metrics import METRIC_KEYS, regression_metrics
 from pipeline.reporting.aggregate import aggregate_runs
 from pipeline.reporting.stats import (
@@ -20,11 +21,9 @@ from pipeline.reporting.stats import (
     compare_table,
     load_segments,
     paired_seed_test,
-    reference_experiment,
     resample_counts,
     resampled_metrics,
 )
-from pipeline.workflow_config import DEFAULT_CONFIG, load_config, table_spec
 
 
 def _segments(n: int = 60, seed: int = 0, noise: float = 0.8) -> Segments:
@@ -204,6 +203,9 @@ def _run(root, experiment, seed, labels, predictions):
 def test_tables_cli_marks_significant_rows_and_writes_the_statistics(tmp_path):
     config = load_config([DEFAULT_CONFIG])
     spec = table_spec(config, "table5")  # rows alpha_0.5, alpha_0.7, hycon (the reference), alpha_0.9
+    assert spec["reference"] == "hycon"
+    assert "Marked * (MAE) and ‡ (Acc2): the difference from HyCon (α = 0.8) is significant" in spec["caption"]
+    assert "Marked" not in table_spec(config, "table2")["caption"]  # HyCon alone: nothing is compared
     rng = np.random.default_rng(0)
     labels = rng.choice([-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0], 90)  # |label| >= 1: a 0.3 shift keeps signs
     flipped = np.where(np.arange(90) % 2 == 0, -labels, labels)

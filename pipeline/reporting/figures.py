@@ -30,7 +30,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from pipeline.errors import DataError  # noqa: E402
 from pipeline.io import atomic_path  # noqa: E402
 from pipeline.reporting.aggregate import load_history  # noqa: E402
-from pipeline.reporting.stats import ALPHA, RESAMPLES  # noqa: E402
+from pipeline.reporting.captions import ALPHA, RESAMPLES  # noqa: E402
 from pipeline.reporting.tables import COLUMNS  # noqa: E402
 
 TSNE_SEED = 0  # random_state of t-SNE and of the subsampling of large test sets

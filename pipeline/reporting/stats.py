@@ -30,13 +30,11 @@ import numpy as np
 import pandas as pd
 from scipy.stats import ttest_rel
 
-from pipeline.errors import ConfigError, DataError
+from pipeline.errors import DataError
 from pipeline.metrics import METRIC_KEYS
+from pipeline.reporting.captions import RESAMPLES
 
-RESAMPLES = 10_000
 BOOTSTRAP_SEED = 0
-ALPHA = 0.05  # significance level of the tables' markers
-DEFAULT_REFERENCE = "hycon"  # the experiment a table's rows are compared with unless `reference` says
 _CHUNK = 1_000  # resamples drawn and scored at a time (bounds memory on CMU-MOSEI's 4,659 segments)
 
 
@@ -68,22 +66,6 @@ class Segments:
     ids: np.ndarray
     labels: np.ndarray
     predictions: np.ndarray
-
-
-def reference_experiment(rows: Sequence[Mapping[str, str]], reference: str | None, where: str) -> str | None:
-    """The experiment a table's rows are compared with: `reference`, else `hycon` when a row runs it.
-
-    A `reference` that no row of the table runs is a ConfigError naming `where`; None: no statistics.
-    """
-    experiments = [row["experiment"] for row in rows]
-    if reference is None:
-        return DEFAULT_REFERENCE if DEFAULT_REFERENCE in experiments else None
-    if reference not in experiments:
-        raise ConfigError(
-            f"{where}.reference: '{reference}' is not the experiment of a row of the table "
-            f"(its rows run {', '.join(experiments)})"
-        )
-    return reference
 
 
 def paired_seed_test(

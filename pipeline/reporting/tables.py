@@ -28,15 +28,11 @@ from typing import Any
 import pandas as pd
 
 from pipeline.errors import ConfigError, DataError
+from pipeline.grid import reference_experiment
 from pipeline.io import atomic_path
+from pipeline.reporting.captions import ALPHA, MARKERS
 from pipeline.reporting.paper import PAPER_TABLES
-from pipeline.reporting.stats import (
-    ALPHA,
-    Comparison,
-    group_predictions,
-    reference_experiment,
-    table_statistics,
-)
+from pipeline.reporting.stats import Comparison, group_predictions, table_statistics
 
 # Paper column -> (run metric it is computed from, header, scale to the printed unit, decimals)
 COLUMNS: dict[str, tuple[str, str, float, int]] = {
@@ -54,8 +50,6 @@ CSV_COLUMNS: dict[str, tuple[str, str, float, int]] = {
 }
 MISSING = "–"
 DAGGER = "†"
-# Marker of a cell whose difference from the reference row is significant (paired bootstrap, p < ALPHA).
-MARKERS: dict[str, str] = {"mae": "*", "acc2": "‡"}
 STAT_FIELDS: tuple[str, ...] = ("diff", "ci_low", "ci_high", "p_boot", "p_seeds")
 
 
