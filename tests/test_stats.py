@@ -21,8 +21,9 @@ from pipeline.reporting.stats import (
     compare_table,
     load_segments,
     paired_seed_test,
-    resample_counts,
+    resample_blocks,
     resampled_metrics,
+    scored,
 )
 
 
@@ -37,7 +38,7 @@ def _segments(n: int = 60, seed: int = 0, noise: float = 0.8) -> Segments:
 
 def test_resampled_metrics_are_regression_metrics_of_the_resampled_segments():
     segments = _segments()
-    counts = resample_counts(len(segments.ids), 4, seed=3)
+    counts = np.concatenate(list(resample_blocks(len(segments.ids), 4, seed=3)))
     weights = np.vstack([np.ones(len(segments.ids)), counts])
     resampled = resampled_metrics(segments, weights)
     for r, row in enumerate(weights.astype(int)):
@@ -58,17 +59,26 @@ def test_constant_predictions_have_zero_correlation_like_regression_metrics():
 
 
 def test_resamples_are_the_index_matrix_of_a_seeded_generator():
-    counts = resample_counts(7, 5, seed=11)
+    counts = np.concatenate(list(resample_blocks(7, 5, seed=11)))
     index = np.random.default_rng(11).integers(0, 7, size=(5, 7))
     assert counts.shape == (5, 7) and (counts.sum(axis=1) == 7).all()
     for row, drawn in zip(counts, index, strict=True):
         assert (row == np.bincount(drawn, minlength=7)).all()
-    assert (resample_counts(7, 5, seed=11) == counts).all()
+    assert (np.concatenate(list(resample_blocks(7, 5, seed=11))) == counts).all()
+    blocks = [block.shape for block in resample_blocks(7, 2500, seed=0)]  # drawn 1,000 at a time
+    assert blocks == [(1000, 7), (1000, 7), (500, 7)]
+
+
+def test_scored_rows_share_the_resamples():
+    a, b = _segments(seed=3), _segments(seed=4)
+    (alone,) = scored([a], 300, seed=2)
+    together = scored([b, a], 300, seed=2)[1]
+    assert all((alone[m] == together[m]).all() for m in METRIC_KEYS) and alone["mae"].shape == (301,)
 
 
 def test_identical_predictions_give_p_one_and_a_zero_interval():
     segments = _segments()
-    result = bootstrap(segments, segments, resample_counts(len(segments.ids), 500, seed=0))
+    result = bootstrap(*scored([segments, segments], 500))
     for metric in METRIC_KEYS:
         assert result[metric] == (0.0, 0.0, 0.0, 1.0), metric
 
@@ -80,7 +90,7 @@ def test_a_constant_shift_above_the_labels_is_the_mae_difference_and_the_interva
     )
     shifted = Segments(above.ids, above.labels, above.predictions + 0.3)
     resamples = 1000
-    diff, low, high, p = bootstrap(shifted, above, resample_counts(len(above.ids), resamples, seed=0))["mae"]
+    diff, low, high, p = bootstrap(*scored([shifted, above], resamples))["mae"]
     assert diff == pytest.approx(0.3, abs=1e-12)
     assert (low + high) / 2 == pytest.approx(0.3, abs=1e-12)
     assert high - low == pytest.approx(0.0, abs=1e-12)
@@ -96,7 +106,7 @@ def test_interval_is_the_percentiles_of_the_resampled_mae_difference():
         np.abs(reference.predictions - reference.labels),
     )
     differences = row_error[index].mean(axis=1) - ref_error[index].mean(axis=1)
-    diff, low, high, p = bootstrap(row, reference, resample_counts(len(row.ids), resamples, seed=5))["mae"]
+    diff, low, high, p = bootstrap(*scored([row, reference], resamples, seed=5))["mae"]
     assert diff == pytest.approx(row_error.mean() - ref_error.mean())
     assert (low, high) == pytest.approx(tuple(np.percentile(differences, [2.5, 97.5])))
     tails = min((differences <= 0).sum(), (differences >= 0).sum()) + 1
@@ -204,7 +214,9 @@ def test_tables_cli_marks_significant_rows_and_writes_the_statistics(tmp_path):
     config = load_config([DEFAULT_CONFIG])
     spec = table_spec(config, "table5")  # rows alpha_0.5, alpha_0.7, hycon (the reference), alpha_0.9
     assert spec["reference"] == "hycon"
-    assert "Marked * (MAE) and ‡ (Acc2): the difference from HyCon (α = 0.8) is significant" in spec["caption"]
+    assert (
+        "Marked * (MAE) and ‡ (Acc2): the difference from HyCon (α = 0.8) is significant" in spec["caption"]
+    )
     assert "Marked" not in table_spec(config, "table2")["caption"]  # HyCon alone: nothing is compared
     rng = np.random.default_rng(0)
     labels = rng.choice([-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0], 90)  # |label| >= 1: a 0.3 shift keeps signs

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import re
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -194,38 +194,49 @@ def metrics_from_sums(sums: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {key: out[key] for key in METRIC_KEYS}
 
 
-def resample_counts(n: int, resamples: int, seed: int) -> np.ndarray:
-    """Bootstrap resamples as counts [R, N]: row r counts how often each segment is in resample r.
-
-    Drawn as an index matrix in chunks of _CHUNK resamples from one numpy Generator (reproducible).
-    """
+def resample_blocks(n: int, resamples: int, seed: int) -> Iterator[np.ndarray]:
+    """Bootstrap resamples as counts, in blocks [<= _CHUNK, N]: row r counts how often each of the N
+    segments is drawn in resample r. Drawn as index matrices from one numpy Generator (reproducible)."""
     rng = np.random.default_rng(seed)
-    blocks = []
     for start in range(0, resamples, _CHUNK):
         size = min(_CHUNK, resamples - start)
         index = rng.integers(0, n, size=(size, n)) + (np.arange(size) * n)[:, None]
-        blocks.append(np.bincount(index.ravel(), minlength=size * n).reshape(size, n).astype(float))
-    return np.concatenate(blocks)
+        yield np.bincount(index.ravel(), minlength=size * n).reshape(size, n).astype(float)
+
+
+def _column_matrix(segments: Segments) -> tuple[list[str], np.ndarray]:
+    """Names and matrix [N, K] of the segment columns."""
+    columns = segment_columns(segments.labels, segments.predictions)
+    return list(columns), np.stack(list(columns.values()), axis=1)
 
 
 def resampled_metrics(segments: Segments, weights: np.ndarray) -> dict[str, np.ndarray]:
     """Every metric of pipeline.metrics [R] for each row of segment weights [R, N] (counts, or ones)."""
-    columns = segment_columns(segments.labels, segments.predictions)
-    sums = weights @ np.stack(list(columns.values()), axis=1)  # [R, K]
-    return metrics_from_sums(dict(zip(columns, sums.T, strict=True)))
+    names, matrix = _column_matrix(segments)
+    return metrics_from_sums(dict(zip(names, (weights @ matrix).T, strict=True)))
+
+
+def scored(
+    rows: Sequence[Segments], resamples: int = RESAMPLES, seed: int = BOOTSTRAP_SEED
+) -> list[dict[str, np.ndarray]]:
+    """Per row of aligned segments, metric -> [1 + R]: on all segments, then on each of R resamples (the
+    same resamples for every row)."""
+    names, _ = _column_matrix(rows[0])
+    matrices = [_column_matrix(row)[1] for row in rows]
+    sums = [[matrix.sum(axis=0, keepdims=True)] for matrix in matrices]  # [1, K]: all segments
+    for counts in resample_blocks(len(rows[0].ids), resamples, seed):
+        for parts, matrix in zip(sums, matrices, strict=True):
+            parts.append(counts @ matrix)
+    return [metrics_from_sums(dict(zip(names, np.concatenate(parts).T, strict=True))) for parts in sums]
 
 
 def bootstrap(
-    row: Segments, reference: Segments, counts: np.ndarray
+    row: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray]
 ) -> dict[str, tuple[float | None, float | None, float | None, float | None]]:
-    """metric -> (difference on all segments, 95% interval low, high, two-sided p) of `row` minus `reference`.
-
-    Both are aligned (align); `counts` [R, N] are the resamples (resample_counts).
-    """
-    everything = np.ones((1, counts.shape[1]))
-    row_all, ref_all = resampled_metrics(row, everything), resampled_metrics(reference, everything)
-    row_boot, ref_boot = resampled_metrics(row, counts), resampled_metrics(reference, counts)
-    return {m: _summarise(row_all[m][0] - ref_all[m][0], row_boot[m] - ref_boot[m]) for m in METRIC_KEYS}
+    """metric -> (difference on all segments, 95% interval low, high, two-sided p) of `row` minus
+    `reference`, from their `scored` metrics."""
+    differences = {m: row[m] - reference[m] for m in METRIC_KEYS}
+    return {m: _summarise(float(d[0]), d[1:]) for m, d in differences.items()}
 
 
 def _summarise(
@@ -255,15 +266,14 @@ def compare_table(
     `aggregates` and `segments` map experiment -> its aggregate JSON and its seed-averaged test segments.
     All rows share the same resamples, so their intervals are comparable.
     """
-    ref_segments = segments[reference]
-    counts = resample_counts(len(ref_segments.ids), resamples, seed)
+    experiments = [e for e in dict.fromkeys(entry["experiment"] for entry in rows) if e != reference]
+    aligned = [
+        align(segments[e], segments[reference], f"'{e}'", f"the reference '{reference}'") for e in experiments
+    ]
+    ref_scores, *row_scores = scored([segments[reference], *aligned], resamples, seed)
     out: dict[str, dict[str, Comparison]] = {}
-    for entry in rows:
-        experiment = entry["experiment"]
-        if experiment == reference or experiment in out:
-            continue
-        aligned = align(segments[experiment], ref_segments, f"'{experiment}'", f"the reference '{reference}'")
-        boot = bootstrap(aligned, ref_segments, counts)
+    for experiment, scores in zip(experiments, row_scores, strict=True):
+        boot = bootstrap(scores, ref_scores)
         out[experiment] = {}
         for metric in METRIC_KEYS:
             p_seeds, pairs = paired_seed_test(
