@@ -151,12 +151,17 @@ def plot_forest(table_csv: str | Path, out: str | Path, title: str) -> None:
     if missing:
         raise DataError(f"{path}: table CSV lacks columns {missing}")
     compared = table[table["Compared_with"].notna()].reset_index(drop=True)
+    heading = f"{title}: " if title else ""
+    if compared.empty:  # the reference row alone (or no reference): say so rather than draw empty panels
+        fig = plt.figure(figsize=(8, 1.2))
+        fig.text(
+            0.5, 0.5, f"{heading}no measured row besides the reference row; nothing to compare", ha="center"
+        )
+        save_figure(fig, out)
+        return
     positions = np.arange(len(compared))
     fig, axes = plt.subplots(
-        1,
-        len(headers),
-        figsize=(3.2 * len(headers), 1.8 + 0.35 * max(len(compared), 1)),
-        layout="constrained",
+        1, len(headers), figsize=(3.2 * len(headers), 1.8 + 0.35 * len(compared)), layout="constrained"
     )
     for ax, (column, (_metric, header, scale, _decimals)) in zip(axes, COLUMNS.items(), strict=True):
         diff = compared[f"{header}_diff"].to_numpy(float)
@@ -176,22 +181,17 @@ def plot_forest(table_csv: str | Path, out: str | Path, title: str) -> None:
                 color=color,
                 mfc=face,
                 capsize=3,
-                label="p < 0.05" if is_significant else "p ≥ 0.05",
+                label=f"p {'<' if is_significant else '≥'} {ALPHA}",
             )
         ax.set_yticks(positions, compared["Method"] if ax is axes[0] else [""] * len(compared), fontsize=8)
-        ax.set_ylim(max(len(compared), 1) - 0.5, -0.5)
+        ax.set_ylim(len(compared) - 0.5, -0.5)
         unit = " (points)" if scale == 100.0 else ""
         better = "lower" if column == "mae" else "higher"
         ax.set_title(f"Δ {header}{unit}\n{better} is better", fontsize=9)
         ax.grid(axis="x", alpha=0.3)
-    if compared.empty:
-        fig.text(0.5, 0.5, "no row is compared with a reference row in this table", ha="center", fontsize=10)
-        reference = "the reference"
-    else:
-        reference = compared["Compared_with"].iloc[0]
-        axes[0].legend(fontsize=7, loc="best")
+    axes[0].legend(fontsize=7, loc="best")
     fig.suptitle(
-        f"{title + ': ' if title else ''}difference from {reference} (row minus reference, seed-averaged "
+        f"{heading}difference from {compared['Compared_with'].iloc[0]} (row minus reference, seed-averaged "
         f"test predictions)\nwith its 95% paired-bootstrap interval ({RESAMPLES:,} resamples of the test "
         "segments)",
         fontsize=10,
