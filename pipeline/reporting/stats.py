@@ -12,8 +12,9 @@
 
 Every metric of pipeline.metrics (MMSA conventions, has0 and non0) is computed from per-segment columns
 and resample weights: a resample is a row of counts W [R, N] (how often each segment was drawn), so each
-metric's sums for all resamples are one matrix product W @ columns [N, K]. The metrics here equal
-`regression_metrics` on the resampled segments (tests/test_stats.py checks it).
+metric's sums over a block of resamples are one matrix product W @ columns [N, K]. The metrics here
+equal `regression_metrics` on the resampled segments (tests/test_stats.py checks it). The reference
+row, the markers and where they show: docs/statistics.md.
 """
 
 from __future__ import annotations
