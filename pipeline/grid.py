@@ -37,6 +37,7 @@ DEFAULT_CONFIG = REPO / "config" / "config.yaml"
 IMPORT_KEYS = ("format", "path", "clip_base")
 # Experiment name of the setting the random search chose (trained like a configured experiment).
 SEARCH_EXPERIMENT = "search_best"
+DEFAULT_REFERENCE = "hycon"  # the row a table's other rows are compared with, unless its `reference` says
 
 
 def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
@@ -118,6 +119,7 @@ def check_config(config: Mapping[str, Any]) -> None:
             raise ConfigError(f"{where}: row labels appear twice: {', '.join(duplicates)}")
         for row in spec["rows"]:
             _check_experiment(config, row["experiment"], f"{where} row '{row['label']}'")
+        reference_experiment(spec["rows"], spec.get("reference"), where)
         if spec.get("reported"):
             if "paper" not in spec:
                 raise ConfigError(
@@ -264,6 +266,22 @@ def dataset_seq_len(config: Mapping[str, Any], dataset: str) -> int:
     return int(config["datasets"][dataset].get("seq_len", config.get("seq_len", 50)))
 
 
+def reference_experiment(rows: Sequence[Mapping[str, str]], reference: str | None, where: str) -> str | None:
+    """The experiment a table's rows are compared with: `reference`, else `hycon` when a row runs it.
+
+    A `reference` that no row of the table runs is a ConfigError naming `where`; None: no statistics.
+    """
+    experiments = [row["experiment"] for row in rows]
+    if reference is None:
+        return DEFAULT_REFERENCE if DEFAULT_REFERENCE in experiments else None
+    if reference not in experiments:
+        raise ConfigError(
+            f"{where}.reference: '{reference}' is not the experiment of a row of the table "
+            f"(its rows run {', '.join(experiments)})"
+        )
+    return reference
+
+
 def table_spec(config: Mapping[str, Any], table: str) -> dict[str, Any]:
     """Everything the tables stage needs for one table, as plain JSON (passed to the rule as params)."""
     spec = active_tables(config)[table]
@@ -282,6 +300,7 @@ def table_spec(config: Mapping[str, Any], table: str) -> dict[str, Any]:
         "paper_dataset": paper_table(paper).dataset if paper else None,
         "reported": list(spec.get("reported", [])),
         "rows": [{"label": row["label"], "experiment": row["experiment"]} for row in spec["rows"]],
+        "reference": reference_experiment(spec["rows"], spec.get("reference"), f"tables.{table}"),
     }
     out["caption"] = table_caption(out)
     return out

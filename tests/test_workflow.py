@@ -245,6 +245,19 @@ def test_every_table_and_figure_is_well_formed(project):
         assert (measured["Seeds"] == len(TINY["seeds"])).all()
         values = measured[["Acc7", "Acc2", "F1", "MAE", "Corr", "Acc7_std", "MAE_std"]].to_numpy(float)
         assert all(math.isfinite(v) for v in values.ravel())
+        compared = measured[measured["Compared_with"].notna()]  # every row but HyCon's, the reference
+        assert len(compared) == len(spec["rows"]) - 1 and {"Acc2_has0", "F1_has0"} <= set(frame.columns)
+        assert (
+            (compared["MAE_ci_low"] <= compared["MAE_diff"])
+            & (compared["MAE_diff"] <= compared["MAE_ci_high"])
+        ).all()
+        assert (
+            compared[["MAE_p_boot", "Acc2_p_boot", "MAE_p_seeds"]]
+            .apply(lambda p: p.between(0, 1))
+            .all()
+            .all()
+        )
+        assert (compared["Seed_pairs"] == len(TINY["seeds"])).all()
         assert (
             ((measured[["Acc7", "Acc2", "F1"]] >= 0) & (measured[["Acc7", "Acc2", "F1"]] <= 100)).all().all()
         )
@@ -257,7 +270,7 @@ def test_every_table_and_figure_is_well_formed(project):
         )
         latex = (project / f"results/tables/{table}.tex").read_text()
         assert latex.count(r"\begin{tabular}") == 1 and latex.rstrip().endswith(r"\end{table}")
-        assert (project / f"results/figures/{table}_bars.png").read_bytes()[:8] == PNG_SIGNATURE
+        assert (project / f"results/figures/{table}_forest.png").read_bytes()[:8] == PNG_SIGNATURE
     for dataset, experiments in dataset_experiments(TINY).items():
         assert (project / f"results/figures/tsne_{dataset}.png").read_bytes()[:8] == PNG_SIGNATURE
         for experiment in experiments:
@@ -268,7 +281,7 @@ def test_every_table_and_figure_is_well_formed(project):
     assert set(summary["synthetic"]) == set(dataset_experiments(TINY)["synthetic"])
     report = (project / "results/report.html").read_text()
     assert all(
-        name in report for name in ("table1.csv", "table6.csv", "tsne_synthetic.png", "table3_bars.png")
+        name in report for name in ("table1.csv", "table6.csv", "tsne_synthetic.png", "table3_forest.png")
     )
 
 
@@ -331,7 +344,7 @@ def test_editing_one_experiment_reruns_only_its_jobs(project):
         "figures_curves": 1,
         "summary": 1,
         "tables": 1,  # table5 only: the one table with an alpha_0.5 row
-        "figures_bars": 1,
+        "figures_forest": 1,
         "all": 1,
     }
     plan = run(["snakemake", "-n"], project).stdout

@@ -144,7 +144,7 @@ def all_targets():
             targets += run_file(dataset, experiment, "model.pt") + run_file(dataset, experiment, "metrics.json")
     for table in grid.active_tables(config):
         targets += [f"results/tables/{table}.{ext}" for ext in ("md", "tex", "csv")]
-        targets.append(f"results/figures/{table}_bars.png")
+        targets.append(f"results/figures/{table}_forest.png")
     for dataset, experiments in GRID.items():
         targets += [f"results/figures/curves/{dataset}/{e}.png" for e in experiments]
         if grid.tsne_spec(config):
@@ -168,6 +168,15 @@ def table_inputs(wildcards):
     """The aggregates of a table's measured rows."""
     spec = grid.table_spec(config, wildcards.table)
     return [aggregate_path(spec["dataset"], row["experiment"]) for row in spec["rows"]]
+
+
+def table_predictions(wildcards):
+    """Every seed's predictions.csv of a table's measured rows, when it tests rows against a reference."""
+    spec = grid.table_spec(config, wildcards.table)
+    experiments = list(dict.fromkeys(row["experiment"] for row in spec["rows"]))
+    if spec["reference"] is None or experiments == [spec["reference"]]:
+        return []
+    return [path for e in experiments for path in run_file(spec["dataset"], e, "predictions.csv")]
 
 
 def tsne_inputs(wildcards):
