@@ -148,6 +148,12 @@ def run_search(
     return best
 
 
+def _trial_seconds(trial_dir: Path) -> float | None:
+    """The trial's training time (timings.json), None when it was not recorded."""
+    path = trial_dir / "timings.json"
+    return json.loads(path.read_text())["seconds"] if path.is_file() else None
+
+
 def _finished_trial(trial_dir: Path, settings: Mapping[str, Any]) -> dict[str, Any] | None:
     """The trial's train.json when it finished with exactly these settings, else None."""
     path = trial_dir / "train.json"

@@ -87,7 +87,8 @@ def test_run_outputs_follow_the_contract(synthetic, tmp_path, monkeypatch) -> No
     run_dir = tmp_path / "run"
     summary = train_run({**FAST, "train.epochs": 4}, synthetic["data"], run_dir, 3, synthetic["features"])
     assert "test" not in read_splits  # model selection never sees the test split
-    assert {p.name for p in run_dir.iterdir()} == {"model.pt", "history.csv", "train.json"}  # last.pt removed
+    outputs = {"model.pt", "history.csv", "timings.json", "train.json"}
+    assert {p.name for p in run_dir.iterdir()} == outputs  # last.pt and the lock removed
     history = _history(run_dir)
     assert list(history[0]) == list(HISTORY_COLUMNS) and len(history) == summary["epochs_run"]
     maes = [float(row["valid_mae"]) for row in history]
