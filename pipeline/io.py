@@ -42,9 +42,11 @@ def check_output(*targets: str | os.PathLike) -> None:
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `target`; rename it onto `target` only if the block succeeds.
 
-    A crash or exception leaves no half-written output that a later stage could take as complete.
+    A crash or exception leaves no half-written output that a later stage could take as complete; a target
+    that cannot be written is refused before the block runs (`check_output`).
     """
     target = Path(target)
+    check_output(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
