@@ -122,7 +122,7 @@ def run_search(
                 **overrides,
                 **{f"valid_{k}": v for k, v in valid.items()},
                 "best_epoch": summary.get("best_epoch"),
-                "seconds": summary.get("time"),
+                "seconds": _trial_seconds(trial_dir),
                 "score": _score(valid, metric),
             }
         )
