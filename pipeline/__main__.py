@@ -26,6 +26,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "tables": ("pipeline.reporting", "render the paper's tables (Markdown, LaTeX, CSV)"),
     "figures": ("pipeline.reporting", "t-SNE, learning curves and metric bar charts"),
     "search": ("pipeline", "random hyper-parameter search chosen on validation"),
+    "workflow": ("pipeline", "run snakemake ARGS once every config file it will read parses"),
 }
 
 

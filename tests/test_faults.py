@@ -72,6 +72,7 @@ from pipeline.evaluate import evaluate_run
 from pipeline.features import write_features
 from pipeline.grid import load_config
 from pipeline.train import train_run
+from pipeline.workflow import configfiles
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = {
@@ -259,16 +260,26 @@ def test_videos_mostly_non_finite_are_named(tmp_path, caplog):
     assert summary["videos_mostly_nonfinite"] == {"covarep.csd": 1, "facet.csd": 0}
 
 
-def test_yaml_error_in_the_workflow_config_names_file_and_line(tmp_path):
+def test_yaml_error_in_a_workflow_config_names_file_and_line(tmp_path):
+    """Snakemake on a broken config/config.yaml (the Snakefile reads it first), and `python -m pipeline
+    workflow` on a broken overlay (Snakemake parses --configfile files before any workflow code)."""
+    args = ["--cores", "2", "--configfile", "a.yaml", "b.yaml", "-n", "--configfile=c.yaml", "all"]
+    assert configfiles(args) == ["a.yaml", "b.yaml", "c.yaml"]
     copy_repository(tmp_path)
+    overlay = tmp_path / "config" / "broken.yaml"
+    overlay.write_text("seeds: [0, 1]\nbase:\n  model: {d: 8\n  x: 1\n")
+    env = {**_env(), "PYTHONPATH": str(tmp_path)}
+    argv = [sys.executable, "-m", "pipeline", "workflow", "-n", "--configfile", "config/broken.yaml"]
+    proc = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: config/broken.yaml:4: not valid YAML: while parsing a flow mapping")
     config = tmp_path / "config" / "config.yaml"
     lines = config.read_text().splitlines()
     config.write_text("\n".join([*lines, "seeds: [0, 1", "base: {}"]) + "\n")
-    proc = subprocess.run(
-        [str(BIN / "snakemake"), "-n"], cwd=tmp_path, capture_output=True, text=True, timeout=300
-    )
-    assert proc.returncode != 0
-    assert f"config/config.yaml:{len(lines) + 2}: not valid YAML" in proc.stdout + proc.stderr
+    for command in ([str(BIN / "snakemake"), "-n"], argv[:5]):
+        proc = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode != 0
+        assert f"config/config.yaml:{len(lines) + 2}: not valid YAML" in proc.stdout + proc.stderr
 
 
 # ---------------------------------------------------------------- D4, D5, D9: the run folder
