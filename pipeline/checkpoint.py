@@ -9,9 +9,9 @@ A run folder is always in one of two states, so a kill at any moment leaves noth
 result of other settings:
 - complete: `train.json` is present, written last, after `model.pt`, `history.csv` and `timings.json`,
   and names the settings hash, seed and epoch of that `model.pt` (`load_checkpoint` checks all three);
-- incomplete: no `train.json`. `train` deletes the outputs of the folder (`RUN_OUTPUTS`, `train.json`
-  first) before its first epoch, and the history lives in `last.pt` until the run completes, so a killed
-  run leaves at most `last.pt`, which `evaluate` does not read.
+- incomplete: no `train.json`. Before its first epoch `train` deletes the folder's outputs
+  (`clear_outputs`: each state on the way is one of these two), and the history lives in `last.pt` until
+  the run completes, so a killed run leaves at most `last.pt`, which `evaluate` does not read.
 Every write is atomic; `model.pt` is written through a file object, so that the archive's top folder is
 always `archive` (not the temporary file's random name) and the same weights give the same bytes. Times
 go to `timings.json` alone: every other output of a seed on a device is byte-identical across runs.
@@ -132,8 +132,9 @@ def run_lock(run_dir: Path) -> Iterator[None]:
 
 
 def clear_outputs(run_dir: Path) -> None:
-    """Delete the folder's outputs, `train.json` (the mark of a complete run) first: before a (re)training."""
-    for name in ("train.json", *TRAIN_OUTPUTS, *EVALUATE_OUTPUTS):
+    """Delete the folder's outputs before a (re)training: evaluate's, then `train.json` (the mark of a
+    complete run), then the rest."""
+    for name in reversed((*TRAIN_OUTPUTS, *EVALUATE_OUTPUTS)):
         (run_dir / name).unlink(missing_ok=True)
 
 
