@@ -152,6 +152,18 @@ def test_output_that_is_a_folder_or_under_a_file_is_refused_first(tiny, tmp_path
     assert a_file.read_text() == "x"
 
 
+def test_operating_system_error_is_one_line_naming_the_path(tmp_path, capsys):
+    """Any OSError a stage meets (here `synthesize` into a file) is one line naming the path, exit 2."""
+    a_file = tmp_path / "plain"
+    a_file.write_text("x")
+    fails(["synthesize", str(a_file), "--videos", "3"], capsys, f"error: {a_file}: File exists")
+    fails(
+        ["synthesize", str(a_file / "sub"), "--videos", "3"],
+        capsys,
+        f"error: {a_file / 'sub'}: Not a directory",
+    )
+
+
 def test_unwritable_output_folder_is_refused_before_aligning(tiny, tmp_path):
     """A real EACCES from the kernel. Root ignores permission bits, so as root the command runs without the
     capabilities that let it (setpriv drops CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH)."""
