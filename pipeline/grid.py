@@ -51,20 +51,28 @@ def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, 
     return merged
 
 
+def read_config_file(path: str | Path) -> Mapping[str, Any]:
+    """One YAML config file as a mapping; a syntax error is a ConfigError `path:line: problem`."""
+    path = Path(path)
+    try:
+        layer = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = " ".join(filter(None, (getattr(err, "context", None), getattr(err, "problem", None))))
+        raise ConfigError(f"{where}: not valid YAML: {problem or err}") from None
+    if not isinstance(layer, Mapping):
+        raise ConfigError(f"config file {path} must hold a mapping, got {type(layer).__name__}")
+    return layer
+
+
 def load_config(paths: Sequence[str | Path] = (DEFAULT_CONFIG,)) -> dict[str, Any]:
     """Read and merge YAML config files in order (later ones overlay earlier ones), then validate."""
     config: dict[str, Any] = {}
     for path in paths:
-        path = Path(path)
-        try:
-            layer = yaml.safe_load(path.read_text()) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist") from None
-        except yaml.YAMLError as err:
-            raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
-        if not isinstance(layer, Mapping):
-            raise ConfigError(f"config file {path} must hold a mapping, got {type(layer).__name__}")
-        config = deep_merge(config, layer)
+        config = deep_merge(config, read_config_file(path))
     return validate_config(config)
 
 

@@ -122,7 +122,7 @@ def run_search(
                 **overrides,
                 **{f"valid_{k}": v for k, v in valid.items()},
                 "best_epoch": summary.get("best_epoch"),
-                "seconds": summary.get("time"),
+                "seconds": _trial_seconds(trial_dir),
                 "score": _score(valid, metric),
             }
         )
@@ -146,6 +146,12 @@ def run_search(
     write_json(out / "best.json", best)
     log.info("best: trial %d, validation %s %.4f, %s", best_index, metric, best["score"], best["overrides"])
     return best
+
+
+def _trial_seconds(trial_dir: Path) -> float | None:
+    """The trial's training time (timings.json), None when it was not recorded."""
+    path = trial_dir / "timings.json"
+    return json.loads(path.read_text())["seconds"] if path.is_file() else None
 
 
 def _finished_trial(trial_dir: Path, settings: Mapping[str, Any]) -> dict[str, Any] | None:

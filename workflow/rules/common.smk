@@ -5,9 +5,7 @@ import shlex
 import sys
 from pathlib import Path
 
-# Import the pipeline package of *this* checkout (a copy of the repository runs its own code).
-REPO_ROOT = Path(workflow.basedir).resolve().parent
-sys.path.insert(0, str(REPO_ROOT))
+REPO_ROOT = Path(workflow.basedir).resolve().parent  # the Snakefile put it first on sys.path
 
 from pipeline import fingerprints, grid, layout
 from pipeline.data.formats import misa_files
