@@ -1,0 +1,194 @@
+"""Shared parts of the models: the language input (cached or fine-tuned) and the baselines' building blocks.
+
+Every model family has HyCon's interface, so the same `train` / `evaluate` stages run all of them:
+``Model(settings, audio_dim, visual_dim, seq_len, lm_hidden)``, ``model.model_inputs(batch, device)`` and
+``forward(audio [B, T, Da], visual [B, T, Dv], length [B], *, lm_features [B, H], input_ids,
+attention_mask) -> (prediction [B], reps, fused [B, D])``. The baselines return no unimodal
+representations (``reps == {}``: no contrastive terms apply) and, as ``fused``, a representation their
+regression output reads (each model's `fuse` docstring names it), at most a few hundred floats per sample
+(never, e.g., TFN's 140,000-entry tensor: `predict` keeps every sample's).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from pipeline.model import load_language_model, select_token, tokenize
+
+
+class LanguageInput(nn.Module):
+    """The language branch's input: the cached frozen LM vector (frozen mode) or the fine-tuned LM's
+    `model.text_token` state (fine-tune mode), one vector [B, H] per segment.
+
+    `language_model` is None when frozen; the optimizer gives it its own learning rate (`train.lr_lm`).
+    """
+
+    def __init__(self, settings: dict[str, Any], lm_hidden: int | None) -> None:
+        super().__init__()
+        model = settings["model"]
+        self.text_token = model["text_token"]
+        self.max_tokens = model["max_text_tokens"]
+        self.language_model: nn.Module | None = None
+        self.tokenizer: Any = None
+        if model["lm_mode"] == "finetune":
+            self.language_model, self.tokenizer = load_language_model(model["language_model"])
+            lm_hidden = self.language_model.config.hidden_size
+        elif lm_hidden is None:
+            raise ValueError("frozen mode needs lm_hidden, the width of the cached language features")
+        self.lm_hidden = int(lm_hidden)
+
+    def language_vector(
+        self,
+        lm_features: torch.Tensor | None = None,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The sentence vector [B, H]: cached (frozen) or from the language model (fine-tune)."""
+        if self.language_model is None:
+            if lm_features is None:
+                raise ValueError("frozen mode: pass lm_features (cached language-model vectors)")
+            return lm_features
+        if input_ids is None or attention_mask is None:
+            raise ValueError("fine-tune mode: pass input_ids and attention_mask (see tokenize)")
+        hidden = self.language_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return select_token(hidden, attention_mask, self.text_token)
+
+    def model_inputs(self, batch: dict[str, Any], device: torch.device) -> dict[str, torch.Tensor]:
+        """Turn a dataset batch (see `pipeline.data.dataset.AlignedDataset`) into `forward` keyword inputs."""
+        inputs = {name: batch[name].to(device) for name in ("audio", "visual", "length")}
+        if self.language_model is None:
+            inputs["lm_features"] = batch["lm_features"].to(device)
+        else:
+            tokens = tokenize(self.tokenizer, batch["text"], self.max_tokens)
+            inputs.update({name: t.to(device) for name, t in tokens.items()})
+        return inputs
+
+
+class SentenceBaseline(LanguageInput):
+    """A baseline fed the sentence vector: subclasses define `build` (their layers, given the input sizes)
+    and `fuse` (sentence [B, H], audio, visual, length -> prediction [B], fused [B, D])."""
+
+    def __init__(
+        self,
+        settings: dict[str, Any],
+        audio_dim: int,
+        visual_dim: int,
+        seq_len: int,
+        lm_hidden: int | None = None,
+    ) -> None:
+        super().__init__(settings, lm_hidden)
+        self.build(settings["model"], audio_dim, visual_dim, seq_len)
+
+    def build(self, model: dict[str, Any], audio_dim: int, visual_dim: int, seq_len: int) -> None:
+        """Create the layers (`model`: the `model` settings section; `self.lm_hidden` is set)."""
+        raise NotImplementedError
+
+    def fuse(
+        self, sentence: torch.Tensor, audio: torch.Tensor, visual: torch.Tensor, length: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prediction [B] and fused representation [B, D] from [B, H], [B, T, Da], [B, T, Dv], [B]."""
+        raise NotImplementedError
+
+    def forward(
+        self,
+        audio: torch.Tensor,
+        visual: torch.Tensor,
+        length: torch.Tensor,
+        *,
+        lm_features: torch.Tensor | None = None,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+        """Prediction [B], no unimodal representations ({}), fused [B, D] (HyCon's forward contract)."""
+        sentence = self.language_vector(lm_features, input_ids, attention_mask)
+        pred, fused = self.fuse(sentence, audio, visual, length)
+        return pred, {}, fused
+
+
+def nonneg(name: str) -> nn.Module:
+    """The `model.nonneg` activation of HyCon's unimodal projections: relu | softplus | none."""
+    return {"relu": nn.ReLU(), "softplus": nn.Softplus(), "none": nn.Identity()}[name]
+
+
+def regression_head(in_dim: int, model: dict[str, Any]) -> nn.Sequential:
+    """HyCon's regression head: Linear(in, head_hidden) -> ReLU -> Dropout -> Linear(head_hidden, 1)."""
+    return nn.Sequential(
+        nn.Linear(in_dim, model["head_hidden"]),
+        nn.ReLU(),
+        nn.Dropout(model["dropout"]),
+        nn.Linear(model["head_hidden"], 1),
+    )
+
+
+def valid_steps(length: torch.Tensor, steps: int) -> torch.Tensor:
+    """Lengths clamped to [1, steps]: a segment without a kept word reads its (zero) first step."""
+    return length.clamp(min=1, max=steps)
+
+
+def padding_mask(length: torch.Tensor, steps: int) -> torch.Tensor:
+    """[B, T] True at padding positions (beyond the valid steps; step 0 always valid)."""
+    return torch.arange(steps, device=length.device)[None, :] >= valid_steps(length, steps)[:, None]
+
+
+def last_valid(states: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
+    """States [B, T, D] at each segment's last valid step -> [B, D]."""
+    index = valid_steps(length, states.shape[1]) - 1
+    return states[torch.arange(states.shape[0], device=states.device), index]
+
+
+def valid_mean(x: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
+    """Mean of [B, T, D] over each segment's valid steps -> [B, D]."""
+    keep = (~padding_mask(length, x.shape[1])).to(x.dtype)[..., None]
+    return (x * keep).sum(1) / keep.sum(1)
+
+
+def per_step(vector: torch.Tensor, steps: int) -> torch.Tensor:
+    """A sentence vector [B, H] repeated at every word step -> [B, T, H]."""
+    return vector[:, None, :].expand(-1, steps, -1)
+
+
+def lstm_final(lstm: nn.LSTM, x: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
+    """Top-layer LSTM state [B, hidden] after each segment's last valid step (padding never read)."""
+    lengths = valid_steps(length, x.shape[1]).cpu()
+    packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    _, (h_n, _) = lstm(packed)
+    return h_n[-1]
+
+
+class SubNet(nn.Module):
+    """TFN/LMF's acoustic and visual sub-network: BatchNorm, dropout and three Linear + ReLU layers."""
+
+    def __init__(self, in_dim: int, hidden: int, dropout: float) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.BatchNorm1d(in_dim),
+            nn.Dropout(dropout),
+            nn.Linear(in_dim, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, in_dim] -> [B, hidden]."""
+        return self.net(x)
+
+
+class TextSubNet(nn.Module):
+    """TFN/LMF's language sub-network on a sentence vector [B, H]: the original's LSTM over word vectors
+    becomes Linear + ReLU (there is one vector, not a sequence), then dropout and a linear map to `out`."""
+
+    def __init__(self, in_dim: int, hidden: int, out: int, dropout: float) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, out)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, H] -> [B, out]."""
+        return self.net(x)

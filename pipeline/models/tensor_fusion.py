@@ -1,0 +1,109 @@
+"""Tensor Fusion Network and Low-rank Multimodal Fusion (HyCon paper, Section 4.3, baselines 7 and 8).
+
+Adapted from thuiar/MMSA (MIT licence, Copyright (c) 2020 thuiar), `TFN` (after A2Zadeh/TensorFusionNetwork)
+and `LMF` (after Justin1904/Low-rank-Multimodal-Fusion), with MMSA's CMU-MOSI sizes.
+
+Inputs as in the originals: the acoustic and visual sub-networks read the utterance-level average of the
+features (here the mean over the valid word steps). The language sub-network reads the sentence vector
+[B, H] (cached frozen LM vector or fine-tuned LM state) through Linear + ReLU where the original ran an LSTM
+over word vectors: a departure, there being one vector and not a sequence.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from pipeline.models.base import SentenceBaseline, SubNet, TextSubNet, valid_mean
+
+
+def with_one(x: torch.Tensor) -> torch.Tensor:
+    """[B, D] -> [B, D + 1] with a constant 1 appended (keeps the unimodal and bimodal terms)."""
+    return torch.cat([x, x.new_ones(x.shape[0], 1)], dim=-1)
+
+
+class UnimodalSubNets(nn.Module):
+    """The three pre-fusion sub-networks of TFN and LMF: language [B, H] -> [B, text_out], acoustic and
+    visual step means -> [B, audio_hidden] and [B, visual_hidden]."""
+
+    def __init__(
+        self, dims: tuple[int, int, int], hidden: tuple[int, int, int], text_out: int, dropout: float
+    ) -> None:
+        super().__init__()
+        self.l = TextSubNet(dims[0], hidden[0], text_out, dropout)
+        self.a = SubNet(dims[1], hidden[1], dropout)
+        self.v = SubNet(dims[2], hidden[2], dropout)
+
+    def forward(
+        self, sentence: torch.Tensor, audio: torch.Tensor, visual: torch.Tensor, length: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Unimodal representations (l, a, v)."""
+        return self.l(sentence), self.a(valid_mean(audio, length)), self.v(valid_mean(visual, length))
+
+
+class TFN(SentenceBaseline):
+    """TFN: the outer product of (z_l; 1), (z_a; 1), (z_v; 1), flattened, -> dropout 0.5 -> two Linear +
+    ReLU layers of 64 -> Linear(64, 1) -> sigmoid scaled to (-3, 3) (the original's bounded output).
+
+    Sizes (MMSA, MOSI): sub-network hidden 128 (language), 32 (acoustic), 128 (visual), language output
+    32, so the tensor has 33 x 33 x 129 = 140,481 entries; post-fusion 64; dropouts 0.3 (sub-networks),
+    0.5 (post-fusion).
+    """
+
+    hidden, text_out, post_fusion, dropout, post_dropout = (128, 32, 128), 32, 64, 0.3, 0.5
+
+    def build(self, model: dict[str, Any], audio_dim: int, visual_dim: int, seq_len: int) -> None:
+        dims = (self.lm_hidden, audio_dim, visual_dim)
+        self.subnets = UnimodalSubNets(dims, self.hidden, self.text_out, self.dropout)
+        tensor_dim = (self.text_out + 1) * (self.hidden[1] + 1) * (self.hidden[2] + 1)
+        self.post = nn.Sequential(
+            nn.Dropout(self.post_dropout),
+            nn.Linear(tensor_dim, self.post_fusion),
+            nn.ReLU(),
+            nn.Linear(self.post_fusion, self.post_fusion),
+            nn.ReLU(),
+        )
+        self.out = nn.Linear(self.post_fusion, 1)
+
+    def fuse(
+        self, sentence: torch.Tensor, audio: torch.Tensor, visual: torch.Tensor, length: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prediction in (-3, 3) [B] and fused [B, 64] (the last post-fusion layer)."""
+        z_l, z_a, z_v = (with_one(z) for z in self.subnets(sentence, audio, visual, length))
+        tensor = torch.einsum("bi,bj,bk->bijk", z_l, z_a, z_v).flatten(1)
+        fused = self.post(tensor)
+        return torch.sigmoid(self.out(fused)).squeeze(-1) * 6.0 - 3.0, fused
+
+
+class LMF(SentenceBaseline):
+    """LMF: rank-r modality factors W_m [r, d_m + 1, 1]; the fused vector is the element-wise product of
+    the three projections (z_m; 1) W_m, one entry per rank, and the prediction its learned weighted sum.
+
+    Sizes (MMSA, MOSI): sub-network hidden 128 (language), 16 (acoustic), 128 (visual), language output
+    64 (half the hidden size), rank 3, dropout 0.3.
+    """
+
+    hidden, rank, dropout = (128, 16, 128), 3, 0.3
+
+    def build(self, model: dict[str, Any], audio_dim: int, visual_dim: int, seq_len: int) -> None:
+        text_out = self.hidden[0] // 2
+        dims = (self.lm_hidden, audio_dim, visual_dim)
+        self.subnets = UnimodalSubNets(dims, self.hidden, text_out, self.dropout)
+        self.factors = nn.ParameterList(
+            nn.Parameter(nn.init.xavier_normal_(torch.empty(self.rank, width + 1, 1)))
+            for width in (text_out, self.hidden[1], self.hidden[2])
+        )
+        self.fusion_weights = nn.Parameter(nn.init.xavier_normal_(torch.empty(1, self.rank)))
+        self.fusion_bias = nn.Parameter(torch.zeros(1))
+
+    def fuse(
+        self, sentence: torch.Tensor, audio: torch.Tensor, visual: torch.Tensor, length: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prediction [B] and fused [B, rank] (the rank-wise products the output weighs)."""
+        reps = self.subnets(sentence, audio, visual, length)
+        fused = torch.ones(reps[0].shape[0], self.rank, device=sentence.device, dtype=sentence.dtype)
+        for z, factor in zip(reps, self.factors, strict=True):
+            fused = fused * torch.matmul(with_one(z), factor).squeeze(-1).T  # [rank, B, 1] -> [B, rank]
+        return (fused @ self.fusion_weights.T).squeeze(-1) + self.fusion_bias, fused
