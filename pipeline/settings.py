@@ -5,7 +5,10 @@ experiments override keys with dotted names (`{"loss.alpha": 0.5}`); unknown key
 raise `ConfigError` naming the key, before any work starts.
 
 Keys added beyond the architecture document (each documented in `DEFAULTS`):
-`model.positional`, `model.max_text_tokens`, `train.keep_last`.
+`model.arch`, `model.positional`, `model.max_text_tokens`, `train.keep_last`. The baselines (`model.arch`
+other than hycon) have their published sizes fixed in their modules: HyCon's architecture keys do not
+apply to them (text_only reads `model.d`, `head_hidden`, `dropout` and `nonneg`), and they need
+`loss.contrastive=none` (no unimodal representations to contrast).
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ import yaml
 
 from pipeline.errors import ConfigError
 from pipeline.io import atomic_path, digest_json
+from pipeline.models import ARCHS, contrastive_conflict, lm_mode_conflict
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "model": {
+        "arch": "hycon",  # model family: hycon | a baseline of pipeline/models (ef_lstm, tfn, mag_bert, ...)
         # minilm (bundled offline all-MiniLM-L6-v2) | tiny (random small BERT, tests) | hub name | local path
         "language_model": "minilm",
         "lm_mode": "frozen",  # frozen (cached features) | finetune (the paper's)
@@ -64,6 +69,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 CHOICES: dict[str, tuple[str, ...]] = {
+    "model.arch": ARCHS,
     "model.lm_mode": ("frozen", "finetune"),
     "model.text_token": ("last", "cls", "mean"),
     "model.positional": ("sinusoidal", "learned"),
@@ -174,6 +180,13 @@ def _validate(flat: dict[str, Any]) -> None:
             f"settings key 'model.heads' ({flat['model.heads']}) must divide 'model.d' ({flat['model.d']}),"
             " the width of the acoustic and visual Transformers"
         )
+    arch = flat["model.arch"]
+    for problem in (
+        lm_mode_conflict(arch, flat["model.lm_mode"]),
+        contrastive_conflict(arch, flat["loss.contrastive"]),
+    ):
+        if problem:
+            raise ConfigError(f"settings: {problem}")
 
 
 def _nest(flat: dict[str, Any]) -> dict[str, dict[str, Any]]:

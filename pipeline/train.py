@@ -49,13 +49,15 @@ from pipeline.inference import load_datasets, predict
 from pipeline.io import check_output, write_json
 from pipeline.losses import class_labels, hybrid_loss
 from pipeline.metrics import regression_metrics
-from pipeline.models import build_model
+from pipeline.models import build_model, model_class
 from pipeline.settings import LOWER_IS_BETTER, load_settings, resolve_settings, settings_hash
 
 log = logging.getLogger(__name__)
 
 
 EpochCallback = Callable[[int, dict[str, float]], None]
+# Validation metrics of each history row (history.csv: valid_<name>).
+VALID_COLUMNS: tuple[str, ...] = ("mae", "corr", "acc7", "acc2_non0", "f1_non0")
 
 
 def seed_everything(seed: int) -> None:
@@ -119,15 +121,18 @@ def train_epoch(
         with autocast(device, amp):
             pred, reps, _ = model(**model.model_inputs(batch, device))
         pred_loss = (pred.float() - labels).abs().mean()  # Eq. 2, MAE
-        hybrid, _ = hybrid_loss(
-            {m: r.float() for m, r in reps.items()},
-            class_labels(labels, loss_cfg["zero_class"]),
-            alpha=loss_cfg["alpha"],
-            lambdas=lambdas,
-            refine=loss_cfg["refine"],
-            contrastive=loss_cfg["contrastive"],
-            generator=generators["loss"],
-        )
+        if not reps:  # a baseline: no unimodal representations, no contrastive terms (loss.contrastive=none)
+            hybrid = torch.zeros((), device=device)
+        else:
+            hybrid, _ = hybrid_loss(
+                {m: r.float() for m, r in reps.items()},
+                class_labels(labels, loss_cfg["zero_class"]),
+                alpha=loss_cfg["alpha"],
+                lambdas=lambdas,
+                refine=loss_cfg["refine"],
+                contrastive=loss_cfg["contrastive"],
+                generator=generators["loss"],
+            )
         loss = pred_loss + hybrid  # Eq. 14
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
@@ -156,6 +161,104 @@ def make_optimizer(model: torch.nn.Module, train_cfg: dict[str, Any]) -> torch.o
     if lm_params:
         groups.append({"params": lm_params, "lr": train_cfg["lr_lm"], "name": "language_model"})
     return torch.optim.Adam(groups, weight_decay=train_cfg["weight_decay"])
+
+
+def fit_closed_form(
+    family: type[torch.nn.Module],
+    settings: dict[str, Any],
+    datasets: dict[str, AlignedDataset],
+    info: dict[str, Any],
+    dev: torch.device,
+    out: Path,
+) -> dict[str, Any]:
+    """Fit a family that is not trained by SGD (`family.fit`: the text probe, closed form on train, its
+    regularisation chosen on valid); its one history row is 'epoch 1' with the training MAE."""
+    clear_outputs(out)  # from here until train.json is written, the folder is an incomplete run
+    start = time.perf_counter()
+    model, report = family.fit(settings, datasets, info, dev)
+    preds, _ = predict(model, datasets["valid"], dev, settings["train"]["batch_size"])
+    valid = regression_metrics(datasets["valid"].tensors["label"].numpy(), preds)
+    mae = report["train_mae"]
+    row = {"epoch": 1, "train_loss": mae, "train_pred_loss": mae, "train_hybrid_loss": 0.0}
+    row.update({f"valid_{k}": valid[k] for k in VALID_COLUMNS}, seconds=time.perf_counter() - start)
+    log.info("closed-form fit (%s): valid mae %.4f", report["chosen"], valid["mae"])
+    weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    best = {"epoch": 1, "score": valid[settings["train"]["select"]], "metrics": valid, "state_dict": weights}
+    return {"epoch": 1, "best": best, "bad_epochs": 0, "stopped": False, "history": [row]}
+
+
+def _train_sgd(
+    settings: dict[str, Any],
+    datasets: dict[str, AlignedDataset],
+    info: dict[str, Any],
+    dev: torch.device,
+    amp: bool,
+    out: Path,
+    key: dict[str, Any],
+    epoch_callback: EpochCallback | None,
+) -> tuple[dict[str, Any], int | None]:
+    """The epoch loop, resuming from a matching last.pt (`key`: what must match, the seed included);
+    returns the final state and the epoch it resumed from (None: from scratch)."""
+    train_cfg, seed = settings["train"], key["seed"]
+    model = build_model(settings, info).to(dev)
+    optimizer = make_optimizer(model, train_cfg)
+    scaler = torch.amp.GradScaler(dev.type, enabled=amp)
+    generators = {
+        "loader": torch.Generator().manual_seed(seed),
+        "loss": torch.Generator().manual_seed(seed + 1),
+    }
+    state = load_resumable(out / "last.pt", key, train_cfg["epochs"])
+    if state is None:
+        state = {"epoch": 0, "best": None, "bad_epochs": 0, "stopped": False, "history": []}
+        resumed_from = None
+    else:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"], generators)
+        resumed_from = state["epoch"]
+        log.info("resuming from %s after epoch %d", out / "last.pt", resumed_from)
+    clear_outputs(out)  # from here until train.json is written, the folder is an incomplete run
+    metric = train_cfg["select"]
+    while state["epoch"] < train_cfg["epochs"] and not state["stopped"]:
+        epoch = state["epoch"] + 1
+        start = time.perf_counter()
+        desc = f"epoch {epoch}/{train_cfg['epochs']}"
+        row: dict[str, float] = {"epoch": epoch}
+        row.update(
+            train_epoch(model, datasets["train"], settings, optimizer, scaler, dev, amp, generators, desc)
+        )
+        preds, _ = predict(model, datasets["valid"], dev, train_cfg["batch_size"], amp)
+        if not np.isfinite(preds).all():
+            raise PipelineError(
+                f"training diverged in epoch {epoch}: non-finite validation predictions; lower train.lr"
+            )
+        valid = regression_metrics(datasets["valid"].tensors["label"].numpy(), preds)
+        row.update({f"valid_{k}": valid[k] for k in VALID_COLUMNS})
+        row["seconds"] = time.perf_counter() - start
+        best = state["best"]
+        if _is_better(valid[metric], best and best["score"], metric):
+            state["best"] = {
+                "epoch": epoch,
+                "score": valid[metric],
+                "metrics": valid,
+                "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+            }
+            state["bad_epochs"] = 0
+        else:
+            state["bad_epochs"] += 1
+        state["stopped"] = state["bad_epochs"] >= train_cfg["patience"]
+        state["epoch"] = epoch
+        state["history"].append(row)
+        log.info(
+            "epoch %d: loss %.4f (pred %.4f, hybrid %.4f), valid mae %.4f acc2_non0 %.4f%s",
+            epoch, row["train_loss"], row["train_pred_loss"], row["train_hybrid_loss"],
+            valid["mae"], valid["acc2_non0"], " (best)" if state["best"]["epoch"] == epoch else "",
+        )  # fmt: skip
+        save_last(out / "last.pt", state, key, model, optimizer, scaler, generators, dev)
+        if epoch_callback is not None:
+            epoch_callback(epoch, row)
+    return state, resumed_from
 
 
 def train_run(
@@ -209,64 +312,12 @@ def _train_locked(
     }
     with deterministic(dev):
         seed_everything(seed)
-        model = build_model(settings, info).to(dev)
-        optimizer = make_optimizer(model, train_cfg)
-        scaler = torch.amp.GradScaler(dev.type, enabled=amp)
-        generators = {
-            "loader": torch.Generator().manual_seed(seed),
-            "loss": torch.Generator().manual_seed(seed + 1),
-        }
-        state = load_resumable(out / "last.pt", key, train_cfg["epochs"])
-        if state is None:
-            state = {"epoch": 0, "best": None, "bad_epochs": 0, "stopped": False, "history": []}
-            resumed_from = None
+        family = model_class(settings["model"]["arch"])
+        if hasattr(family, "fit"):
+            state, resumed_from = fit_closed_form(family, settings, datasets, info, dev, out), None
         else:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scaler.load_state_dict(state["scaler"])
-            set_rng_state(state["rng"], generators)
-            resumed_from = state["epoch"]
-            log.info("resuming from %s after epoch %d", out / "last.pt", resumed_from)
-        clear_outputs(out)  # from here until train.json is written, the folder is an incomplete run
-        metric = train_cfg["select"]
-        while state["epoch"] < train_cfg["epochs"] and not state["stopped"]:
-            epoch = state["epoch"] + 1
-            start = time.perf_counter()
-            desc = f"epoch {epoch}/{train_cfg['epochs']}"
-            row: dict[str, float] = {"epoch": epoch}
-            row.update(
-                train_epoch(model, datasets["train"], settings, optimizer, scaler, dev, amp, generators, desc)
-            )
-            preds, _ = predict(model, datasets["valid"], dev, train_cfg["batch_size"], amp)
-            if not np.isfinite(preds).all():
-                raise PipelineError(
-                    f"training diverged in epoch {epoch}: non-finite validation predictions; lower train.lr"
-                )
-            valid = regression_metrics(datasets["valid"].tensors["label"].numpy(), preds)
-            row.update({f"valid_{k}": valid[k] for k in ("mae", "corr", "acc7", "acc2_non0", "f1_non0")})
-            row["seconds"] = time.perf_counter() - start
-            best = state["best"]
-            if _is_better(valid[metric], best and best["score"], metric):
-                state["best"] = {
-                    "epoch": epoch,
-                    "score": valid[metric],
-                    "metrics": valid,
-                    "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-                }
-                state["bad_epochs"] = 0
-            else:
-                state["bad_epochs"] += 1
-            state["stopped"] = state["bad_epochs"] >= train_cfg["patience"]
-            state["epoch"] = epoch
-            state["history"].append(row)
-            log.info(
-                "epoch %d: loss %.4f (pred %.4f, hybrid %.4f), valid mae %.4f acc2_non0 %.4f%s",
-                epoch, row["train_loss"], row["train_pred_loss"], row["train_hybrid_loss"],
-                valid["mae"], valid["acc2_non0"], " (best)" if state["best"]["epoch"] == epoch else "",
-            )  # fmt: skip
-            save_last(out / "last.pt", state, key, model, optimizer, scaler, generators, dev)
-            if epoch_callback is not None:
-                epoch_callback(epoch, row)
+            state, resumed_from = _train_sgd(settings, datasets, info, dev, amp, out, key, epoch_callback)
+    metric = train_cfg["select"]
     if state["best"] is None:
         # Every validation score was NaN (e.g. corr of constant predictions): keep the last epoch.
         state["best"] = {

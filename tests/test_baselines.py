@@ -1,5 +1,6 @@
 """Baseline model families (issue 8): forward shapes on the aligned contract, gradients reaching every
-parameter, a short training run beating the mean predictor, and the text probe equal to scikit-learn."""
+parameter, the settings that each family needs, a short run of the train and evaluate stages beating the
+mean predictor, and the text probe equal to a direct scikit-learn fit."""
 
 from __future__ import annotations
 
@@ -8,25 +9,34 @@ import pytest
 import torch
 from sklearn.linear_model import Ridge
 from test_model import DA, DV, TEXTS, H, T, make_batch
-from test_training import synthetic  # noqa: F401 - the shared synthetic-data fixture
+from test_train import synthetic  # noqa: F401 - the shared synthetic-data fixture
 
-from pipeline.config import resolve_settings
-from pipeline.data.dataset import iterate_batches
+from pipeline.checkpoint import HISTORY_COLUMNS
 from pipeline.errors import ConfigError
-from pipeline.metrics import regression_metrics
-from pipeline.models.baselines import BASELINES, TRAINED
-from pipeline.models.probe import ALPHAS, TextProbe, ridge_path
-from pipeline.training import load_datasets, predict
+from pipeline.evaluate import evaluate_run
+from pipeline.inference import load_datasets, predict
+from pipeline.models import ARCHS, build_model, model_class
+from pipeline.models.probe import ALPHAS, ridge_path
+from pipeline.settings import resolve_settings
+from pipeline.train import train_run
 
+BASELINES = tuple(a for a in ARCHS if a != "hycon")
+TRAINED = tuple(a for a in BASELINES if not hasattr(model_class(a), "fit"))  # by SGD; the probe is fitted
+SLOW = ("tfn", "mfn", "mult", "mag_bert")
 FINETUNE = {"model.lm_mode": "finetune", "model.language_model": "tiny"}
 CPU = torch.device("cpu")
 
 
-def make_model(arch: str, **overrides) -> torch.nn.Module:
+def arch_settings(arch: str, **overrides) -> dict:
+    """Resolved settings that run `arch` (a baseline: no contrastive terms; MAG-BERT fine-tuned)."""
+    extra = {"model.lm_mode": "finetune"} if arch == "mag_bert" else {}
+    return resolve_settings(None, {"model.arch": arch, "loss.contrastive": "none", **extra, **overrides})
+
+
+def make_model(arch: str) -> torch.nn.Module:
     torch.manual_seed(0)
-    extra = FINETUNE if arch == "mag_bert" else {}
-    settings = resolve_settings(None, {"model.dropout": 0.0, **extra, **overrides})
-    return BASELINES[arch](settings, DA, DV, T, H)
+    settings = arch_settings(arch, **({"model.language_model": "tiny"} if arch == "mag_bert" else {}))
+    return build_model(settings, {"audio_dim": DA, "visual_dim": DV, "seq_len": T, "lm_hidden": H})
 
 
 @pytest.mark.parametrize("arch", TRAINED)
@@ -35,7 +45,7 @@ def test_forward_shapes_on_the_aligned_contract(arch: str) -> None:
     batch = make_batch(8)
     pred, reps, fused = model(**model.model_inputs(batch, CPU))
     assert pred.shape == (8,) and torch.isfinite(pred).all()
-    assert reps == {}  # no contrastive terms for baselines
+    assert reps == {}  # no unimodal representations: no contrastive terms
     assert fused.ndim == 2 and fused.shape[0] == 8 and 0 < fused.shape[1] <= 512
     assert (model.language_model is None) == (arch != "mag_bert")
     padded = {k: v.clone() if torch.is_tensor(v) else v for k, v in batch.items()}
@@ -58,10 +68,28 @@ def test_gradients_reach_every_parameter(arch: str) -> None:
     assert missing == [] and dead == []
 
 
-def test_mag_bert_refuses_frozen_mode() -> None:
-    settings = resolve_settings(None, {"model.language_model": "tiny"})
-    with pytest.raises(ConfigError, match="model.lm_mode=finetune"):
-        BASELINES["mag_bert"](settings, DA, DV, T, H)
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"model.arch": "tfn"}, r"model.arch=tfn has no unimodal .* set loss.contrastive=none"),
+        ({"model.arch": "mag_bert", "loss.contrastive": "none"}, "needs model.lm_mode=finetune"),
+        (
+            {"model.arch": "text_probe", "loss.contrastive": "none", "model.lm_mode": "finetune"},
+            "needs model.lm_mode=frozen",
+        ),
+        ({"model.arch": "raven"}, "must be one of hycon, ef_lstm"),
+    ],
+)
+def test_settings_refuse_what_a_family_cannot_run(overrides: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        resolve_settings(None, overrides)
+
+
+@pytest.mark.parametrize(("arch", "mode"), [("mag_bert", "frozen"), ("text_probe", "finetune")])
+def test_the_modules_refuse_the_other_language_model_mode(arch: str, mode: str) -> None:
+    settings = resolve_settings(None, {"model.lm_mode": mode, "model.language_model": "tiny"})  # arch hycon
+    with pytest.raises(ConfigError, match=f"model.arch={arch} needs model.lm_mode="):
+        model_class(arch)(settings, DA, DV, T, H)
 
 
 def test_mag_bert_gives_each_word_piece_its_words_features() -> None:
@@ -74,48 +102,32 @@ def test_mag_bert_gives_each_word_piece_its_words_features() -> None:
     assert (index[special] == -1).all() and (index[~special] >= 0).all()
     assert int(index[3].max()) == len(TEXTS[3].split()) - 1 and (index[2] == -1).all()
     moved = {**batch, "audio": batch["audio"].clone()}
-    moved["audio"][1, 0] += 5.0  # a word of sample 1 within its length changes its prediction
+    moved["audio"][1, 0] += 5.0  # a word of sample 1 within its length changes its prediction only
     model.eval()
     before, _, _ = model(**inputs)
     after, _, _ = model(**model.model_inputs(moved, CPU))
     assert not torch.isclose(before[1], after[1]) and torch.isclose(before[0], after[0])
 
 
-def _train_briefly(arch: str, synthetic: dict, epochs: int, lr: float = 1e-3) -> float:  # noqa: F811
-    """Adam on MAE for `epochs`; returns the test MAE of the last epoch."""
-    settings = resolve_settings(None, FINETUNE if arch == "mag_bert" else {})
+def _train_and_evaluate(arch: str, synthetic: dict, tmp_path, **overrides) -> dict:  # noqa: F811
+    """The train and evaluate stages on the synthetic data; returns metrics.json."""
+    settings = arch_settings(arch, **{"train.epochs": 12, "train.patience": 12, **overrides})
     features = None if arch == "mag_bert" else synthetic["features"]
-    datasets, info = load_datasets(settings, synthetic["data"], ("train", "test"), features)
-    torch.manual_seed(0)
-    model = BASELINES[arch](
-        settings, info["audio_dim"], info["visual_dim"], info["seq_len"], info["lm_hidden"]
-    )
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    generator = torch.Generator().manual_seed(0)
-    for _ in range(epochs):
-        model.train()
-        for batch in iterate_batches(datasets["train"], 32, generator):
-            pred, _, _ = model(**model.model_inputs(batch, CPU))
-            loss = (pred - batch["label"]).abs().mean()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    preds, _ = predict(model, datasets["test"], CPU, 64)
-    return regression_metrics(datasets["test"].tensors["label"].numpy(), preds)["mae"]
+    train_run(settings, synthetic["data"], tmp_path, 0, features)
+    return evaluate_run(tmp_path, synthetic["data"], features)
 
 
-FAST_TRAINED = [a for a in TRAINED if a not in ("mag_bert", "mult", "mfn")]
-
-
-@pytest.mark.parametrize("arch", FAST_TRAINED)
-def test_short_run_beats_the_mean_predictor(arch: str, synthetic) -> None:  # noqa: F811
-    assert _train_briefly(arch, synthetic, epochs=12) < synthetic["constant_mae"] - 0.1
+@pytest.mark.parametrize("arch", [a for a in TRAINED if a not in SLOW])
+def test_short_run_beats_the_mean_predictor(arch: str, synthetic, tmp_path) -> None:  # noqa: F811
+    metrics = _train_and_evaluate(arch, synthetic, tmp_path)
+    assert metrics["test"]["mae"] < synthetic["constant_mae"] - 0.1
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("arch", ["mfn", "mult", "mag_bert"])
-def test_short_run_of_the_slower_baselines_beats_the_mean_predictor(arch: str, synthetic) -> None:  # noqa: F811
-    assert _train_briefly(arch, synthetic, epochs=12) < synthetic["constant_mae"] - 0.1
+@pytest.mark.parametrize("arch", SLOW)
+def test_short_run_of_the_slower_baselines_beats_the_mean_predictor(arch: str, synthetic, tmp_path) -> None:  # noqa: F811
+    metrics = _train_and_evaluate(arch, synthetic, tmp_path, **{"train.epochs": 3, "train.patience": 3})
+    assert metrics["test"]["mae"] < synthetic["constant_mae"] - 0.1
 
 
 def test_ridge_path_equals_scikit_learn() -> None:
@@ -128,27 +140,41 @@ def test_ridge_path_equals_scikit_learn() -> None:
         assert bias == pytest.approx(reference.intercept_, rel=1e-7, abs=1e-9)
 
 
-def test_text_probe_equals_a_direct_scikit_learn_fit(synthetic) -> None:  # noqa: F811
-    settings = resolve_settings(None, {})
-    datasets, info = load_datasets(
-        settings, synthetic["data"], ("train", "valid", "test"), synthetic["features"]
-    )
-    probe, scores = TextProbe.fit(settings, datasets, info, CPU)
+def test_text_probe_equals_a_direct_scikit_learn_fit(synthetic, tmp_path) -> None:  # noqa: F811
+    tiny = {"model.language_model": "tiny"}  # features computed in memory by a small random BERT: fast
+    metrics = _train_and_evaluate("text_probe", {**synthetic, "features": None}, tmp_path, **tiny)
+    settings = arch_settings("text_probe", **tiny)
+    datasets, info = load_datasets(settings, synthetic["data"], ("train", "valid", "test"))
+    probe = build_model(settings, info)
+    probe.load_state_dict(torch.load(tmp_path / "model.pt", weights_only=False)["state_dict"])
+    assert list(probe.state_dict()) == ["weight", "bias", "alpha"]  # the language model is not saved
     x = {split: probe.features(ds, CPU, 32) for split, ds in datasets.items()}
     y = {split: ds.tensors["label"].numpy() for split, ds in datasets.items()}
-    assert x["train"].shape[1] == 2 * 384 and set(scores) == set(ALPHAS)
+    assert x["train"].shape[1] == 2 * 32  # [mean; first token] of the 32-wide tiny model
     valid_mae = {
         a: np.abs(Ridge(alpha=a).fit(x["train"], y["train"]).predict(x["valid"]) - y["valid"]).mean()
         for a in ALPHAS
     }
     assert float(probe.alpha) == min(valid_mae, key=valid_mae.get)  # alpha chosen on validation MAE
-    reference = Ridge(alpha=float(probe.alpha)).fit(x["train"], y["train"])
+    reference = Ridge(alpha=float(probe.alpha)).fit(x["train"], y["train"]).predict(x["test"])
     preds, fused = predict(probe, datasets["test"], CPU, 64)
-    np.testing.assert_allclose(preds, reference.predict(x["test"]), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(preds, reference, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(fused, x["test"])
-    assert list(probe.state_dict()) == ["weight", "bias", "alpha"]  # the language model is not saved
+    assert metrics["test"]["mae"] == pytest.approx(np.abs(reference - y["test"]).mean(), abs=1e-4)
+    history = (tmp_path / "history.csv").read_text().splitlines()
+    assert history[0].split(",") == list(HISTORY_COLUMNS) and len(history) == 2  # one closed-form "epoch"
 
 
-def test_text_probe_refuses_finetune_mode() -> None:
-    with pytest.raises(ConfigError, match="model.lm_mode=frozen"):
-        BASELINES["text_probe"](resolve_settings(None, FINETUNE), DA, DV, T, H)
+def test_text_probe_fit_is_the_same_for_every_seed(synthetic, tmp_path) -> None:  # noqa: F811
+    settings = arch_settings("text_probe", **{"model.language_model": "tiny"})
+    for seed in (0, 1):
+        train_run(settings, synthetic["data"], tmp_path / str(seed), seed)
+    first, second = (torch.load(tmp_path / s / "model.pt", weights_only=False) for s in ("0", "1"))
+    torch.testing.assert_close(first["state_dict"], second["state_dict"])
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_every_arch_name_is_a_family_with_the_shared_interface(arch: str) -> None:
+    family = model_class(arch)
+    assert callable(family.model_inputs) and callable(family.forward)
+    assert ("fit" in dir(family)) == (arch == "text_probe")

@@ -1,19 +1,72 @@
 """Model families: each takes the aligned contract (audio, visual, lengths, text) and predicts sentiment.
 
-`build_model` is the one place a run's settings and its data's dimensions become a network; training,
-evaluation, the search and the benchmarks all call it. HyCon is the family of today (`hycon.py`); the
-language-model loading its language branch uses lives in `language.py`.
+`FAMILIES` is the registry of `model.arch` names (the settings' allowed values come from it); `build_model`
+is the one place a run's settings and its data's dimensions become a network; training, evaluation, the
+search and the benchmarks all call it. HyCon is `hycon.py`; the baselines of the paper's comparison (issue 8)
+are `lstm.py` (ef_lstm, lf_lstm), `tensor_fusion.py` (tfn, lmf), `mfn.py`, `mult.py`, `mag_bert.py`,
+`probe.py` (text_probe, fitted in closed form by its `fit`, not trained by SGD) and `text_only.py`; their
+shared parts are `base.py`, the language-model loading `language.py`. Classes are imported on first use, so
+that reading the names (the settings do) does not load torch.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
+if TYPE_CHECKING:
+    from torch import nn
 
-from pipeline.models.hycon import HyConModel
+# `model.arch` -> "module:class"; every class has HyConModel's constructor, forward and model_inputs.
+FAMILIES: dict[str, str] = {
+    "hycon": "pipeline.models.hycon:HyConModel",
+    "ef_lstm": "pipeline.models.lstm:EFLSTM",
+    "lf_lstm": "pipeline.models.lstm:LFLSTM",
+    "tfn": "pipeline.models.tensor_fusion:TFN",
+    "lmf": "pipeline.models.tensor_fusion:LMF",
+    "mfn": "pipeline.models.mfn:MFN",
+    "mult": "pipeline.models.mult:MulT",
+    "mag_bert": "pipeline.models.mag_bert:MAGBert",
+    "text_probe": "pipeline.models.probe:TextProbe",
+    "text_only": "pipeline.models.text_only:TextOnly",
+}
+ARCHS: tuple[str, ...] = tuple(FAMILIES)
+# Families that run in one language-model mode only, and why.
+LM_MODE_OF: dict[str, tuple[str, str]] = {
+    "mag_bert": (
+        "finetune",
+        "its gate sits inside the language model, so cached sentence vectors cannot be used",
+    ),
+    "text_probe": ("frozen", "it is a ridge fit on frozen language features"),
+}
+
+
+def lm_mode_conflict(arch: str, lm_mode: str) -> str | None:
+    """Why `arch` cannot run with `model.lm_mode` = `lm_mode`, or None."""
+    if arch in LM_MODE_OF and LM_MODE_OF[arch][0] != lm_mode:
+        need, why = LM_MODE_OF[arch]
+        return f"model.arch={arch} needs model.lm_mode={need} ({why}); got {lm_mode}"
+    return None
+
+
+def contrastive_conflict(arch: str, contrastive: str) -> str | None:
+    """Why `arch` cannot run with `loss.contrastive` = `contrastive`, or None: only HyCon has the unimodal
+    representations the contrastive terms compare."""
+    if arch != "hycon" and contrastive != "none":
+        return (
+            f"model.arch={arch} has no unimodal representations for contrastive terms: "
+            f"set loss.contrastive=none (got {contrastive})"
+        )
+    return None
+
+
+def model_class(arch: str) -> type[nn.Module]:
+    """The class of the `model.arch` family `arch` (a name of `ARCHS`)."""
+    module, name = FAMILIES[arch].split(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def build_model(settings: dict[str, Any], info: dict[str, Any]) -> nn.Module:
     """The model for a data file's dimensions (`info` from `load_datasets` or a checkpoint's `dims`)."""
-    return HyConModel(settings, info["audio_dim"], info["visual_dim"], info["seq_len"], info["lm_hidden"])
+    cls = model_class(settings["model"]["arch"])
+    return cls(settings, info["audio_dim"], info["visual_dim"], info["seq_len"], info["lm_hidden"])

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pipeline.model import load_language_model, select_token, tokenize
+from pipeline.models.language import load_language_model, select_token, tokenize
 
 
 class LanguageInput(nn.Module):
@@ -106,11 +106,6 @@ class SentenceBaseline(LanguageInput):
         sentence = self.language_vector(lm_features, input_ids, attention_mask)
         pred, fused = self.fuse(sentence, audio, visual, length)
         return pred, {}, fused
-
-
-def nonneg(name: str) -> nn.Module:
-    """The `model.nonneg` activation of HyCon's unimodal projections: relu | softplus | none."""
-    return {"relu": nn.ReLU(), "softplus": nn.Softplus(), "none": nn.Identity()}[name]
 
 
 def regression_head(in_dim: int, model: dict[str, Any]) -> nn.Sequential:

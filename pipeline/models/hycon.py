@@ -24,8 +24,8 @@ import torch
 from torch import nn
 
 from pipeline.losses import MODALITIES
+from pipeline.models.base import LanguageInput, regression_head
 from pipeline.models.fusion import build_fusion
-from pipeline.models.language import load_language_model, select_token, tokenize
 
 # `model.nonneg` -> the activation closing every unimodal projection; `model.positional` names.
 NONNEG: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "softplus": nn.Softplus, "none": nn.Identity}
@@ -68,7 +68,7 @@ class SequenceEncoder(nn.Module):
         return h[torch.arange(x.shape[0], device=x.device), valid - 1]
 
 
-class HyConModel(nn.Module):
+class HyConModel(LanguageInput):
     """Unimodal networks, fusion and regression head; `forward` returns (prediction, reps, fused).
 
     Frozen mode: the language branch takes cached LM vectors [B, H] (`lm_features`); fine-tune mode:
@@ -83,18 +83,8 @@ class HyConModel(nn.Module):
         seq_len: int,
         lm_hidden: int | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(settings, lm_hidden)
         model = settings["model"]
-        self.text_token = model["text_token"]
-        self.max_tokens = model["max_text_tokens"]
-        self.language_model: nn.Module | None = None
-        self.tokenizer: Any = None
-        if model["lm_mode"] == "finetune":
-            self.language_model, self.tokenizer = load_language_model(model["language_model"])
-            lm_hidden = self.language_model.config.hidden_size
-        elif lm_hidden is None:
-            raise ValueError("frozen mode needs lm_hidden, the width of the cached language features")
-        self.lm_hidden = int(lm_hidden)
         d = model["d"]
         self.encoders = nn.ModuleDict(
             {
@@ -109,28 +99,7 @@ class HyConModel(nn.Module):
             }
         )
         self.fusion = build_fusion(model["fusion"], d)
-        self.head = nn.Sequential(
-            nn.Linear(self.fusion.out_dim, model["head_hidden"]),
-            nn.ReLU(),
-            nn.Dropout(model["dropout"]),
-            nn.Linear(model["head_hidden"], 1),
-        )
-
-    def language_vector(
-        self,
-        lm_features: torch.Tensor | None = None,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """The language branch's pre-projection vector [B, H]: cached (frozen) or from the LM (fine-tune)."""
-        if self.language_model is None:
-            if lm_features is None:
-                raise ValueError("frozen mode: pass lm_features (cached language-model vectors)")
-            return lm_features
-        if input_ids is None or attention_mask is None:
-            raise ValueError("fine-tune mode: pass input_ids and attention_mask (see tokenize)")
-        hidden = self.language_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return select_token(hidden, attention_mask, self.text_token)
+        self.head = regression_head(self.fusion.out_dim, model)
 
     def forward(
         self,
@@ -152,13 +121,3 @@ class HyConModel(nn.Module):
         reps = {m: self.projections[m](states[m]) for m in MODALITIES}
         fused = self.fusion(reps["l"], reps["a"], reps["v"])
         return self.head(fused).squeeze(-1), reps, fused
-
-    def model_inputs(self, batch: dict[str, Any], device: torch.device) -> dict[str, torch.Tensor]:
-        """Turn a dataset batch (see `pipeline.data.dataset.AlignedDataset`) into `forward` keyword inputs."""
-        inputs = {name: batch[name].to(device) for name in ("audio", "visual", "length")}
-        if self.language_model is None:
-            inputs["lm_features"] = batch["lm_features"].to(device)
-        else:
-            tokens = tokenize(self.tokenizer, batch["text"], self.max_tokens)
-            inputs.update({name: t.to(device) for name, t in tokens.items()})
-        return inputs

@@ -23,7 +23,8 @@ import torch
 from torch import nn
 
 from pipeline.errors import ConfigError
-from pipeline.model import load_language_model
+from pipeline.models import lm_mode_conflict
+from pipeline.models.language import load_language_model
 
 
 class MultimodalAdaptationGate(nn.Module):
@@ -66,11 +67,8 @@ class MAGBert(nn.Module):
     ) -> None:
         super().__init__()
         model = settings["model"]
-        if model["lm_mode"] != "finetune":
-            raise ConfigError(
-                "model.arch=mag_bert fine-tunes the language model (its gate sits inside the model's layers, "
-                "so cached sentence vectors cannot be used): set model.lm_mode=finetune"
-            )
+        if problem := lm_mode_conflict("mag_bert", model["lm_mode"]):
+            raise ConfigError(problem)
         self.max_tokens = model["max_text_tokens"]
         self.language_model, self.tokenizer = load_language_model(model["language_model"])
         hidden = self.language_model.config.hidden_size

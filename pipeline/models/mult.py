@@ -22,8 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from pipeline.model import sinusoidal_encoding
 from pipeline.models.base import SentenceBaseline, last_valid, padding_mask, per_step
+from pipeline.models.hycon import sinusoidal_encoding
 
 PAIRS: tuple[tuple[str, str], ...] = (("l", "a"), ("l", "v"), ("a", "l"), ("a", "v"), ("v", "l"), ("v", "a"))
 

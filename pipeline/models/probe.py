@@ -17,11 +17,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.config import LOWER_IS_BETTER
-from pipeline.data.dataset import AlignedDataset, iterate_batches
+from pipeline.data.loader import AlignedDataset, iterate_batches
 from pipeline.errors import ConfigError
 from pipeline.metrics import regression_metrics
-from pipeline.model import load_language_model, select_token, tokenize
+from pipeline.models import lm_mode_conflict
+from pipeline.models.language import load_language_model, select_token, tokenize
+from pipeline.settings import LOWER_IS_BETTER
 
 ALPHAS: tuple[float, ...] = tuple(10.0**k for k in range(-3, 5))
 
@@ -53,10 +54,8 @@ class TextProbe(nn.Module):
     ) -> None:
         super().__init__()
         model = settings["model"]
-        if model["lm_mode"] != "frozen":
-            raise ConfigError(
-                "model.arch=text_probe is a ridge fit on frozen features: set model.lm_mode=frozen"
-            )
+        if problem := lm_mode_conflict("text_probe", model["lm_mode"]):
+            raise ConfigError(problem)
         self.language_model: nn.Module | None = None  # nothing is fine-tuned
         self.max_tokens = model["max_text_tokens"]
         encoder, self.tokenizer = load_language_model(model["language_model"])
@@ -64,7 +63,7 @@ class TextProbe(nn.Module):
         width = 2 * encoder.config.hidden_size
         self.register_buffer("weight", torch.zeros(width))
         self.register_buffer("bias", torch.zeros(()))
-        self.register_buffer("alpha", torch.zeros(()))
+        self.register_buffer("alpha", torch.zeros((), dtype=torch.float64))
 
     def forward(
         self,
@@ -107,9 +106,9 @@ class TextProbe(nn.Module):
         datasets: dict[str, AlignedDataset],
         info: dict[str, Any],
         device: torch.device,
-    ) -> tuple[TextProbe, dict[str, float]]:
+    ) -> tuple[TextProbe, dict[str, Any]]:
         """Fit on `datasets['train']`, choose alpha on `datasets['valid']` by `train.select`; return the
-        probe and {alpha: validation score}."""
+        probe and a report: `chosen` (the alpha, in words), `train_mae`, `valid_by_alpha` (scores)."""
         probe = cls(settings, info["audio_dim"], info["visual_dim"], info["seq_len"], info.get("lm_hidden"))
         batch_size, metric = settings["train"]["batch_size"], settings["train"]["select"]
         x_train, x_valid = (probe.features(datasets[s], device, batch_size) for s in ("train", "valid"))
@@ -125,4 +124,6 @@ class TextProbe(nn.Module):
         probe.weight.copy_(torch.from_numpy(weight))
         probe.bias.fill_(bias)
         probe.alpha.fill_(best)
-        return probe.to(device), scores
+        train_mae = float(np.abs(x_train.astype(np.float64) @ weight + bias - y_train).mean())
+        report = {"chosen": f"alpha={best:g}", "train_mae": train_mae, "valid_by_alpha": scores}
+        return probe.to(device), report

@@ -7,7 +7,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from pipeline.models.base import SentenceBaseline, nonneg, regression_head
+from pipeline.models.base import SentenceBaseline, regression_head
+from pipeline.models.hycon import NONNEG
 
 
 class TextOnly(SentenceBaseline):
@@ -16,7 +17,7 @@ class TextOnly(SentenceBaseline):
     default), the head reading d as after HyCon's default addition fusion."""
 
     def build(self, model: dict[str, Any], audio_dim: int, visual_dim: int, seq_len: int) -> None:
-        self.projection = nn.Sequential(nn.Linear(self.lm_hidden, model["d"]), nonneg(model["nonneg"]))
+        self.projection = nn.Sequential(nn.Linear(self.lm_hidden, model["d"]), NONNEG[model["nonneg"]]())
         self.head = regression_head(model["d"], model)
 
     def fuse(
