@@ -115,6 +115,8 @@ def check_config(config: Mapping[str, Any]) -> None:
         )
     for name in config["experiments"]:
         experiment_settings(config, name)
+    for name in config.get("experiment_seeds") or {}:
+        _check_experiment(config, name, "experiment_seeds")
     active = active_tables(config)
     if not active:
         raise ConfigError("tables: every table is disabled (null); nothing to build")
@@ -230,11 +232,37 @@ def dataset_experiments(config: Mapping[str, Any]) -> dict[str, list[str]]:
     return grid
 
 
+def experiment_seeds(config: Mapping[str, Any], experiment: str) -> list[int]:
+    """Seeds an experiment runs with: its `experiment_seeds` entry, else the global `seeds`."""
+    return list((config.get("experiment_seeds") or {}).get(experiment, config["seeds"]))
+
+
 def runs(config: Mapping[str, Any]) -> list[tuple[str, str, int]]:
     """Every (dataset, experiment, seed) that `all` trains and evaluates."""
     return [
-        (d, e, s) for d, names in dataset_experiments(config).items() for e in names for s in config["seeds"]
+        (d, e, s)
+        for d, names in dataset_experiments(config).items()
+        for e in names
+        for s in experiment_seeds(config, e)
     ]
+
+
+def trimmed_rows(config: Mapping[str, Any], rows: Sequence[Mapping[str, str]]) -> dict[str, str]:
+    """Row label -> how its experiment is run with less than the others (fewer seeds or epochs than the
+    global `seeds` and `base`), for the caption; rows run in full are left out."""
+    base_epochs = resolve_settings(config["base"])["train"]["epochs"]
+    notes = {}
+    for row in rows:
+        seeds = experiment_seeds(config, row["experiment"])
+        epochs = experiment_settings(config, row["experiment"])["train"]["epochs"]
+        parts = []
+        if seeds != list(config["seeds"]):
+            parts.append(f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}")
+        if epochs < base_epochs:
+            parts.append(f"at most {epochs} epochs")
+        if parts:
+            notes[row["label"]] = " and ".join(parts)
+    return notes
 
 
 def features_key(settings: Mapping[str, Any]) -> str | None:
@@ -309,6 +337,7 @@ def table_spec(config: Mapping[str, Any], table: str) -> dict[str, Any]:
         "reported": list(spec.get("reported", [])),
         "rows": [{"label": row["label"], "experiment": row["experiment"]} for row in spec["rows"]],
         "reference": reference_experiment(spec["rows"], spec.get("reference"), f"tables.{table}"),
+        "trimmed": trimmed_rows(config, spec["rows"]),
     }
     out["caption"] = table_caption(out)
     return out

@@ -7,7 +7,8 @@
   ``label > 0`` against ``prediction > 0`` (a zero prediction counts as negative). When every label is 0
   these two are NaN (undefined), not a misleading number.
 - F1 is sklearn's ``f1_score(average='weighted')`` (``zero_division=0``, its default value without the
-  warning); mae and corr (Pearson, ``np.corrcoef``) are over all samples. corr is 0.0 when the labels or the
+  warning), computed here in numpy (importing sklearn.metrics costs every train and evaluate job
+  seconds); mae and corr (Pearson, ``np.corrcoef``) are over all samples. corr is 0.0 when the labels or the
   predictions are constant (Pearson's r is undefined there and ``np.corrcoef`` would give NaN).
 """
 
@@ -52,10 +53,21 @@ def regression_metrics(y_true: Any, y_pred: Any) -> dict[str, float]:
 
 def _binary_scores(truth: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
     """Accuracy and weighted F1 of two boolean vectors."""
-    from sklearn.metrics import f1_score  # here: the reporting stages import METRIC_KEYS, not sklearn (1 s)
-
     accuracy = float(np.mean(truth == pred))
-    return accuracy, float(f1_score(truth, pred, average="weighted", zero_division=0))
+    return accuracy, _weighted_f1(truth, pred)
+
+
+def _weighted_f1(truth: np.ndarray, pred: np.ndarray) -> float:
+    """sklearn's `f1_score(average='weighted', zero_division=0)` of two boolean vectors: per class present
+    in either, F1 = 2 tp / (2 tp + fp + fn) (0 when undefined), weighted by the class's true support."""
+    total = weighted = 0.0
+    for cls in np.union1d(truth, pred):
+        tp = np.sum((truth == cls) & (pred == cls))
+        wrong = np.sum((truth == cls) != (pred == cls))  # fp + fn
+        support = np.sum(truth == cls)
+        weighted += support * (2 * tp / (2 * tp + wrong) if 2 * tp + wrong else 0.0)
+        total += support
+    return float(weighted / total) if total else 0.0
 
 
 def _as_vector(values: Any, name: str) -> np.ndarray:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.metrics import METRIC_KEYS, regression_metrics
+from pipeline.metrics import METRIC_KEYS, _weighted_f1, regression_metrics
 
 
 def test_keys_and_plain_floats() -> None:
@@ -100,3 +100,14 @@ def test_tensor_inputs_and_shapes_are_flattened() -> None:
 def test_bad_inputs(truth, pred, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         regression_metrics(truth, pred)
+
+
+def test_weighted_f1_equals_scikit_learn_on_random_cases() -> None:
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 5, 40):
+        for _ in range(50):
+            truth, pred = rng.random(n) < rng.random(), rng.random(n) < rng.random()
+            expected = f1_score(truth, pred, average="weighted", zero_division=0)
+            assert _weighted_f1(truth, pred) == pytest.approx(expected, abs=1e-12)

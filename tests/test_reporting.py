@@ -144,23 +144,49 @@ def test_latex_escape():
     assert latex_escape(r"a\b{c}~^") == r"a\textbackslash{}b\{c\}\textasciitilde{}\textasciicircum{}"
 
 
-def test_rendered_table_has_reported_and_measured_rows():
+def _table_runs(spec: dict, root: Path) -> tuple[dict[str, dict], list[str]]:
+    """The same two-seed aggregate for every measured row of a table (as each experiment's own), and the
+    runs' predictions.csv files (test split, predictions = labels) the statistics read."""
+    aggregates, predictions = {}, []
+    labels = [-2.0, -1.0, 1.0, 2.0, 3.0]
+    for row in spec["rows"]:
+        experiment = row["experiment"]
+        aggregates[experiment] = aggregate_runs(
+            [run_metrics(0, 0.70, 0.84, experiment), run_metrics(1, 0.74, 0.86, experiment)]
+        )
+        for seed in (0, 1):
+            path = root / experiment / f"seed{seed}" / "predictions.csv"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            frame = {
+                "split": "test",
+                "id": [f"v{i}" for i in range(5)],
+                "label": labels,
+                "prediction": labels,
+            }
+            pd.DataFrame(frame).to_csv(path, index=False)
+            predictions.append(str(path))
+    return aggregates, predictions
+
+
+def test_rendered_table_has_reported_and_measured_rows(tmp_path):
     config = load_config([DEFAULT_CONFIG])
     spec = table_spec(config, "table2")
-    aggregate = aggregate_runs([run_metrics(0, 0.70, 0.84), run_metrics(1, 0.74, 0.86)])
-    rows = build_rows(spec, {"hycon": aggregate})
-    assert [r.source for r in rows] == ["reported"] * 11 + ["measured"]
+    aggregates, predictions = _table_runs(spec, tmp_path)
+    rows = build_rows(spec, aggregates, predictions)
+    assert [r.source for r in rows] == ["reported"] * 4 + ["measured"] * len(spec["rows"])
+    assert [r.label for r in rows[:4]] == ["RAVEN", "IMR", "QMF", "ICCN"]  # the baselines we do not train
     markdown = render_markdown(spec, rows)
-    assert "| EF-LSTM † | 46.7 | 79.1 | 78.8 | 0.665 | 0.621 |" in markdown
     assert "| IMR † | 48.7 | 80.6 | 81.0 | – | – |" in markdown
     # measured: acc2 85.0 ± 1.4 (0.84, 0.86), mae 0.720 ± 0.028
     assert "| HyCon | 40.0 ± 0.0 | 85.0 ± 1.4 | 84.0 ± 1.4 | 0.720 ± 0.028 | 0.700 ± 0.000 |" in markdown
+    assert "| EF-LSTM | 40.0 ± 0.0 | 85.0 ± 1.4 |" in markdown  # a trained baseline, not marked †
+    assert rows[4 + 2].paper == PAPER_TABLES["table2"].rows["EF-LSTM"]  # the paper's numbers beside it
     assert "SYNTHETIC" in spec["caption"] and "seeds (0, 1, 2)" in spec["caption"]
     assert "CMU-MOSEI" in spec["caption"]
     latex = render_latex(spec, rows)
     assert r"IMR $^\dagger$ & 48.7 & 80.6 & 81.0 & -- & -- \\" in latex
     assert latex.count(r"\midrule") == 2  # after the header, between reported and measured rows
-    with pytest.raises(DataError, match="no aggregated metrics for experiment 'hycon'"):
+    with pytest.raises(DataError, match="no aggregated metrics for experiment 'text_probe'"):
         build_rows(spec, {})
 
 
@@ -246,13 +272,15 @@ def test_config_overlays_merge_like_snakemake(tmp_path):
 def test_figures_cli_forest_and_tsne(tmp_path):
     config = load_config([DEFAULT_CONFIG])
     spec = table_spec(config, "table2")
-    agg = aggregate_runs([run_metrics(0, 0.70, 0.84), run_metrics(1, 0.74, 0.86)])
-    (tmp_path / "hycon.json").write_text(json.dumps(agg))
+    aggregates, predictions = _table_runs(spec, tmp_path / "runs")
+    paths = []
+    for experiment, agg in aggregates.items():
+        paths.append(str(tmp_path / f"{experiment}.json"))
+        Path(paths[-1]).write_text(json.dumps(agg))
     prefix = tmp_path / "table2"
-    assert (
-        main(["tables", "--spec", json.dumps(spec), "--out", str(prefix), str(tmp_path / "hycon.json")]) == 0
-    )
-    forest = tmp_path / "forest.png"  # HyCon alone: nothing to compare, a figure that says so
+    tables = ["tables", "--spec", json.dumps(spec), "--out", str(prefix), *paths]
+    assert main([*tables, "--predictions", *predictions]) == 0
+    forest = tmp_path / "forest.png"
     assert main(["figures", "forest", "--table", str(prefix.with_suffix(".csv")), "--out", str(forest)]) == 0
     assert forest.read_bytes()[:8] == PNG_SIGNATURE
     rng = np.random.default_rng(0)

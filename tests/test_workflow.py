@@ -26,7 +26,16 @@ import yaml
 
 from pipeline.data.dataset import validate_aligned
 from pipeline.errors import ConfigError
-from pipeline.grid import active_tables, dataset_experiments, load_config, runs
+from pipeline.grid import (
+    active_tables,
+    dataset_experiments,
+    experiment_seeds,
+    experiment_settings,
+    load_config,
+    runs,
+    table_spec,
+)
+from pipeline.models import ARCHS
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -85,6 +94,7 @@ def copy_repository(dest: Path) -> None:
         ("tables:\n  table4: {dataset: imdb}\n", "unknown dataset 'imdb'"),
         ("seeds: 3\n", "at 'seeds': 3 is not of type 'array'"),
         ("datasets:\n  imp: {source: import, format: mag}\n", "datasets.imp: source 'import' needs path"),
+        ("experiment_seeds: {nope: [0]}\n", "experiment_seeds names experiment 'nope'"),
     ],
 )
 def test_bad_config_is_one_error_before_any_job(tmp_path, overlay, message):
@@ -177,6 +187,31 @@ def test_an_imported_dataset_takes_aligns_place_and_the_grid_is_unchanged(tmp_pa
     info = validate_aligned(project / "data/aligned/imp.h5")
     assert (info["dataset"], info["seq_len"], info["audio_dim"], info["visual_dim"]) == ("imp", 6, 74, 35)
     assert info["sizes"] == {"train": 3, "valid": 3, "test": 3}
+
+
+def test_default_grid_trains_every_baseline_and_captions_say_what_is_trimmed():
+    config = load_config([REPO / "config" / "config.yaml"])
+    archs = {experiment_settings(config, e)["model"]["arch"]: e for _, e, _ in runs(config)}
+    full_epochs = experiment_settings(config, "hycon")["train"]["epochs"]
+    assert set(archs) == set(ARCHS)
+    for table in ("table1", "table2"):
+        spec = table_spec(config, table)
+        measured = {row["experiment"] for row in spec["rows"]}
+        assert {e for a, e in archs.items() if a != "hycon"} | {"hycon"} <= measured and not {
+            "RAVEN",
+            "QMF",
+            "ICCN",
+        } - set(spec["reported"])
+        for row in spec["rows"]:
+            seeds = experiment_seeds(config, row["experiment"])
+            assert (row["label"] in spec["trimmed"]) == (
+                seeds != config["seeds"]
+                or experiment_settings(config, row["experiment"])["train"]["epochs"] < full_epochs
+            )
+        assert "MAG-BERT: seed 0 and at most" in spec["caption"]
+    assert len(runs(config)) == sum(
+        len(experiment_seeds(config, e)) for e in dataset_experiments(config)["synthetic"]
+    )
 
 
 def test_profiles_parse_and_plan_the_jobs():

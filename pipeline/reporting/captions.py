@@ -47,6 +47,9 @@ def table_caption(spec: Mapping[str, Any]) -> str:
             "resamples of the seed-averaged predictions); the CSV gives every metric's difference, its 95% "
             "interval and a paired t-test over seeds."
         )
+    if spec.get("trimmed"):
+        rows = "; ".join(f"{label}: {note}" for label, note in spec["trimmed"].items())
+        text += f" Run with less, for CPU time: {rows}."
     if spec["synthetic"]:
         text += (
             " The data is SYNTHETIC (generated offline by `python -m pipeline synthesize`), so measured "

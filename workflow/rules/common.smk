@@ -80,8 +80,11 @@ def data_fp(dataset):
 
 
 def run_seeds(experiment):
-    """Seeds of an experiment: the config's, or the search's for the searched setting."""
-    return config["search"]["seeds"] if experiment == SEARCH_EXPERIMENT else config["seeds"]
+    """Seeds of an experiment: its `experiment_seeds` or the config's, or the search's for the searched
+    setting."""
+    if experiment == SEARCH_EXPERIMENT:
+        return config["search"]["seeds"]
+    return grid.experiment_seeds(config, experiment)
 
 
 def run_settings(experiment):
