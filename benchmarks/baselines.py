@@ -15,9 +15,7 @@ HyCon's on the same device. CPU, and CUDA where available.
 
 from __future__ import annotations
 
-import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -26,11 +24,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.train import subset, throughput  # noqa: E402
-from pipeline.data.align import align_dataset  # noqa: E402
-from pipeline.data.dataset import load_split, validate_aligned  # noqa: E402
+from benchmarks.train import benchmark_arguments, throughput, training_arrays  # noqa: E402
 from pipeline.data.loader import AlignedDataset  # noqa: E402
-from pipeline.data.synthesize import synthesize  # noqa: E402
 from pipeline.features import compute_features  # noqa: E402
 from pipeline.models import ARCHS, model_class  # noqa: E402
 from pipeline.models.probe import ALPHAS, ridge_path  # noqa: E402
@@ -48,27 +43,11 @@ def probe_rate(settings: dict, info: dict, arrays: dict, device: torch.device) -
 
 def main() -> None:
     """Measure every family on every device and print one Markdown table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, help="aligned HDF5; default: build the synthetic dataset")
-    parser.add_argument("--samples", type=int, default=256, help="training samples per measurement")
-    parser.add_argument(
-        "--repeats", type=int, default=1, help="timed passes per measurement; the best counts"
-    )
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser = benchmark_arguments(__doc__.splitlines()[0], samples=256)
     parser.add_argument("--archs", nargs="+", default=list(ARCHS), choices=ARCHS, help="families to time")
     args = parser.parse_args()
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
     archs = ["hycon"] + [a for a in args.archs if a != "hycon"]
-
-    with tempfile.TemporaryDirectory() as tmp:
-        data = args.data
-        if data is None:
-            synthesize(Path(tmp) / "raw", videos=93, seed=0)
-            data = Path(tmp) / "synthetic.h5"
-            align_dataset(Path(tmp) / "raw", data, seq_len=50)
-        info = validate_aligned(data)
-        arrays = subset(load_split(data, "train"), args.samples)
+    info, arrays = training_arrays(args)
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     rates: dict[str, dict[str, float]] = {arch: {} for arch in archs}
     for device in devices:

@@ -74,28 +74,38 @@ def throughput(
     return max(rates[1:])
 
 
-def main() -> None:
-    """Measure every (mode, device) pair and print one table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def benchmark_arguments(description: str, samples: int) -> argparse.ArgumentParser:
+    """The options every training benchmark shares: data, samples, repeats, threads."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--data", type=Path, help="aligned HDF5; default: build the synthetic dataset")
-    parser.add_argument("--samples", type=int, default=320, help="training samples per measurement")
+    parser.add_argument("--samples", type=int, default=samples, help="training samples per measurement")
     parser.add_argument(
         "--repeats", type=int, default=1, help="timed passes per measurement; the best counts"
     )
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    parser.add_argument("--language-model", default="minilm")
-    args = parser.parse_args()
+    return parser
+
+
+def training_arrays(args: argparse.Namespace) -> tuple[dict, dict[str, np.ndarray]]:
+    """Apply `--threads`; return the data file's info and its first `--samples` training samples (the
+    synthetic dataset, 93 videos at T = 50, built in a temporary folder when `--data` is not given)."""
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data
         if data is None:
             synthesize(Path(tmp) / "raw", videos=93, seed=0)
             data = Path(tmp) / "synthetic.h5"
             align_dataset(Path(tmp) / "raw", data, seq_len=50)
-        info = validate_aligned(data)
-        arrays = subset(load_split(data, "train"), args.samples)
+        return validate_aligned(data), subset(load_split(data, "train"), args.samples)
+
+
+def main() -> None:
+    """Measure every (mode, device) pair and print one table."""
+    parser = benchmark_arguments(__doc__.splitlines()[0], samples=320)
+    parser.add_argument("--language-model", default="minilm")
+    args = parser.parse_args()
+    info, arrays = training_arrays(args)
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     rows: dict[str, dict[str, float]] = {"finetune": {}, "frozen": {}, "caching": {}}
     for device in devices:
