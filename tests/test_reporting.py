@@ -186,6 +186,9 @@ def test_rendered_table_has_reported_and_measured_rows(tmp_path):
     latex = render_latex(spec, rows)
     assert r"IMR $^\dagger$ & 48.7 & 80.6 & 81.0 & -- & -- \\" in latex
     assert latex.count(r"\midrule") == 2  # after the header, between reported and measured rows
+    one_seed = {**aggregates, "tfn": aggregate_runs([run_metrics(0, 0.7, 0.84, "tfn")])}
+    one_seed = build_rows(spec, one_seed, [p for p in predictions if "tfn/seed1" not in p])
+    assert "| TFN | 40.0 | 84.0 | 83.0 | 0.700 | 0.700 |" in render_markdown(spec, one_seed)  # no "± 0.0"
     with pytest.raises(DataError, match="no aggregated metrics for experiment 'text_probe'"):
         build_rows(spec, {})
 

@@ -75,10 +75,11 @@ def format_value(column: str, value: float | None) -> str:
 
 
 def format_cell(row: Row, column: str) -> str:
-    """A row's cell: 'mean ± std' for measured rows, the bare reported number otherwise."""
+    """A row's cell: 'mean ± std' for measured rows over several seeds, the bare number for a reported row
+    or a single-seed one (its std, 0 in the aggregate, is unknown, not zero)."""
     mean = format_value(column, row.mean.get(column))
     std = row.std.get(column)
-    if row.source == "reported" or mean == MISSING or std is None:
+    if row.source == "reported" or mean == MISSING or std is None or row.seeds == 1:
         return mean
     return f"{mean} ± {format_value(column, std)}"
 
