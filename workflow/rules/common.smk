@@ -12,7 +12,6 @@ sys.path.insert(0, str(REPO_ROOT))
 from pipeline import fingerprints, grid, layout
 from pipeline.errors import ConfigError
 from pipeline.reporting.captions import dataset_label
-from pipeline.settings import resolve_settings
 from snakemake.exceptions import WorkflowError
 
 try:
@@ -23,7 +22,6 @@ except ConfigError as err:
 # The interpreter running Snakemake runs the stages too: its environment's bin folder goes first on the
 # jobs' PATH, so that `python -m pipeline` is the project's even when the environment is not activated.
 shell.prefix(f'set -euo pipefail; export PATH={shlex.quote(str(Path(sys.executable).parent))}:"$PATH"; ')
-SEARCH_EXPERIMENT = grid.SEARCH_EXPERIMENT
 RUN_DIR = layout.RUN_DIR
 RAW_DIR = layout.RAW_DIR
 RAW_FILES = [f"{RAW_DIR}/{name}" for name in layout.RAW_FILES]
@@ -72,21 +70,29 @@ def data_fp(dataset):
     return fingerprints.data_fingerprint(config, dataset, REPO_ROOT)
 
 
+def searched_of(experiment):
+    """The configured experiment whose searched setting `experiment` names, or None."""
+    prefix = grid.SEARCHED_PREFIX
+    base = experiment[len(prefix) :] if experiment.startswith(prefix) else None
+    return base if base in config["experiments"] else None
+
+
 def run_seeds(experiment):
-    """Seeds of an experiment: the config's, or the search's for the searched setting."""
-    return config["search"]["seeds"] if experiment == SEARCH_EXPERIMENT else config["seeds"]
+    """Seeds of an experiment: the config's, or the search's for a searched setting."""
+    return config["search"]["seeds"] if searched_of(experiment) else config["seeds"]
 
 
 def run_settings(experiment):
-    """Resolved settings of a configured experiment (None for the searched one: read from best.json)."""
-    if experiment == SEARCH_EXPERIMENT:
+    """Resolved settings of a configured experiment (None for a searched one: read from its best.json)."""
+    if searched_of(experiment):
         return None
     return grid.experiment_settings(config, experiment)
 
 
 def features_path(dataset, experiment):
-    """The cached language features a run reads, or None when its encoder is fine-tuned."""
-    settings = run_settings(experiment) or resolve_settings(config["base"])
+    """The cached language features a run reads, or None when its encoder is fine-tuned. A searched
+    setting reads its experiment's (the space cannot vary the feature keys)."""
+    settings = grid.experiment_settings(config, searched_of(experiment) or experiment)
     key = grid.features_key(settings)
     return None if key is None else layout.FEATURES.format(dataset=dataset, lm=key)
 
@@ -155,9 +161,9 @@ def data_targets():
     return sorted(targets)
 
 
-def table_inputs(wildcards):
-    """The aggregates of a table's measured rows."""
-    spec = grid.table_spec(config, wildcards.table)
+def table_inputs(wildcards, spec_of=grid.table_spec):
+    """The aggregates of a table's measured rows (`spec_of`: grid.table_spec or grid.searched_table_spec)."""
+    spec = spec_of(config, wildcards.table)
     return [aggregate_path(spec["dataset"], row["experiment"]) for row in spec["rows"]]
 
 
@@ -170,9 +176,3 @@ def tsne_inputs(wildcards):
         f"{key}_cl": path.format(dataset=wildcards.dataset, experiment=tsne[key], seed=seed)
         for key in ("with", "without")
     }
-
-
-def search_spec():
-    """What defines a search: the base settings, the space, the number of trials and the sampling seed."""
-    search = config["search"]
-    return {"base": config["base"], "space": search["space"], "trials": search["trials"], "seed": search["seed"]}
