@@ -4,11 +4,53 @@
 #   snakemake --cores 4 search_all
 
 
-rule search:
-    """Search one experiment (an Optuna study in study.journal, resumed if interrupted); keep the best."""
+SEARCH_SHELL = (
+    "python -m pipeline search --spec {params.spec:q} --dataset {wildcards.dataset} --data {input.data}"
+    " {params.features} --out {params.out_dir} > {log} 2>&1"
+)
+
+
+def search_workers(wildcards):
+    """Markers of the `search.workers` extra processes training the same study (none when it is 1)."""
+    count = config["search"]["workers"]
+    folder = f"results/search/{wildcards.dataset}/{wildcards.experiment}/workers"
+    return [f"{folder}/{k}.done" for k in range(count)] if count > 1 else []
+
+
+rule search_worker:
+    """One of `search.workers` processes sharing a study (each its own job: cores or cluster nodes)."""
     input:
         data=rules.align.output[0],
         features=lambda w: features_input(w.dataset, w.experiment),
+    output:
+        touch("results/search/{dataset}/{experiment}/workers/{worker}.done"),
+    params:
+        spec=lambda w: json.dumps(grid.search_spec(config, w.experiment), sort_keys=True),
+        out_dir=lambda w: f"results/search/{w.dataset}/{w.experiment}",
+        features=lambda w: features_arg(w.dataset, w.experiment),
+    wildcard_constraints:
+        experiment=_alternatives(config["experiments"]),
+        worker=r"\d+",
+    conda:
+        "../envs/pipeline.yaml"
+    log:
+        "logs/search/{dataset}/{experiment}.worker{worker}.log",
+    threads: res("search", "threads", 1)
+    resources:
+        mem_mb=res("search", "mem_mb", 4000),
+        runtime=res("search", "runtime", 720),
+        gpu=res("search", "gpu", 0),
+    shell:
+        SEARCH_SHELL
+
+
+rule search:
+    """Search one experiment (an Optuna study in study.journal, resumed if interrupted); keep the best.
+    With search.workers > 1 the workers train the trials and this job only writes the results."""
+    input:
+        data=rules.align.output[0],
+        features=lambda w: features_input(w.dataset, w.experiment),
+        workers=search_workers,
     output:
         best="results/search/{dataset}/{experiment}/best.json",
         trials="results/search/{dataset}/{experiment}/trials.csv",
@@ -31,8 +73,7 @@ rule search:
         runtime=res("search", "runtime", 720),
         gpu=res("search", "gpu", 0),
     shell:
-        "python -m pipeline search --spec {params.spec:q} --dataset {wildcards.dataset} --data {input.data}"
-        " {params.features} --out {params.out_dir} > {log} 2>&1"
+        SEARCH_SHELL
 
 
 rule search_settings:
