@@ -130,6 +130,15 @@ def test_space_may_not_vary_a_key_the_experiment_sets(tmp_path) -> None:
     assert experiment_settings(CONFIG, "alpha_0.5")["loss"]["alpha"] == 0.5
 
 
+def test_space_entries_become_optuna_distributions() -> None:
+    dist = optuna.distributions
+    assert search.distribution("model.d", {"int_uniform": [8, 9]}) == dist.IntDistribution(8, 9)
+    assert search.distribution("train.lr", {"log_uniform": [1e-4, 1e-2]}) == dist.FloatDistribution(
+        1e-4, 1e-2, log=True
+    )
+    assert search.distribution("train.batch_size", [16, 32]) == dist.CategoricalDistribution([16, 32])
+
+
 @pytest.mark.parametrize(
     "entry", [[], {"uniform": [1, 0]}, {"log_uniform": [0, 1]}, {"normal": [0, 1]}, {"uniform": [0]}]
 )
