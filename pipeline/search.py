@@ -43,7 +43,7 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from pipeline import grid
-from pipeline.errors import ConfigError, PipelineError
+from pipeline.errors import ConfigError, DataError, PipelineError
 from pipeline.io import atomic_path, digest_json, write_json
 from pipeline.layout import ALIGNED, FEATURES
 from pipeline.settings import LOWER_IS_BETTER, check_search_space, resolve_settings
@@ -206,7 +206,7 @@ def run_search(
     seconds = [t.user_attrs["seconds"] for t in done if "seconds" in t.user_attrs]
     if seconds:
         _log_cost(trials - len(done), sum(seconds) / len(seconds), "the finished trials' mean")
-    first = True
+    first, failed = True, 0
     while _counted(study) < trials:
         trial = study.ask(dists)
         overrides = dict(trial.params)
@@ -230,9 +230,12 @@ def run_search(
                     device=device,
                     epoch_callback=_pruning_callback(trial, metric, settings["train"]["epochs"]),
                 )
-                state, value = TrialState.COMPLETE, _score(summary.get("best_valid") or {}, metric)
+                value = float((summary.get("best_valid") or {}).get(metric, math.nan))
+                state = TrialState.COMPLETE
             except optuna.TrialPruned:
                 summary, state, value = None, TrialState.PRUNED, None
+            except (ConfigError, DataError):
+                raise  # the inputs are wrong: every trial would fail
             except PipelineError as err:  # e.g. a diverged run: a failed trial, replaced by another
                 log.warning("trial %d failed: %s", trial.number, err)
                 summary, state, value = None, TrialState.FAIL, None
@@ -246,6 +249,9 @@ def run_search(
         if state == TrialState.COMPLETE and not math.isfinite(value):
             state, value = TrialState.FAIL, None
         study.tell(trial, value, state=state)
+        failed += state == TrialState.FAIL
+        if failed >= trials and first:  # as many failures as the budget, and not one trial completed
+            raise PipelineError(f"search: {failed} trials failed (diverged or no finite score); see the log")
         log.info("trial %d: %s after %.1f s", trial.number, state.name.lower(), elapsed)
         if first and state == TrialState.COMPLETE:
             _log_cost(trials, elapsed, f"trial {trial.number}")
@@ -278,11 +284,6 @@ def _pruning_callback(trial: optuna.Trial, metric: str, epochs: int) -> Callable
             raise optuna.TrialPruned(f"pruned after epoch {epoch}")
 
     return report
-
-
-def _score(valid: Mapping[str, Any], metric: str) -> float:
-    value = valid.get(metric)
-    return float(value) if value is not None else math.nan
 
 
 def write_results(

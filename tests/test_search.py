@@ -17,7 +17,7 @@ import yaml
 
 import pipeline.train
 from pipeline import search
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, DataError, PipelineError
 from pipeline.grid import experiment_settings, load_config, search_spec
 
 REPO = Path(__file__).resolve().parents[1]
@@ -96,6 +96,32 @@ def test_trial_of_a_killed_worker_is_queued_again_and_resumes(monkeypatch, tmp_p
     assert trainer.calls[2]["lr"] == trainer.calls[1]["lr"]
     frame = pd.read_csv(tmp_path / "trials.csv")
     assert frame["state"].tolist() == ["complete", "fail", "complete", "complete"]
+
+
+def test_diverged_trials_are_replaced_and_bad_inputs_stop_the_search(monkeypatch, tmp_path) -> None:
+    trainer = FakeTrainer()
+
+    def diverging(settings, *args, **kwargs):
+        if settings["train"]["lr"] > 3e-3:
+            trainer.calls.append({"lr": settings["train"]["lr"], "resumed": False})
+            raise PipelineError("training diverged in epoch 1")
+        return trainer(settings, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline.train, "train_run", diverging)
+    run(tmp_path / "a", 4)
+    frame = pd.read_csv(tmp_path / "a" / "trials.csv")
+    assert (frame["state"] == "complete").sum() == 4 and (frame["state"] == "fail").sum() >= 1
+    assert (frame.loc[frame["state"] == "fail", "train.lr"] > 3e-3).all()
+    monkeypatch.setattr(pipeline.train, "train_run", lambda *a, **k: diverging({"train": {"lr": 1.0}}))
+    with pytest.raises(PipelineError, match="3 trials failed"):
+        run(tmp_path / "b", 3)
+
+    def missing(*args, **kwargs):
+        raise DataError("features.h5: missing")
+
+    monkeypatch.setattr(pipeline.train, "train_run", missing)
+    with pytest.raises(DataError):
+        run(tmp_path / "c", 3)
 
 
 def test_a_running_trial_whose_folder_is_locked_is_left_alone(fake, tmp_path) -> None:
