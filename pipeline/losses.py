@@ -98,7 +98,7 @@ def iamcl_loss(
     modality m of the samples of the other class; term = -sum_pos s / (sum_pos s + sum_neg s)
     [+ 1/N sum_pos (s - 1)^2].
     """
-    pairs = _build_pairs(_normalised(reps), _checked_classes(classes, reps), "intra")
+    pairs = _build_pairs(reps, classes, "intra")
     return _ratio_loss(pairs, 1.0 if refine else None, reduction)
 
 
@@ -115,7 +115,7 @@ def iemcl_loss(
     (2N), negatives the two other modalities of the samples of the other class (2M); the anchor's own sample
     never enters. term = -sum_pos s / (sum_pos s + sum_neg s) [+ 1/(2N) sum_pos (s - alpha)^2].
     """
-    pairs = _build_pairs(_normalised(reps), _checked_classes(classes, reps), "inter")
+    pairs = _build_pairs(reps, classes, "inter")
     return _ratio_loss(pairs, alpha if refine else None, reduction)
 
 
@@ -129,7 +129,7 @@ def classical_contrastive_loss(
 ) -> torch.Tensor:
     """Classical contrastive loss, Eq. 15, literal: -a.p / (a.p + sum_j a.n_j), with one positive drawn at
     random per anchor and all its negatives. Anchors lacking a positive or a negative are left out."""
-    table = _build_pairs(_normalised(reps), _checked_classes(classes, reps), pairs)
+    table = _build_pairs(reps, classes, pairs)
     one_pos = _one_hot(_random_choice(table.pos, generator), table.pos)
     term, _ = _ratio_terms(table, one_pos, target=None)
     return _reduce(term, _has_pos_and_neg(table), reduction)
@@ -152,7 +152,7 @@ def triplet_loss(
     max(0, .) as in FaceNet [45], which the paper cites for it. Anchors lacking a positive or a negative are
     left out.
     """
-    table = _build_pairs(_normalised(reps), _checked_classes(classes, reps), pairs)
+    table = _build_pairs(reps, classes, pairs)
     p = _random_choice(table.pos, generator)
     n = _random_choice(table.neg, generator)
     return _triplet_from_indices(table, p, n, margin, hinge, reduction)
@@ -170,7 +170,7 @@ def hard_triplet_loss(
     """Hard-triplet mining (Section 4.5.6): Eq. 16 with, per anchor, the hardest positive (lowest similarity
     among its positives) and the hardest negative (highest similarity among its negatives). Ties go to the
     lowest candidate index. Hinge and omitted anchors as in `triplet_loss`."""
-    table = _build_pairs(_normalised(reps), _checked_classes(classes, reps), pairs)
+    table = _build_pairs(reps, classes, pairs)
     p = torch.where(table.pos, table.sim, torch.inf).argmin(-1)
     n = torch.where(table.neg, table.sim, -torch.inf).argmax(-1)
     return _triplet_from_indices(table, p, n, margin, hinge, reduction)
@@ -187,7 +187,7 @@ def npair_loss(
     """N-pair loss, Eq. 17: log(1 + sum_j exp(a.n_j - a.p)) with one random positive and all negatives,
     computed as a logsumexp over [0, a.n_j - a.p] for stability. Anchors lacking a positive or a negative are
     left out."""
-    table = _build_pairs(_normalised(reps), _checked_classes(classes, reps), pairs)
+    table = _build_pairs(reps, classes, pairs)
     sp = table.sim.gather(-1, _random_choice(table.pos, generator)[:, None])  # [A, 1]
     diffs = torch.where(table.neg, table.sim - sp, -torch.inf)
     term = torch.logsumexp(torch.cat([torch.zeros_like(sp), diffs], dim=-1), dim=-1)
@@ -259,12 +259,14 @@ def hybrid_loss(
     return total, parts
 
 
-def _build_pairs(z: Mapping[str, torch.Tensor], classes: torch.Tensor, kind: PairKind) -> _Pairs:
-    """Pair tables over the 3B anchors for normalised `z`: ``'intra'`` candidates are the B samples of the
-    anchor's modality (IAMCL's pairs); ``'inter'`` candidates are the 2B samples of the two other modalities
-    (IEMCL's pairs). Positives: same class, other sample; negatives: other class."""
+def _build_pairs(reps: Mapping[str, torch.Tensor], classes: torch.Tensor, kind: PairKind) -> _Pairs:
+    """Pair tables over the 3B anchors of `reps` (normalised here): ``'intra'`` candidates are the B samples
+    of the anchor's modality (IAMCL's pairs); ``'inter'`` candidates are the 2B samples of the two other
+    modalities (IEMCL's pairs). Positives: same class, other sample; negatives: other class."""
     if kind not in ("intra", "inter"):
         raise ValueError(f"pair definition must be 'intra' or 'inter', got {kind!r}")
+    z = _normalised(reps)
+    classes = _checked_classes(classes, reps)
     same = classes[:, None] == classes[None, :]
     other_sample = ~torch.eye(len(classes), dtype=torch.bool, device=classes.device)
     pos, neg = same & other_sample, ~same
@@ -274,7 +276,8 @@ def _build_pairs(z: Mapping[str, torch.Tensor], classes: torch.Tensor, kind: Pai
         c = torch.cat([z[o] for o in cands])  # [C, d]
         s = z[m] @ c.T
         sims.append(s)
-        norms.append(torch.linalg.vector_norm(z[m], dim=-1))
+        # exactly 1 at or above the floor, so the literal ratio is untouched there
+        norms.append((torch.linalg.vector_norm(reps[m].float(), dim=-1) / NORM_FLOOR).clamp(max=1))
         dists.append((z[m] ** 2).sum(-1)[:, None] + (c**2).sum(-1)[None, :] - 2 * s)
         poss.append(pos.repeat(1, len(cands)))
         negs.append(neg.repeat(1, len(cands)))
