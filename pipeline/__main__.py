@@ -18,6 +18,7 @@ from pipeline.errors import PipelineError
 STAGES: dict[str, tuple[str, str]] = {
     "download": ("pipeline.data", "fetch CMU-MOSI/MOSEI computational sequences and folds"),
     "synthesize": ("pipeline.data", "generate the embedded synthetic dataset (offline)"),
+    "import": ("pipeline.data", "import MMSA, MAG-BERT or MISA pickles into the aligned HDF5"),
     "align": ("pipeline.data", "align audio/visual frames to words and segments into HDF5"),
     "features": ("pipeline", "cache frozen language-model features for an aligned dataset"),
     "train": ("pipeline", "train one model (config file plus overrides)"),
@@ -26,6 +27,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "tables": ("pipeline.reporting", "render the paper's tables (Markdown, LaTeX, CSV)"),
     "figures": ("pipeline.reporting", "t-SNE, learning curves and metric bar charts"),
     "search": ("pipeline", "random hyper-parameter search chosen on validation"),
+    "workflow": ("pipeline", "run snakemake ARGS once every config file it will read parses"),
 }
 
 
@@ -48,8 +50,15 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def describe_os_error(err: OSError) -> str:
+    """One line for an operating-system error: the path(s) it names, then what went wrong."""
+    paths = [str(p) for p in (err.filename, err.filename2) if p is not None]
+    return f"{' -> '.join(paths)}: {err.strerror or err}" if paths else str(err)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run one stage; a PipelineError becomes a one-line message and exit status 2."""
+    """Run one stage; a PipelineError or an operating-system error (unwritable output, full disk, a file
+    where a folder should be) becomes a one-line message and exit status 2."""
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser(argv).parse_args(argv)
     logging.basicConfig(
@@ -61,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         module.run(args)
     except PipelineError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"error: {describe_os_error(err)}", file=sys.stderr)
         return 2
     return 0
 

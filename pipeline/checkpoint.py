@@ -1,17 +1,34 @@
-"""Run-folder state of a training run: the resumable `last.pt`, the final `model.pt` and `history.csv`.
+"""Run-folder state of a training run: the resumable `last.pt`, the final outputs, and the folder's lock.
 
 `last.pt` holds everything needed to continue bit-for-bit after any epoch (model, optimizer, grad scaler,
 best state, history, every RNG state) together with the key a resume must match (settings hash without
 `RESUME_EXCLUDED`, seed, data digest, device kind, mixed precision). `model.pt` holds the selected
 epoch's weights with the settings, seed and data dimensions that rebuild the network for `evaluate`.
+
+A run folder is always in one of two states, so a kill at any moment leaves nothing that passes for a
+result of other settings:
+- complete: `train.json` is present, written last, after `model.pt`, `history.csv` and `timings.json`,
+  and names the settings hash, seed and epoch of that `model.pt` (`load_checkpoint` checks all three);
+- incomplete: no `train.json`. Before its first epoch `train` deletes the folder's outputs
+  (`clear_outputs`: each state on the way is one of these two), and the history lives in `last.pt` until
+  the run completes, so a killed run leaves at most `last.pt`, which `evaluate` does not read.
+Every write is atomic; `model.pt` is written through a file object, so that the archive's top folder is
+always `archive` (not the temporary file's random name) and the same weights give the same bytes. Times
+go to `timings.json` alone: every other output of a seed on a device is byte-identical across runs.
+One process at a time trains or evaluates a folder (`run_lock`, an flock on `.lock` in the folder).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import hashlib
+import json
 import logging
+import os
 import random
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +36,9 @@ import numpy as np
 import torch
 
 from pipeline.data.loader import AlignedDataset
-from pipeline.errors import DataError
+from pipeline.errors import DataError, PipelineError
 from pipeline.io import atomic_path
+from pipeline.settings import settings_hash
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +53,11 @@ HISTORY_COLUMNS: tuple[str, ...] = (
     "valid_acc7",
     "valid_acc2_non0",
     "valid_f1_non0",
-    "seconds",
 )
+# A run folder's outputs (module docstring): train's, train.json last, then evaluate's.
+TRAIN_OUTPUTS: tuple[str, ...] = ("model.pt", "history.csv", "timings.json", "train.json")
+EVALUATE_OUTPUTS: tuple[str, ...] = ("metrics.json", "predictions.csv", "embeddings.npz")
+LOCK = ".lock"
 
 
 # Settings that do not change the trajectory of the epochs already run (see the module docstring).
@@ -75,9 +96,52 @@ def data_digest(datasets: dict[str, AlignedDataset]) -> str:
     return digest.hexdigest()[:16]
 
 
+@contextlib.contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold the run folder's lock for the block; PipelineError at once when another process holds it.
+
+    An flock on `run_dir/.lock`, released by the kernel when the process dies however it dies; the file is
+    removed on release (a lock taken on a file just removed by its holder is taken again on the new one),
+    and so is the folder when the lock created it and the block left it empty (an input error).
+    """
+    created = not run_dir.exists()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / LOCK
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise PipelineError(
+                f"{run_dir}: another process is training or evaluating this run (it holds {path}); "
+                "wait for it to finish"
+            ) from None
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                break
+        os.close(fd)
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        os.close(fd)
+        if created:
+            with contextlib.suppress(OSError):
+                run_dir.rmdir()
+
+
+def clear_outputs(run_dir: Path) -> None:
+    """Delete the folder's outputs before a (re)training: evaluate's, then `train.json` (the mark of a
+    complete run), then the rest."""
+    for name in reversed((*TRAIN_OUTPUTS, *EVALUATE_OUTPUTS)):
+        (run_dir / name).unlink(missing_ok=True)
+
+
 def write_history(path: Path, history: list[dict[str, float]]) -> None:
+    """history.csv: one row per epoch, `HISTORY_COLUMNS` (times go to timings.json)."""
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=HISTORY_COLUMNS)
+        writer = csv.DictWriter(handle, fieldnames=HISTORY_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(history)
 
@@ -121,21 +185,27 @@ def save_last(
         "rng": rng_state(generators),
         "device": device.type,
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    save_model(path, payload)
 
 
 def save_model(path: Path, checkpoint: dict[str, Any]) -> None:
-    """Write the selected epoch's checkpoint (state_dict, settings, seed, epoch, dims) atomically."""
-    with atomic_path(path) as tmp:
-        torch.save(checkpoint, tmp)
+    """torch.save atomically through a file object: the same checkpoint gives the same bytes."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        torch.save(checkpoint, handle)
 
 
 def load_checkpoint(run_dir: str | Path) -> dict[str, Any]:
-    """The run's `model.pt` (state_dict, settings, seed, epoch, dims); DataError if missing or unreadable."""
+    """The `model.pt` of a complete run (state_dict, settings, seed, epoch, dims); DataError if it is
+    missing or unreadable, or the folder is incomplete or mixed (module docstring)."""
     path = Path(run_dir) / "model.pt"
     if not path.is_file():
         raise DataError(f"{path}: no checkpoint (train the run first with `python -m pipeline train`)")
+    summary_path = Path(run_dir) / "train.json"
+    if not summary_path.is_file():
+        raise DataError(
+            f"{run_dir}: incomplete run, no train.json beside model.pt (training was interrupted?); "
+            "rerun `python -m pipeline train` into it"
+        )
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # noqa: BLE001 - torch raises many types for a corrupt file
@@ -143,4 +213,15 @@ def load_checkpoint(run_dir: str | Path) -> dict[str, Any]:
     missing = {"state_dict", "settings", "seed", "epoch", "dims"} - set(checkpoint)
     if missing:
         raise DataError(f"{path}: checkpoint lacks {sorted(missing)}")
+    try:
+        summary = json.loads(summary_path.read_text())
+    except ValueError as err:
+        raise DataError(f"{summary_path}: not valid JSON ({err}); retrain the run") from None
+    mine = {"settings_hash": settings_hash(checkpoint["settings"]), "seed": checkpoint["seed"]}
+    theirs = {"settings_hash": summary.get("settings_hash"), "seed": summary.get("seed")}
+    if mine != theirs or summary.get("best_epoch") != checkpoint["epoch"]:
+        raise DataError(
+            f"{run_dir}: model.pt (settings {mine['settings_hash']}, seed {mine['seed']}) is not the one "
+            f"train.json describes ({theirs['settings_hash']}, seed {theirs['seed']}); retrain the run"
+        )
     return checkpoint

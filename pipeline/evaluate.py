@@ -14,13 +14,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from pipeline.checkpoint import load_checkpoint
+from pipeline.checkpoint import load_checkpoint, run_lock
 from pipeline.device import resolve_device
 from pipeline.errors import DataError
 from pipeline.inference import load_datasets, predict
-from pipeline.io import atomic_path, write_json
+from pipeline.io import atomic_path, check_output, write_json, write_npz
 from pipeline.metrics import regression_metrics
 from pipeline.models import build_model
 
@@ -42,8 +40,22 @@ def evaluate_run(
 
     `dataset` defaults to the aligned file's `dataset` attribute, `experiment` to the name of the run
     directory's parent (results/runs/<dataset>/<experiment>/seed<k>). Returns the metrics.json content.
+    Holds the run folder's lock (`checkpoint.run_lock`) throughout.
     """
     run_dir = Path(run_dir)
+    check_output(run_dir / "metrics.json")
+    with run_lock(run_dir):
+        return _evaluate_locked(run_dir, data_path, features_path, dataset, experiment, device)
+
+
+def _evaluate_locked(
+    run_dir: Path,
+    data_path: str | Path,
+    features_path: str | Path | None,
+    dataset: str | None,
+    experiment: str | None,
+    device: str,
+) -> dict[str, Any]:
     checkpoint = load_checkpoint(run_dir)
     settings = checkpoint["settings"]
     dev = resolve_device(device)
@@ -76,10 +88,12 @@ def evaluate_run(
         writer.writerow(("split", "id", "label", "prediction"))
         writer.writerows(rows)
     test = datasets["test"]
-    with atomic_path(run_dir / "embeddings.npz") as tmp, open(tmp, "wb") as handle:
-        np.savez(
-            handle, embeddings=fused["test"], labels=test.tensors["label"].numpy(), ids=test.ids.astype(str)
-        )
+    write_npz(
+        run_dir / "embeddings.npz",
+        embeddings=fused["test"],
+        labels=test.tensors["label"].numpy(),
+        ids=test.ids.astype(str),
+    )
     log.info("test: %s", ", ".join(f"{k} {v:.4f}" for k, v in results["test"].items()))
     return results
 

@@ -2,8 +2,10 @@
 
 Output `data/features/<dataset>-<lm>.h5`: per split a group with `id` (str [N]) and `features` (float32
 [N, H]); root attributes `model` (the `model.language_model` name), `token` (`model.text_token`),
-`max_tokens` (`model.max_text_tokens`), `hidden` (H) and `data` (the aligned file's name). Training in
-frozen mode matches these vectors to its samples by id and refuses a file made for another LM or token.
+`max_tokens` (`model.max_text_tokens`), `hidden` (H) and `data` (the aligned file's name); each group's
+attribute `texts` is a digest of the split's ids and texts (`text_digest`). Training in frozen mode matches
+these vectors to its samples by id and refuses a file made for another LM, token or truncation, or from
+other texts (an aligned file rebuilt since, e.g. with another `--seq-len`).
 """
 
 from __future__ import annotations
@@ -18,14 +20,19 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from pipeline.data.dataset import SPLITS, load_split, read_strings, validate_aligned
+from pipeline.data.dataset import SPLITS, load_split, open_hdf5, read_strings, validate_aligned
 from pipeline.device import resolve_device
 from pipeline.errors import ConfigError, DataError
-from pipeline.io import atomic_path
+from pipeline.io import atomic_path, check_output, digest_json
 from pipeline.models.language import load_language_model, select_token, tokenize
 from pipeline.settings import DEFAULTS
 
 log = logging.getLogger(__name__)
+
+
+def text_digest(ids: np.ndarray, texts: np.ndarray) -> str:
+    """Digest of a split's ids and texts: what its features were computed from."""
+    return digest_json([np.asarray(ids).tolist(), np.asarray(texts).tolist()])
 
 
 @torch.no_grad()
@@ -84,6 +91,7 @@ def write_features(
     """Compute the features of every split and write them atomically to `out_path`."""
     if token not in ("last", "cls", "mean"):
         raise ConfigError(f"--token must be last, cls or mean; got {token!r}")
+    check_output(out_path)
     validate_aligned(data_path)
     arrays = {split: load_split(data_path, split) for split in SPLITS}
     texts = {split: a["text"].tolist() for split, a in arrays.items()}
@@ -94,6 +102,7 @@ def write_features(
             group = handle.create_group(split)
             group.create_dataset("id", data=arrays[split]["id"].astype(object), dtype=h5py.string_dtype())
             group.create_dataset("features", data=feats)
+            group.attrs["texts"] = text_digest(arrays[split]["id"], texts[split])
         handle.attrs.update(
             {
                 "model": model_name,
@@ -108,19 +117,25 @@ def write_features(
 
 
 def load_features(
-    path: str | Path, ids: dict[str, np.ndarray], model_name: str, token: str, max_tokens: int
+    path: str | Path,
+    ids: dict[str, np.ndarray],
+    model_name: str,
+    token: str,
+    max_tokens: int,
+    *,
+    texts: dict[str, np.ndarray],
 ) -> dict[str, np.ndarray]:
-    """Cached features per split, in the order of `ids` ({split: ids of the aligned file}).
+    """Cached features per split, in the order of `ids` ({split: ids of the aligned file}; `texts` alike).
 
     Raises DataError naming the file when it is missing or malformed, was made with another LM, token or
-    truncation, or its ids differ from the aligned file's.
+    truncation, or its ids or texts differ from the aligned file's.
     """
     path = Path(path)
     if not path.is_file() or not h5py.is_hdf5(path):
         raise DataError(
             f"{path}: features file missing or not HDF5 (make it with `python -m pipeline features`)"
         )
-    with h5py.File(path, "r") as handle:
+    with open_hdf5(path, "features file") as handle:
         made = {key: handle.attrs.get(key) for key in ("model", "token", "max_tokens")}
         wanted = {"model": model_name, "token": token, "max_tokens": max_tokens}
         for key, value in wanted.items():
@@ -139,6 +154,12 @@ def load_features(
             feats = np.asarray(handle[split]["features"][()], dtype=np.float32)
             if feats.ndim != 2 or len(feats) != len(split_ids) or not np.isfinite(feats).all():
                 raise DataError(f"{path}: '{split}/features' must be finite [N={len(split_ids)}, H]")
+            if handle[split].attrs.get("texts") != text_digest(split_ids, texts[split]):
+                raise DataError(
+                    f"{path}: '{split}' features were computed from other texts than the aligned data's (it "
+                    "was realigned since?); rebuild them with `python -m pipeline features --data <aligned "
+                    f"file> --out {path}`"
+                )
             result[split] = feats
     return result
 

@@ -7,8 +7,9 @@ datasets, seeds, experiments and tables through this module, and DVC only tracks
   `configfile:` (mappings recursively, everything else replaced), then validates.
 - `validate_config(config)` checks the JSON schema (workflow/schemas/config.schema.yaml, filling its
   defaults) and then `check_config`: every table names a defined dataset and defined experiments, every
-  reported row exists in the paper, every experiment's overrides are valid settings. Each failure is one
-  ConfigError naming the key, raised before any job is planned.
+  reported row exists in the paper, every experiment's overrides are valid settings, every imported
+  dataset names its format and path. Each failure is one ConfigError naming the key, raised before any
+  job is planned.
 - `runs`, `experiment_settings`, `table_spec`, `features_key` expand the grid for the Snakefile;
   `search_experiments`, `search_spec`, `searched_table_spec` the per-row search of `search_all`.
 """
@@ -33,8 +34,11 @@ REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 DEFAULT_CONFIG = REPO / "config" / "config.yaml"
 
+# Dataset keys of `source: import` (the `import` stage's arguments).
+IMPORT_KEYS = ("format", "path", "clip_base")
 # Prefix of the experiment names under which each experiment's searched setting is trained (reserved).
 SEARCHED_PREFIX = "searched_"
+DEFAULT_REFERENCE = "hycon"  # the row a table's other rows are compared with, unless its `reference` says
 
 
 def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
@@ -48,20 +52,28 @@ def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, 
     return merged
 
 
+def read_config_file(path: str | Path) -> Mapping[str, Any]:
+    """One YAML config file as a mapping; a syntax error is a ConfigError `path:line: problem`."""
+    path = Path(path)
+    try:
+        layer = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = " ".join(filter(None, (getattr(err, "context", None), getattr(err, "problem", None))))
+        raise ConfigError(f"{where}: not valid YAML: {problem or err}") from None
+    if not isinstance(layer, Mapping):
+        raise ConfigError(f"config file {path} must hold a mapping, got {type(layer).__name__}")
+    return layer
+
+
 def load_config(paths: Sequence[str | Path] = (DEFAULT_CONFIG,)) -> dict[str, Any]:
     """Read and merge YAML config files in order (later ones overlay earlier ones), then validate."""
     config: dict[str, Any] = {}
     for path in paths:
-        path = Path(path)
-        try:
-            layer = yaml.safe_load(path.read_text()) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist") from None
-        except yaml.YAMLError as err:
-            raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
-        if not isinstance(layer, Mapping):
-            raise ConfigError(f"config file {path} must hold a mapping, got {type(layer).__name__}")
-        config = deep_merge(config, layer)
+        config = deep_merge(config, read_config_file(path))
     return validate_config(config)
 
 
@@ -93,6 +105,7 @@ def check_config(config: Mapping[str, Any]) -> None:
                 f"datasets.{name}: source 'download' needs `name: mosi` or `name: mosei` "
                 f"(or the key mosi/mosei); got '{spec.get('name', name)}'"
             )
+        _check_import(name, spec)
     try:
         resolve_settings(config["base"])
     except ConfigError as err:
@@ -115,6 +128,7 @@ def check_config(config: Mapping[str, Any]) -> None:
             raise ConfigError(f"{where}: row labels appear twice: {', '.join(duplicates)}")
         for row in spec["rows"]:
             _check_experiment(config, row["experiment"], f"{where} row '{row['label']}'")
+        reference_experiment(spec["rows"], spec.get("reference"), where)
         if spec.get("reported"):
             if "paper" not in spec:
                 raise ConfigError(
@@ -142,6 +156,23 @@ def check_config(config: Mapping[str, Any]) -> None:
                     )
                 except ConfigError as err:
                     raise ConfigError(f"search.space.{key} (experiment {name}): {err}") from None
+
+
+def _check_import(name: str, spec: Mapping[str, Any]) -> None:
+    """An imported dataset names its pickles' format and path; no other dataset takes import keys."""
+    if spec["source"] == "import":
+        missing = [key for key in ("format", "path") if key not in spec]
+        if missing:
+            raise ConfigError(
+                f"datasets.{name}: source 'import' needs {' and '.join(missing)} "
+                "(format: mag | mmsa | misa; path: the pickle, or MISA's folder)"
+            )
+        if "clip_base" in spec and spec["format"] != "mmsa":
+            raise ConfigError(f"datasets.{name}.clip_base: only the mmsa format numbers clips")
+        return
+    for key in IMPORT_KEYS:
+        if key in spec:
+            raise ConfigError(f"datasets.{name}.{key}: only a dataset with `source: import` takes it")
 
 
 def _space_example(choice: Any) -> Any:
@@ -247,6 +278,22 @@ def dataset_seq_len(config: Mapping[str, Any], dataset: str) -> int:
     return int(config["datasets"][dataset].get("seq_len", config.get("seq_len", 50)))
 
 
+def reference_experiment(rows: Sequence[Mapping[str, str]], reference: str | None, where: str) -> str | None:
+    """The experiment a table's rows are compared with: `reference`, else `hycon` when a row runs it.
+
+    A `reference` that no row of the table runs is a ConfigError naming `where`; None: no statistics.
+    """
+    experiments = [row["experiment"] for row in rows]
+    if reference is None:
+        return DEFAULT_REFERENCE if DEFAULT_REFERENCE in experiments else None
+    if reference not in experiments:
+        raise ConfigError(
+            f"{where}.reference: '{reference}' is not the experiment of a row of the table "
+            f"(its rows run {', '.join(experiments)})"
+        )
+    return reference
+
+
 def table_spec(config: Mapping[str, Any], table: str) -> dict[str, Any]:
     """Everything the tables stage needs for one table, as plain JSON (passed to the rule as params)."""
     spec = active_tables(config)[table]
@@ -265,6 +312,7 @@ def table_spec(config: Mapping[str, Any], table: str) -> dict[str, Any]:
         "paper_dataset": paper_table(paper).dataset if paper else None,
         "reported": list(spec.get("reported", [])),
         "rows": [{"label": row["label"], "experiment": row["experiment"]} for row in spec["rows"]],
+        "reference": reference_experiment(spec["rows"], spec.get("reference"), f"tables.{table}"),
     }
     out["caption"] = table_caption(out)
     return out
@@ -305,6 +353,7 @@ def searched_table_spec(config: Mapping[str, Any], table: str) -> dict[str, Any]
     """`table_spec` with each row's experiment replaced by its searched setting, trained with search.seeds."""
     spec = table_spec(config, table)
     spec["rows"] = [{**row, "experiment": searched_name(row["experiment"])} for row in spec["rows"]]
+    spec["reference"] = spec["reference"] and searched_name(spec["reference"])
     spec["seeds"] = list(config["search"]["seeds"])
     spec["title"] += " (searched settings)"
     spec["caption"] = table_caption(spec)

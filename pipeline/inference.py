@@ -47,7 +47,9 @@ def load_datasets(
             texts = {split: a["text"].tolist() for split, a in arrays.items()}
             features.update(compute_features(texts, *args, device=device))
         else:
-            features.update(load_features(features_path, {s: a["id"] for s, a in arrays.items()}, *args))
+            ids = {split: a["id"] for split, a in arrays.items()}
+            texts = {split: a["text"] for split, a in arrays.items()}
+            features.update(load_features(features_path, ids, *args, texts=texts))
         info["lm_hidden"] = int(features[splits[0]].shape[1])
     elif features_path is not None:
         log.warning(

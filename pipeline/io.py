@@ -1,4 +1,4 @@
-"""Small I/O helpers shared by every stage: atomic writes and JSON."""
+"""Small I/O helpers shared by every stage: output checks, atomic and reproducible writes, JSON."""
 
 from __future__ import annotations
 
@@ -7,18 +7,46 @@ import hashlib
 import json
 import os
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+
+from pipeline.errors import PipelineError
+
+# The timestamp of every member of the zip archives written here: the same arrays give the same bytes.
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+
+
+def check_output(*targets: str | os.PathLike) -> None:
+    """Refuse, before any work, outputs that cannot be written: PipelineError naming the path.
+
+    A target must not be a folder, and its nearest existing ancestor (the folders below it are made on
+    writing) must be a folder this user may write in.
+    """
+    for target in map(Path, targets):
+        if target.is_dir():
+            raise PipelineError(f"{target}: the output is a folder, not a file")
+        parent = target.parent
+        while not parent.exists():
+            parent = parent.parent
+        if not parent.is_dir():
+            raise PipelineError(f"{target}: cannot create it, {parent} is a file, not a folder")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise PipelineError(f"{target}: cannot write in {parent} (permission denied)")
 
 
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `target`; rename it onto `target` only if the block succeeds.
 
-    A crash or exception leaves no half-written output that a later stage could take as complete.
+    A crash or exception leaves no half-written output that a later stage could take as complete; a target
+    that cannot be written is refused before the block runs (`check_output`).
     """
     target = Path(target)
+    check_output(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
@@ -38,6 +66,14 @@ def write_json(target: str | os.PathLike, obj: Any) -> None:
     """Write `obj` as indented, key-sorted JSON, atomically."""
     with atomic_path(target) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def write_npz(target: str | os.PathLike, **arrays: np.ndarray) -> None:
+    """`numpy.savez` atomically, with fixed member timestamps: the same arrays give the same bytes."""
+    with atomic_path(target) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name, array in arrays.items():
+            with zf.open(zipfile.ZipInfo(f"{name}.npy", ZIP_DATE), "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
 
 
 def digest_json(obj: Any, length: int = 16) -> str:

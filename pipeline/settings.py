@@ -220,7 +220,10 @@ def parse_sets(sets: list[str] | None) -> dict[str, Any]:
 
 
 def load_settings(path: str | Path | None, sets: list[str] | None = None) -> dict:
-    """Read a YAML/JSON settings file (or none: defaults) and apply `key=value` overrides, validated."""
+    """Read a YAML/JSON settings file (or none: defaults) and apply `key=value` overrides, validated.
+
+    An error is blamed on its source: the file's own keys on the file, an override on its `--set KEY=VALUE`.
+    """
     base: Any = {}
     if path is not None:
         path = Path(path)
@@ -234,10 +237,18 @@ def load_settings(path: str | Path | None, sets: list[str] | None = None) -> dic
         if not isinstance(base, Mapping):
             raise ConfigError(f"settings file {path} must hold a mapping, got {type(base).__name__}")
         try:
-            return resolve_settings(base, parse_sets(sets))
+            base = resolve_settings(base)
         except ConfigError as err:
             raise ConfigError(f"{path}: {err}") from err
-    return resolve_settings(base, parse_sets(sets))
+    for item in sets or []:
+        try:
+            resolve_settings(base, parse_sets([item]))
+        except ConfigError as err:
+            raise ConfigError(f"--set {item}: {err}") from err
+    try:
+        return resolve_settings(base, parse_sets(sets))
+    except ConfigError as err:
+        raise ConfigError(f"--set {' '.join(sets or [])}: {err}") from err
 
 
 def settings_hash(settings: Mapping[str, Any], exclude: tuple[str, ...] = ()) -> str:

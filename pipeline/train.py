@@ -33,8 +33,10 @@ from tqdm import tqdm
 
 from pipeline.checkpoint import (
     RESUME_EXCLUDED,
+    clear_outputs,
     data_digest,
     load_resumable,
+    run_lock,
     save_last,
     save_model,
     set_rng_state,
@@ -44,7 +46,7 @@ from pipeline.data.loader import AlignedDataset, iterate_batches
 from pipeline.device import autocast, resolve_device
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.inference import load_datasets, predict
-from pipeline.io import write_json
+from pipeline.io import check_output, write_json
 from pipeline.losses import class_labels, hybrid_loss
 from pipeline.metrics import regression_metrics
 from pipeline.models import build_model
@@ -167,11 +169,27 @@ def train_run(
     device: str = "auto",
     epoch_callback: EpochCallback | None = None,
 ) -> dict[str, Any]:
-    """Train one model and write model.pt, history.csv and train.json to `out_dir`; return train.json.
+    """Train one model and write model.pt, history.csv, timings.json and train.json to `out_dir`; return
+    train.json.
 
-    Settings, data and features are validated before any training. `epoch_callback(epoch, history_row)`
-    runs after each epoch's checkpoint is saved (tests use it to simulate an interruption).
+    Settings, data, features and the output folder are validated before any training, which holds the
+    folder's lock (`checkpoint.run_lock`). `epoch_callback(epoch, history_row)` runs after each epoch's
+    checkpoint is saved (tests use it to simulate an interruption).
     """
+    check_output(Path(out_dir) / "model.pt")
+    with run_lock(Path(out_dir)):
+        return _train_locked(settings, data_path, out_dir, seed, features_path, device, epoch_callback)
+
+
+def _train_locked(
+    settings: dict[str, Any],
+    data_path: str | Path,
+    out_dir: str | Path,
+    seed: int,
+    features_path: str | Path | None,
+    device: str,
+    epoch_callback: EpochCallback | None,
+) -> dict[str, Any]:
     settings = resolve_settings(settings)
     train_cfg = settings["train"]
     dev = resolve_device(device)
@@ -210,6 +228,7 @@ def train_run(
             set_rng_state(state["rng"], generators)
             resumed_from = state["epoch"]
             log.info("resuming from %s after epoch %d", out / "last.pt", resumed_from)
+        clear_outputs(out)  # from here until train.json is written, the folder is an incomplete run
         metric = train_cfg["select"]
         while state["epoch"] < train_cfg["epochs"] and not state["stopped"]:
             epoch = state["epoch"] + 1
@@ -246,7 +265,6 @@ def train_run(
                 epoch, row["train_loss"], row["train_pred_loss"], row["train_hybrid_loss"],
                 valid["mae"], valid["acc2_non0"], " (best)" if state["best"]["epoch"] == epoch else "",
             )  # fmt: skip
-            write_history(out / "history.csv", state["history"])
             save_last(out / "last.pt", state, key, model, optimizer, scaler, generators, dev)
             if epoch_callback is not None:
                 epoch_callback(epoch, row)
@@ -267,6 +285,9 @@ def train_run(
         "dims": {k: info[k] for k in ("audio_dim", "visual_dim", "seq_len", "lm_hidden")},
     }
     save_model(out / "model.pt", checkpoint)
+    write_history(out / "history.csv", state["history"])
+    seconds = [row["seconds"] for row in state["history"]]
+    write_json(out / "timings.json", {"seconds": sum(seconds), "epoch_seconds": seconds})
     summary = {
         "best_epoch": best["epoch"],
         "best_valid": best["metrics"],
@@ -274,7 +295,6 @@ def train_run(
         "device": dev.type,
         "device_name": device_name,
         "amp": amp,
-        "time": sum(row["seconds"] for row in state["history"]),
         "epochs_run": state["epoch"],
         "stopped_early": state["stopped"],
         "resumed_from_epoch": resumed_from,
@@ -286,7 +306,7 @@ def train_run(
         "data": str(data_path),
         "features": None if features_path is None else str(features_path),
     }
-    write_json(out / "train.json", summary)
+    write_json(out / "train.json", summary)  # last: it marks the folder a complete run
     if not train_cfg["keep_last"]:
         (out / "last.pt").unlink(missing_ok=True)
     return summary

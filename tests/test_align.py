@@ -50,8 +50,24 @@ def write_raw(
     facet: dict[str, Sequence],
     folds: dict[str, list[str]] | None = None,
 ) -> Path:
-    """Write a raw dataset folder: words as (token, start, end), labels as (label, start, end) per video."""
+    """Write a raw dataset folder: words as (token, start, end), labels as (label, start, end) per video.
+
+    Without `folds`, every video is in train. An empty valid or test fold gets a one-word video of its own
+    (`FILLERS`): align refuses an empty fold.
+    """
     raw.mkdir(parents=True, exist_ok=True)
+    folds = dict(folds or {"train": list(labels), "valid": [], "test": []})
+    fillers = {split: f"filler_{split}" for split in ("valid", "test") if not folds[split]}
+    if fillers:
+        folds.update({split: [video] for split, video in fillers.items()})
+        width = {
+            "c": next(iter(covarep.values())).features.shape[1],
+            "f": next(iter(facet.values())).features.shape[1],
+        }
+        words = {**words, **{v: [("filler", 0.0, 1.0)] for v in fillers.values()}}
+        labels = {**labels, **{v: [(0.5, 0.0, 1.0)] for v in fillers.values()}}
+        covarep = {**covarep, **{v: frames(np.ones((1, width["c"]))) for v in fillers.values()}}
+        facet = {**facet, **{v: frames(np.ones((1, width["f"]))) for v in fillers.values()}}
     write_csd(
         raw / "words.csd",
         "words",
@@ -76,7 +92,6 @@ def write_raw(
     )
     write_csd(raw / "covarep.csd", "covarep", covarep)
     write_csd(raw / "facet.csd", "facet", facet)
-    folds = folds or {"train": list(labels), "valid": [], "test": []}
     (raw / "folds.json").write_text(json.dumps(folds))
     return raw
 
@@ -241,8 +256,8 @@ def test_segments_words_sp_zero_length_and_boundaries(tmp_path):
     assert summary["sp_dropped"] == 1
     assert summary["zero_length_words"] == 2
     assert summary["segments_dropped"] == {"zero_length": 1, "no_words": 1}
-    assert summary["segments"] == {"train": 2, "valid": 0, "test": 0}
-    assert summary["words_kept"] == 4
+    assert summary["segments"] == {"train": 2, "valid": 1, "test": 1}  # valid, test: write_raw's fillers
+    assert summary["words_kept"] == 4 + 2  # and the fillers' two words
 
 
 def test_nonfinite_values_are_zeroed_before_averaging(tmp_path):
@@ -334,7 +349,7 @@ def test_progress_bar_only_on_a_terminal(tmp_path, monkeypatch):
         monkeypatch.setattr("sys.stderr", stream)
         align_dataset(raw, tmp_path / "out.h5", seq_len=2)
         drawn = stream.getvalue()
-        assert ("align: 100%" in drawn and "2/2" in drawn) == isinstance(stream, Terminal), drawn
+        assert ("align: 100%" in drawn and "4/4" in drawn) == isinstance(stream, Terminal), drawn
 
 
 def test_writes_in_small_buffers_give_the_same_file(tmp_path, monkeypatch):
@@ -404,7 +419,7 @@ def test_truncation_keeps_the_first_words_and_pads_with_zeros(tmp_path):
 
 def test_output_layout_dtypes_and_attributes(tmp_path):
     raw = _two_videos(tmp_path / "mydata")
-    (raw / "folds.json").write_text(json.dumps({"train": ["v1"], "valid": ["v2"], "test": []}))
+    (raw / "folds.json").write_text(json.dumps({"train": ["v1"], "valid": ["v2"], "test": ["filler_test"]}))
     out = tmp_path / "aligned" / "mydata.h5"
     align_dataset(raw, out, seq_len=6)
     assert [p.name for p in out.parent.iterdir()] == ["mydata.h5"]  # no temporary file left
@@ -417,7 +432,7 @@ def test_output_layout_dtypes_and_attributes(tmp_path):
         expected = ["covarep.csd", "facet.csd", "folds.json", "labels.csd", "words.csd"]
         assert sorted(checksums) == expected
         assert checksums["words.csd"] == sha256sum(raw / "words.csd")
-        for split, n in (("train", 1), ("valid", 2), ("test", 0)):
+        for split, n in (("train", 1), ("valid", 2), ("test", 1)):
             group = handle[split]
             assert set(group) == {"id", "label", "text", "audio", "visual", "length"}
             assert h5py.check_string_dtype(group["id"].dtype) and h5py.check_string_dtype(group["text"].dtype)

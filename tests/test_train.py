@@ -87,7 +87,8 @@ def test_run_outputs_follow_the_contract(synthetic, tmp_path, monkeypatch) -> No
     run_dir = tmp_path / "run"
     summary = train_run({**FAST, "train.epochs": 4}, synthetic["data"], run_dir, 3, synthetic["features"])
     assert "test" not in read_splits  # model selection never sees the test split
-    assert {p.name for p in run_dir.iterdir()} == {"model.pt", "history.csv", "train.json"}  # last.pt removed
+    outputs = {"model.pt", "history.csv", "timings.json", "train.json"}
+    assert {p.name for p in run_dir.iterdir()} == outputs  # last.pt and the lock removed
     history = _history(run_dir)
     assert list(history[0]) == list(HISTORY_COLUMNS) and len(history) == summary["epochs_run"]
     maes = [float(row["valid_mae"]) for row in history]
@@ -204,8 +205,9 @@ def test_checkpoint_of_another_device_is_not_resumed(synthetic, tmp_path, caplog
 
 def test_feature_cache_round_trip_matches_the_finetune_branch(synthetic, tmp_path) -> None:
     out = write_features(synthetic["data"], tmp_path / "tiny.h5", "tiny", "mean", max_tokens=16)
-    ids = {s: load_split(synthetic["data"], s)["id"] for s in ("valid",)}
-    cached = load_features(out, ids, "tiny", "mean", 16)["valid"]
+    valid = load_split(synthetic["data"], "valid")
+    ids, valid_texts = {"valid": valid["id"]}, {"valid": valid["text"]}
+    cached = load_features(out, ids, "tiny", "mean", 16, texts=valid_texts)["valid"]
     settings = resolve_settings(
         None,
         {
@@ -221,11 +223,11 @@ def test_feature_cache_round_trip_matches_the_finetune_branch(synthetic, tmp_pat
         direct = model.language_vector(None, **tokenize(model.tokenizer, texts, 16))
     np.testing.assert_allclose(cached[:5], direct.numpy(), rtol=1e-4, atol=1e-5)
     with pytest.raises(DataError, match=r"tiny\.h5: features were made with token='mean'.*'last'"):
-        load_features(out, ids, "tiny", "last", 16)
+        load_features(out, ids, "tiny", "last", 16, texts=valid_texts)
     with pytest.raises(DataError, match=r"tiny\.h5: features were made with model='tiny'.*'minilm'"):
-        load_features(out, ids, "minilm", "mean", 16)
+        load_features(out, ids, "minilm", "mean", 16, texts=valid_texts)
     with pytest.raises(DataError, match=r"tiny\.h5: 'valid/id' differs"):
-        load_features(out, {"valid": ids["valid"][::-1].copy()}, "tiny", "mean", 16)
+        load_features(out, {"valid": ids["valid"][::-1].copy()}, "tiny", "mean", 16, texts=valid_texts)
 
 
 def test_finetune_mode_trains_the_language_model_at_its_own_rate(synthetic, tmp_path) -> None:

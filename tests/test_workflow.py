@@ -3,7 +3,7 @@
 The end-to-end tests share one project: a copy of this repository whose config/config.yaml is the tiny
 config (config/config.yaml overlaid with config/test.yaml), made a git + DVC repository and built from
 scratch with `dvc repro`, as on a fresh clone. They then run in file order on that project: the outputs,
-nothing left to do, a DVC checkout that must not rerun jobs, the random search, and last an edit of one
+nothing left to do, a DVC checkout that must not rerun jobs, the per-row search, and last an edit of one
 experiment that must rerun only that experiment and what uses it.
 """
 
@@ -12,16 +12,20 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
+from pipeline.data.dataset import validate_aligned
+from pipeline.errors import ConfigError
 from pipeline.grid import active_tables, dataset_experiments, load_config, runs, search_experiments
 
 REPO = Path(__file__).resolve().parents[1]
@@ -80,6 +84,7 @@ def copy_repository(dest: Path) -> None:
         ("tables:\n  table3: {rows: [{label: X, experiment: nope}]}\n", "names experiment 'nope'"),
         ("tables:\n  table4: {dataset: imdb}\n", "unknown dataset 'imdb'"),
         ("seeds: 3\n", "at 'seeds': 3 is not of type 'array'"),
+        ("datasets:\n  imp: {source: import, format: mag}\n", "datasets.imp: source 'import' needs path"),
     ],
 )
 def test_bad_config_is_one_error_before_any_job(tmp_path, overlay, message):
@@ -90,6 +95,88 @@ def test_bad_config_is_one_error_before_any_job(tmp_path, overlay, message):
     assert proc.returncode != 0
     assert message in output
     assert "Job stats" not in output and "rule train" not in output
+
+
+@pytest.mark.parametrize(
+    ("dataset", "message"),
+    [
+        ({"source": "import", "path": "x.pkl"}, r"datasets\.imp: source 'import' needs format \(format: mag"),
+        (
+            {"source": "import", "format": "cmu", "path": "x.pkl"},
+            r"at 'datasets/imp/format': 'cmu' is not one of",
+        ),
+        (
+            {"source": "import", "format": "mag", "path": "x.pkl", "clip_base": 0},
+            r"datasets\.imp\.clip_base: only",
+        ),
+        (
+            {"source": "synthesize", "path": "x.pkl"},
+            r"datasets\.imp\.path: only a dataset with `source: import`",
+        ),
+    ],
+)
+def test_import_dataset_errors_name_the_key(tmp_path, dataset, message):
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text(yaml.safe_dump({"datasets": {"imp": dataset}}))
+    with pytest.raises(ConfigError, match=message):
+        load_config([REPO / "config" / "config.yaml", overlay])
+
+
+def _import_overlay(tmp_path: Path, fmt: str, path: Path) -> Path:
+    """An overlay of config/config.yaml whose tables (and search) all read the imported dataset `imp`."""
+    default = load_config([REPO / "config" / "config.yaml"])
+    overlay = {
+        "datasets": {"imp": {"source": "import", "format": fmt, "path": str(path), "seq_len": 6}},
+        "tables": {name: {"dataset": "imp"} for name in active_tables(default)},
+        "search": {"datasets": ["imp"]},
+    }
+    (tmp_path / "overlay.yaml").write_text(yaml.safe_dump(overlay))
+    return tmp_path / "overlay.yaml"
+
+
+def _segments(rng: np.random.Generator, split: str, fmt: str) -> list:
+    """Three word-aligned segments of a MAG or MISA split (74-d acoustic, 35-d visual)."""
+    out = []
+    for k in range(3):
+        words, visual, acoustic = (
+            [f"w{i}" for i in range(4)],
+            rng.normal(size=(4, 35)),
+            rng.normal(size=(4, 74)),
+        )
+        features = (words, visual, acoustic) if fmt == "mag" else (np.arange(4), visual, acoustic, words)
+        out.append((features, [[0.5]], f"{split}[{k}]"))
+    return out
+
+
+def test_an_imported_dataset_takes_aligns_place_and_the_grid_is_unchanged(tmp_path):
+    rng = np.random.default_rng(0)
+    mag = tmp_path / "mosei.pkl"
+    mag.write_bytes(pickle.dumps({split: _segments(rng, split, "mag") for split in ("train", "dev", "test")}))
+    dry = ["snakemake", "-n", "--forceall", "--quiet", "rules", "--configfile", "config/config.yaml"]
+    imported = job_counts(run([*dry, str(_import_overlay(tmp_path, "mag", mag))], REPO).stdout)
+    generated = job_counts(run(dry, REPO).stdout)
+    assert imported.pop("import_") == 1
+    assert generated.pop("synthesize") == generated.pop("align") == 1
+    assert imported == generated  # features, training, evaluation and reporting: the same jobs
+    misa = tmp_path / "misa"
+    misa.mkdir()
+    for split in ("train", "dev", "test"):
+        (misa / f"{split}.pkl").write_bytes(pickle.dumps(_segments(rng, split, "misa")))
+    project, config = tmp_path / "project", str(REPO / "config/config.yaml")
+    args = [
+        "--cores",
+        "1",
+        "-s",
+        str(REPO / "workflow/Snakefile"),
+        "-d",
+        str(project),
+        "--configfile",
+        config,
+    ]
+    run(["snakemake", "data/aligned/imp.h5", *args, str(_import_overlay(tmp_path, "misa", misa))], REPO)
+    info = validate_aligned(project / "data/aligned/imp.h5")
+    assert (info["dataset"], info["seq_len"], info["audio_dim"], info["visual_dim"]) == ("imp", 6, 74, 35)
+    assert info["sizes"] == {"train": 3, "valid": 3, "test": 3}
 
 
 def test_profiles_parse_and_plan_the_jobs():
@@ -158,6 +245,19 @@ def test_every_table_and_figure_is_well_formed(project):
         assert (measured["Seeds"] == len(TINY["seeds"])).all()
         values = measured[["Acc7", "Acc2", "F1", "MAE", "Corr", "Acc7_std", "MAE_std"]].to_numpy(float)
         assert all(math.isfinite(v) for v in values.ravel())
+        compared = measured[measured["Compared_with"].notna()]  # every row but HyCon's, the reference
+        assert len(compared) == len(spec["rows"]) - 1 and {"Acc2_has0", "F1_has0"} <= set(frame.columns)
+        assert (
+            (compared["MAE_ci_low"] <= compared["MAE_diff"])
+            & (compared["MAE_diff"] <= compared["MAE_ci_high"])
+        ).all()
+        assert (
+            compared[["MAE_p_boot", "Acc2_p_boot", "MAE_p_seeds"]]
+            .apply(lambda p: p.between(0, 1))
+            .all()
+            .all()
+        )
+        assert (compared["Seed_pairs"] == len(TINY["seeds"])).all()
         assert (
             ((measured[["Acc7", "Acc2", "F1"]] >= 0) & (measured[["Acc7", "Acc2", "F1"]] <= 100)).all().all()
         )
@@ -170,7 +270,7 @@ def test_every_table_and_figure_is_well_formed(project):
         )
         latex = (project / f"results/tables/{table}.tex").read_text()
         assert latex.count(r"\begin{tabular}") == 1 and latex.rstrip().endswith(r"\end{table}")
-        assert (project / f"results/figures/{table}_bars.png").read_bytes()[:8] == PNG_SIGNATURE
+        assert (project / f"results/figures/{table}_forest.png").read_bytes()[:8] == PNG_SIGNATURE
     for dataset, experiments in dataset_experiments(TINY).items():
         assert (project / f"results/figures/tsne_{dataset}.png").read_bytes()[:8] == PNG_SIGNATURE
         for experiment in experiments:
@@ -181,7 +281,7 @@ def test_every_table_and_figure_is_well_formed(project):
     assert set(summary["synthetic"]) == set(dataset_experiments(TINY)["synthetic"])
     report = (project / "results/report.html").read_text()
     assert all(
-        name in report for name in ("table1.csv", "table6.csv", "tsne_synthetic.png", "table3_bars.png")
+        name in report for name in ("table1.csv", "table6.csv", "tsne_synthetic.png", "table3_forest.png")
     )
 
 
@@ -258,7 +358,7 @@ def test_editing_one_experiment_reruns_only_its_jobs(project):
         "figures_curves": 1,
         "summary": 1,
         "tables": 1,  # table5 only: the one table with an alpha_0.5 row
-        "figures_bars": 1,
+        "figures_forest": 1,
         "all": 1,
     }
     plan = run(["snakemake", "-n"], project).stdout

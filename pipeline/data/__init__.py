@@ -1,1 +1,1 @@
-"""Data stage: acquisition, synthetic data, CMU computational sequences, alignment."""
+"""Data stage: acquisition, synthetic data, CMU computational sequences, alignment, pickle importers."""

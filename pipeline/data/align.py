@@ -6,7 +6,8 @@ Semantics are the CMU Multimodal SDK's standard recipe (`mmdataset.align`, `__in
    `s1 - r0 > -eps` (eps = 1e-3, the SDK's `10e-4`); its piece is clipped to [max(s0, r0), min(s1, r1)] and
    dropped when the clipped length is <= eps. A reference interval shorter than eps is skipped entirely, so
    zero-length words (and zero-length segments in step 2) vanish. Each word's acoustic and visual feature is
-   the plain average of its intersecting frames; non-finite frame values become 0 first (counted); a word
+   the plain average of its intersecting frames; non-finite frame values become 0 first (counted, and a
+   video that loses more than half of a modality's frames this way is named in a warning); a word
    with no frame of a modality gets zeros (the SDK's `impute` with `numpy.zeros`).
 2. Labelled segments are the reference: a segment holds the words of step 1 that intersect it under the
    same rule, in time order, so a word straddling a boundary belongs to both segments. `sp` tokens are then
@@ -47,7 +48,7 @@ from pipeline.data.csd import CSD, Sequence
 from pipeline.data.dataset import append_rows, create_split
 from pipeline.data.plan import Plan, plan_alignment, read_folds
 from pipeline.errors import ConfigError, DataError
-from pipeline.io import atomic_path, sha256sum
+from pipeline.io import atomic_path, check_output, sha256sum
 from pipeline.layout import CSD_FILES, FOLDS, FRAME_FILES, LABELS
 
 log = logging.getLogger(__name__)
@@ -193,7 +194,13 @@ def _align_video(video: str, csds: dict[str, CSD], plan: Plan, seq_len: int, sta
             )
         else:
             frames = csds[name].load(video, reuse=True)
+            n_frames, lost = len(frames.features), stats[f"nonfinite_frames:{name}"]
             means, has_frame = _word_means(word_iv[unique], frames, stats, name)
+            lost = stats[f"nonfinite_frames:{name}"] - lost
+            if lost > n_frames / 2:
+                stats[f"videos_mostly_nonfinite:{name}"] += 1
+                message = "%s: video '%s' lost %d of its %d frames to non-finite values (zeroed)"
+                log.warning(message, csds[name].path, video, lost, n_frames)
             stats[f"words_imputed:{name}"] += int((~has_frame[inverse]).sum())
             features[modality] = (out_row, position, means[inverse])
 
@@ -276,6 +283,7 @@ def _summary(stats: Counter, segments: dict[str, int], plan: Plan) -> dict:
         "zero_length_words": stats["zero_length_words"],
         "nonfinite_values_zeroed": per_file("nonfinite_values"),
         "nonfinite_frames": per_file("nonfinite_frames"),
+        "videos_mostly_nonfinite": per_file("videos_mostly_nonfinite"),
         "words_imputed": per_file("words_imputed"),
         "videos_missing": {FRAME_FILES[m]: sorted(videos) for m, videos in plan.missing.items()},
         "segments_dropped": {
@@ -294,6 +302,7 @@ def align_dataset(raw_dir: str | Path, out_path: str | Path, seq_len: int = 50, 
     """
     if seq_len < 1:
         raise ConfigError(f"seq_len must be a positive integer, got {seq_len}")
+    check_output(out_path)
     raw_dir = Path(raw_dir)
     if not raw_dir.is_dir():
         raise DataError(f"{raw_dir}: raw dataset folder not found")
@@ -336,6 +345,10 @@ def align_dataset(raw_dir: str | Path, out_path: str | Path, seq_len: int = 50, 
                     if bar is not None:
                         bar.update(1)
                 segments[split] = writer.finish()
+                if not segments[split]:
+                    raise DataError(
+                        f"{raw_dir}: fold '{split}' has no segment left to align (see the warnings)"
+                    )
             out.attrs["checksums"] = json.dumps({name: job.result() for name, job in checksums.items()})
     summary = _summary(stats, segments, plan)
     if dropped:

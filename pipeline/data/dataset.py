@@ -27,12 +27,16 @@ def read_strings(dataset: h5py.Dataset) -> np.ndarray:
     return np.array([v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values], dtype=str)
 
 
-def _open(path: Path) -> h5py.File:
+def open_hdf5(path: Path, what: str = "aligned dataset file") -> h5py.File:
+    """Open an HDF5 file for reading; DataError naming the file when it is missing, not HDF5 or truncated."""
     if not path.is_file():
-        raise DataError(f"{path}: aligned dataset file does not exist")
+        raise DataError(f"{path}: {what} does not exist")
     if not h5py.is_hdf5(path):
         raise DataError(f"{path}: not an HDF5 file")
-    return h5py.File(path, "r")
+    try:
+        return h5py.File(path, "r")
+    except OSError as err:  # a truncated or damaged file: h5py names neither the file nor a remedy
+        raise DataError(f"{path}: damaged {what} ({err}); rebuild it") from None
 
 
 def _root_dims(path: Path, handle: h5py.File) -> dict[str, int]:
@@ -78,7 +82,7 @@ def validate_aligned(path: str | Path) -> dict[str, Any]:
     Returns the root dimensions, the dataset name and the number of samples per split.
     """
     path = Path(path)
-    with _open(path) as handle:
+    with open_hdf5(path) as handle:
         dims = _root_dims(path, handle)
         sizes = {split: _check_split_layout(path, handle, split, dims) for split in SPLITS}
         name = handle.attrs.get("dataset", path.stem)
@@ -93,18 +97,21 @@ def load_split(path: str | Path, split: str) -> dict[str, np.ndarray]:
     path = Path(path)
     if split not in SPLITS:
         raise DataError(f"{path}: unknown split '{split}' (expected one of {', '.join(SPLITS)})")
-    with _open(path) as handle:
+    with open_hdf5(path) as handle:
         dims = _root_dims(path, handle)
         _check_split_layout(path, handle, split, dims)
         group = handle[split]
-        arrays = {
-            "id": read_strings(group["id"]),
-            "text": read_strings(group["text"]),
-            "label": np.asarray(group["label"][()], dtype=np.float32),
-            "audio": np.asarray(group["audio"][()], dtype=np.float32),
-            "visual": np.asarray(group["visual"][()], dtype=np.float32),
-            "length": np.asarray(group["length"][()], dtype=np.int64),
-        }
+        try:
+            arrays = {
+                "id": read_strings(group["id"]),
+                "text": read_strings(group["text"]),
+                "label": np.asarray(group["label"][()], dtype=np.float32),
+                "audio": np.asarray(group["audio"][()], dtype=np.float32),
+                "visual": np.asarray(group["visual"][()], dtype=np.float32),
+                "length": np.asarray(group["length"][()], dtype=np.int64),
+            }
+        except OSError as err:
+            raise DataError(f"{path}: damaged split '{split}' ({err}); rebuild the file") from None
     for name in ("label", "audio", "visual"):
         bad = ~np.isfinite(arrays[name].reshape(len(arrays["label"]), -1)).all(axis=1)
         if bad.any():

@@ -67,9 +67,12 @@ def decode_tokens(path: Path, video: str, words: np.ndarray) -> np.ndarray:
 
 
 def read_folds(path: Path, labels: CSD) -> dict[str, list[str]]:
-    """Load folds.json (validated by `load_folds`) and check that every video it names is in labels.csd."""
+    """Load folds.json (validated by `load_folds`) and check that every fold is non-empty and every video
+    it names is in labels.csd."""
     folds = load_folds(path)
     for split, videos in folds.items():
+        if not videos:
+            raise DataError(f"{path}: fold '{split}' is empty; every fold needs at least one video")
         for video in videos:
             if video not in labels:
                 raise DataError(

@@ -7,6 +7,12 @@ from typing import Any
 
 from pipeline.layout import CMU_DATASETS
 
+# The tables' significance test (pipeline.reporting.stats) and its markers (pipeline.reporting.tables),
+# defined here because the captions state them and this module is light enough for the workflow to import.
+ALPHA = 0.05  # significance level of the markers
+RESAMPLES = 10_000  # paired-bootstrap resamples of the test segments
+MARKERS: dict[str, str] = {"mae": "*", "acc2": "‡"}  # table column -> marker of a significant difference
+
 
 def dataset_label(spec: Mapping[str, Any], dataset: str) -> str:
     """Caption name of a dataset (its config entry `spec`): its `label`, else CMU-MOSI/CMU-MOSEI, else a
@@ -31,6 +37,15 @@ def table_caption(spec: Mapping[str, Any]) -> str:
         text += (
             f" Rows marked † are the numbers reported in the paper (its Table {spec['paper'][5:]}, "
             f"{spec['paper_dataset']}), not rerun."
+        )
+    reference = spec.get("reference")
+    if reference is not None and any(row["experiment"] != reference for row in spec["rows"]):
+        label = next(row["label"] for row in spec["rows"] if row["experiment"] == reference)
+        text += (
+            f" Marked {MARKERS['mae']} (MAE) and {MARKERS['acc2']} (Acc2): the difference from {label} is "
+            f"significant at p < {ALPHA} in a paired bootstrap over the test segments ({RESAMPLES:,} "
+            "resamples of the seed-averaged predictions); the CSV gives every metric's difference, its 95% "
+            "interval and a paired t-test over seeds."
         )
     if spec["synthetic"]:
         text += (

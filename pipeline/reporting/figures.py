@@ -1,4 +1,4 @@
-"""Figures of the report: the t-SNE of Fig. 3, learning curves, and a bar chart per table.
+"""Figures of the report: the t-SNE of Fig. 3, learning curves, and a forest plot per table.
 
 - `tsne`: the fused test embeddings of a run with and one without contrastive learning, side by side,
   projected with scikit-learn's t-SNE (fixed random_state, PCA initialisation, so reruns give the same
@@ -6,7 +6,9 @@
   non-negative: blue dot). Each panel also states the silhouette score of the classes in the original
   embedding space (cosine), a number that does not depend on the projection.
 - `curves`: training loss and validation MAE per epoch, one thin line per seed and their mean.
-- `bars`: the five metrics of a rendered table (its CSV), error bars = std over seeds, reported rows hatched.
+- `forest`: for a rendered table (its CSV), each row's difference from the table's reference row (HyCon)
+  with its 95% paired-bootstrap interval, one panel per metric, significant rows (p < 0.05) filled red.
+  Differences, not bars from zero: the gaps between variants are one or two points.
 Matplotlib's Agg backend: no display needed.
 """
 
@@ -28,7 +30,8 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from pipeline.errors import DataError  # noqa: E402
 from pipeline.io import atomic_path  # noqa: E402
 from pipeline.reporting.aggregate import load_history  # noqa: E402
-from pipeline.reporting.tables import COLUMNS, format_value  # noqa: E402
+from pipeline.reporting.captions import ALPHA, RESAMPLES  # noqa: E402
+from pipeline.reporting.tables import COLUMNS  # noqa: E402
 
 TSNE_SEED = 0  # random_state of t-SNE and of the subsampling of large test sets
 DPI = 150
@@ -132,64 +135,72 @@ def _run_name(path: str | Path) -> str:
     return match.group(0) if match else Path(path).parent.name
 
 
-def plot_bars(table_csv: str | Path, out: str | Path, title: str) -> None:
-    """One panel per metric; bars per table row with std error bars; reported rows grey and hatched."""
+def plot_forest(table_csv: str | Path, out: str | Path, title: str) -> None:
+    """Forest plot of a rendered table's CSV: one panel per metric, each compared row's difference from
+    the reference row with its 95% paired-bootstrap interval; filled red where p < ALPHA."""
     path = Path(table_csv)
     try:
         table = pd.read_csv(path)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
         raise DataError(f"{path}: cannot read table CSV ({err})") from None
     headers = [spec[1] for spec in COLUMNS.values()]
-    missing = [c for c in ["Method", "Source", *headers] if c not in table.columns]
-    if missing or table.empty:
-        raise DataError(f"{path}: table CSV lacks columns {missing} or rows")
-    reported = (table["Source"] == "reported").to_numpy()
-    positions = np.arange(len(table))
-    fig, axes = plt.subplots(1, len(headers), figsize=(3.2 * len(headers), 0.9 + 0.32 * len(table) + 2.5))
-    for ax, header in zip(axes, headers, strict=True):
-        values = table[header].to_numpy(float)
-        errors = np.nan_to_num(table[f"{header}_std"].to_numpy(float)) if f"{header}_std" in table else None
-        colors = np.where(reported, "lightgrey", "tab:blue")
-        bars = ax.barh(
-            positions, np.nan_to_num(values), xerr=errors, color=colors, capsize=2, edgecolor="black"
+    needed = ["Method", "Compared_with"] + [
+        f"{h}_{f}" for h in headers for f in ("diff", "ci_low", "ci_high", "p_boot")
+    ]
+    missing = [c for c in needed if c not in table.columns]
+    if missing:
+        raise DataError(f"{path}: table CSV lacks columns {missing}")
+    compared = table[table["Compared_with"].notna()].reset_index(drop=True)
+    heading = f"{title}: " if title else ""
+    if compared.empty:  # the reference row alone (or no reference): say so rather than draw empty panels
+        fig = plt.figure(figsize=(8, 1.2))
+        fig.text(
+            0.5, 0.5, f"{heading}no measured row besides the reference row; nothing to compare", ha="center"
         )
-        for bar, is_reported in zip(bars, reported, strict=True):
-            if is_reported:
-                bar.set_hatch("//")
-        ax.set_yticks(positions, table["Method"] if ax is axes[0] else [""] * len(table), fontsize=8)
-        ax.invert_yaxis()
-        unit = " (%)" if COLUMNS[_column_key(header)][2] == 100.0 else ""
-        ax.set_title(f"{header}{unit}", fontsize=10)
-        ends = np.nan_to_num(values) + (errors if errors is not None else 0.0)  # labels clear the error bar
-        for position, value, end in zip(positions, values, ends, strict=True):
-            if np.isfinite(value):
-                ax.annotate(
-                    format_value(_column_key(header), value),
-                    (max(end, 0.0), position),
-                    xytext=(3, 0),
-                    textcoords="offset points",
-                    va="center",
-                    fontsize=7,
-                )
-        finite = values[np.isfinite(values)]
-        if finite.size:  # bars start at 0 (an honest length); room on the right for the value labels
-            ax.set_xlim(min(0.0, finite.min() * 1.15), max(finite.max() * 1.3, 1e-3))
-        ax.grid(axis="x", alpha=0.3)
-    legend = (
-        "grey hatched: reported in the paper; error bars: std over seeds"
-        if reported.any()
-        else ("error bars: std over seeds")
+        save_figure(fig, out)
+        return
+    positions = np.arange(len(compared))
+    fig, axes = plt.subplots(
+        1, len(headers), figsize=(3.2 * len(headers), 1.8 + 0.35 * len(compared)), layout="constrained"
     )
-    fig.suptitle(f"{title} ({legend})", fontsize=10)
+    for ax, (column, (_metric, header, scale, _decimals)) in zip(axes, COLUMNS.items(), strict=True):
+        diff = compared[f"{header}_diff"].to_numpy(float)
+        low, high = (
+            compared[f"{header}_ci_low"].to_numpy(float),
+            compared[f"{header}_ci_high"].to_numpy(float),
+        )
+        significant = compared[f"{header}_p_boot"].to_numpy(float) < ALPHA
+        ax.axvline(0.0, color="black", lw=0.8)
+        for is_significant, color, face in ((False, "tab:blue", "white"), (True, "tab:red", "tab:red")):
+            keep = significant == is_significant
+            ax.errorbar(
+                diff[keep],
+                positions[keep],
+                xerr=[diff[keep] - low[keep], high[keep] - diff[keep]],
+                fmt="o",
+                color=color,
+                mfc=face,
+                capsize=3,
+                label=f"p {'<' if is_significant else '≥'} {ALPHA}",
+            )
+        ax.set_yticks(positions, compared["Method"] if ax is axes[0] else [""] * len(compared), fontsize=8)
+        ax.set_ylim(len(compared) - 0.5, -0.5)
+        unit = " (points)" if scale == 100.0 else ""
+        better = "lower" if column == "mae" else "higher"
+        ax.set_title(f"Δ {header}{unit}\n{better} is better", fontsize=9)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].legend(fontsize=7, loc="best")
+    fig.suptitle(
+        f"{heading}difference from {compared['Compared_with'].iloc[0]} (row minus reference, seed-averaged "
+        f"test predictions)\nwith its 95% paired-bootstrap interval ({RESAMPLES:,} resamples of the test "
+        "segments)",
+        fontsize=10,
+    )
     save_figure(fig, out)
 
 
-def _column_key(header: str) -> str:
-    return next(key for key, spec in COLUMNS.items() if spec[1] == header)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """CLI: `figures tsne|curves|bars ...` (see each sub-command's --help)."""
+    """CLI: `figures tsne|curves|forest ...` (see each sub-command's --help)."""
     sub = parser.add_subparsers(dest="figure", required=True)
     tsne = sub.add_parser("tsne", help="Fig. 3: t-SNE with vs without contrastive learning")
     tsne.add_argument("--with", dest="with_cl", required=True, type=Path, help="embeddings.npz, with")
@@ -204,10 +215,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     curves.add_argument("histories", nargs="+", type=Path)
     curves.add_argument("--title", default="")
     curves.add_argument("--out", required=True, type=Path)
-    bars = sub.add_parser("bars", help="bar chart of a rendered table's CSV")
-    bars.add_argument("--table", required=True, type=Path)
-    bars.add_argument("--title", default="")
-    bars.add_argument("--out", required=True, type=Path)
+    forest = sub.add_parser(
+        "forest", help="forest plot of a rendered table's CSV: differences from the reference"
+    )
+    forest.add_argument("--table", required=True, type=Path)
+    forest.add_argument("--title", default="")
+    forest.add_argument("--out", required=True, type=Path)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -221,4 +234,4 @@ def run(args: argparse.Namespace) -> None:
     elif args.figure == "curves":
         plot_curves(args.histories, args.out, args.title)
     else:
-        plot_bars(args.table, args.out, args.title)
+        plot_forest(args.table, args.out, args.title)

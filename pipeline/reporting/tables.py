@@ -3,9 +3,15 @@
 Columns are the paper's: Acc7, Acc2, F1 (in %, Acc2/F1 the non0 convention), MAE and Corr (3 decimals).
 A measured cell is "mean ± std" over seeds; a row the paper reports (the baselines of Tables 1-2) is
 printed as the paper prints it and marked † (Markdown, LaTeX) or `Source = reported` (CSV); a value the
-paper does not give (IMR's MAE/Corr) is "–". The CSV keeps full precision and adds, for every row whose
-label is one of the paper's, the paper's numbers (`Paper_*` columns) so measured and reported values can
-be compared programmatically.
+paper does not give (IMR's MAE/Corr) is "–". The CSV keeps full precision, adds the has0 Acc2/F1 and, for
+every row whose label is one of the paper's, the paper's numbers (`Paper_*` columns) so measured and
+reported values can be compared programmatically.
+
+Every other measured row is compared with the table's reference row (HyCon; pipeline.reporting.stats):
+the CSV gives, per metric, the difference of the seed-averaged predictions (`*_diff`, row minus
+reference), its 95% paired-bootstrap interval (`*_ci_low`, `*_ci_high`) and p-value (`*_p_boot`), and the
+paired t-test over seeds (`*_p_seeds`); Markdown and LaTeX mark a MAE cell * and an Acc2 cell ‡ where the
+bootstrap p-value is below 0.05.
 """
 
 from __future__ import annotations
@@ -22,8 +28,11 @@ from typing import Any
 import pandas as pd
 
 from pipeline.errors import ConfigError, DataError
+from pipeline.grid import reference_experiment
 from pipeline.io import atomic_path
+from pipeline.reporting.captions import ALPHA, MARKERS
 from pipeline.reporting.paper import PAPER_TABLES
+from pipeline.reporting.stats import Comparison, group_predictions, table_statistics
 
 # Paper column -> (run metric it is computed from, header, scale to the printed unit, decimals)
 COLUMNS: dict[str, tuple[str, str, float, int]] = {
@@ -33,8 +42,15 @@ COLUMNS: dict[str, tuple[str, str, float, int]] = {
     "mae": ("mae", "MAE", 1.0, 3),
     "corr": ("corr", "Corr", 1.0, 3),
 }
+# Columns only the CSV carries: the has0 convention of Acc2 and F1.
+CSV_COLUMNS: dict[str, tuple[str, str, float, int]] = {
+    **COLUMNS,
+    "acc2_has0": ("acc2_has0", "Acc2_has0", 100.0, 1),
+    "f1_has0": ("f1_has0", "F1_has0", 100.0, 1),
+}
 MISSING = "–"
 DAGGER = "†"
+STAT_FIELDS: tuple[str, ...] = ("diff", "ci_low", "ci_high", "p_boot", "p_seeds")
 
 
 @dataclass
@@ -47,6 +63,8 @@ class Row:
     std: dict[str, float | None] = field(default_factory=dict)
     seeds: int | None = None
     paper: dict[str, float | None] | None = None
+    compared_with: str | None = None  # label of the reference row the statistics compare with
+    stats: dict[str, Comparison] = field(default_factory=dict)  # column -> comparison, in printed units
 
 
 def format_value(column: str, value: float | None) -> str:
@@ -65,21 +83,34 @@ def format_cell(row: Row, column: str) -> str:
     return f"{mean} ± {format_value(column, std)}"
 
 
+def marked_cell(row: Row, column: str) -> str:
+    """format_cell, followed by the column's marker when the row differs significantly from the reference."""
+    comparison = row.stats.get(column)
+    significant = comparison is not None and comparison.p_boot is not None and comparison.p_boot < ALPHA
+    return format_cell(row, column) + (MARKERS.get(column, "") if significant else "")
+
+
 def measured_row(label: str, aggregate: Mapping[str, Any], paper: dict[str, float | None] | None) -> Row:
     """A measured row from an aggregate JSON (pipeline.reporting.aggregate), in the printed units."""
     mean: dict[str, float | None] = {}
     std: dict[str, float | None] = {}
-    for column, (metric, _header, scale, _decimals) in COLUMNS.items():
+    for column, (metric, _header, scale, _decimals) in CSV_COLUMNS.items():
         stats = aggregate["test"][metric]
         mean[column] = None if stats["mean"] is None else stats["mean"] * scale
         std[column] = None if stats["std"] is None else stats["std"] * scale
     return Row(label, "measured", mean, std, seeds=int(aggregate["n"]), paper=paper)
 
 
-def build_rows(spec: Mapping[str, Any], aggregates: Mapping[str, Mapping[str, Any]]) -> list[Row]:
+def build_rows(
+    spec: Mapping[str, Any],
+    aggregates: Mapping[str, Mapping[str, Any]],
+    predictions: Sequence[str | Path] = (),
+) -> list[Row]:
     """The table's rows: the paper's reported rows first (as in the paper), then the measured ones.
 
     `aggregates` maps experiment name -> aggregate; a row whose experiment is missing is a DataError.
+    When the table has a reference row and others, `predictions` (every measured row's per-seed
+    predictions.csv) give the statistics of the others against it.
     """
     paper_rows = PAPER_TABLES[spec["paper"]].rows if spec.get("paper") else {}
     rows = [
@@ -98,6 +129,20 @@ def build_rows(spec: Mapping[str, Any], aggregates: Mapping[str, Mapping[str, An
                 f"'{aggregate['dataset']}', the table is on '{spec['dataset']}'"
             )
         rows.append(measured_row(entry["label"], aggregate, paper_rows.get(entry["label"])))
+    reference = reference_experiment(spec["rows"], spec.get("reference"), f"tables.{spec['name']}")
+    if reference is None or all(entry["experiment"] == reference for entry in spec["rows"]):
+        return rows
+    comparisons = table_statistics(
+        spec["name"], spec["rows"], reference, aggregates, group_predictions(predictions)
+    )
+    reference_label = next(entry["label"] for entry in spec["rows"] if entry["experiment"] == reference)
+    for row, entry in zip(rows[-len(spec["rows"]) :], spec["rows"], strict=True):
+        if entry["experiment"] in comparisons:
+            row.compared_with = reference_label
+            row.stats = {
+                column: comparisons[entry["experiment"]][metric].scaled(scale)
+                for column, (metric, _header, scale, _decimals) in CSV_COLUMNS.items()
+            }
     return rows
 
 
@@ -110,7 +155,7 @@ def render_markdown(spec: Mapping[str, Any], rows: Sequence[Row]) -> str:
     headers = [COLUMNS[c][1] for c in COLUMNS]
     lines = [f"**{spec['caption']}**", ""]
     lines += _markdown_table(
-        ["Method", *headers], [[_row_label(r, DAGGER)] + [format_cell(r, c) for c in COLUMNS] for r in rows]
+        ["Method", *headers], [[_row_label(r, DAGGER)] + [marked_cell(r, c) for c in COLUMNS] for r in rows]
     )
     compared = [r for r in rows if r.source == "measured" and r.paper]
     if compared:
@@ -148,6 +193,8 @@ _LATEX_SPECIAL = {
     "α": r"$\alpha$",
     "±": r"$\pm$",
     "†": r"$^\dagger$",
+    "‡": r"$^\ddagger$",
+    "*": r"$^{*}$",
     "–": "--",
 }
 _LATEX_PATTERN = re.compile("|".join(re.escape(ch) for ch in _LATEX_SPECIAL))
@@ -184,32 +231,49 @@ def render_latex(spec: Mapping[str, Any], rows: Sequence[Row]) -> str:
         if previous is not None and previous != row.source:
             lines.append("\\midrule")
         previous = row.source
-        cells = [latex_escape(_row_label(row, DAGGER))] + [latex_escape(format_cell(row, c)) for c in COLUMNS]
+        cells = [latex_escape(_row_label(row, DAGGER))] + [latex_escape(marked_cell(row, c)) for c in COLUMNS]
         lines.append(" & ".join(cells) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
     return "\n".join(lines) + "\n"
 
 
 def table_frame(rows: Sequence[Row]) -> pd.DataFrame:
-    """Machine-readable table: Method, Source, Seeds, each mean and its `_std`, and the paper's values."""
+    """Machine-readable table: Method, Source, Seeds, each mean and its `_std` (has0 too), the paper's
+    values, and the statistics against the reference row (`Compared_with`, `Seed_pairs`, per metric
+    `_diff`, `_ci_low`, `_ci_high`, `_p_boot`, `_p_seeds`; empty for the reference and reported rows)."""
     records = []
     for row in rows:
         record: dict[str, Any] = {"Method": row.label, "Source": row.source, "Seeds": row.seeds}
-        for column, (_metric, header, _scale, _decimals) in COLUMNS.items():
+        for column, (_metric, header, _scale, _decimals) in CSV_COLUMNS.items():
             record[header] = row.mean.get(column)
             record[f"{header}_std"] = row.std.get(column)
         for column, (_metric, header, _scale, _decimals) in COLUMNS.items():
             record[f"Paper_{header}"] = row.paper.get(column) if row.paper else None
+        record["Compared_with"] = row.compared_with
+        record["Seed_pairs"] = row.stats["mae"].pairs if row.stats else None
+        for column, (_metric, header, _scale, _decimals) in CSV_COLUMNS.items():
+            comparison = row.stats.get(column)
+            values = (
+                (comparison.diff, comparison.low, comparison.high, comparison.p_boot, comparison.p_seeds)
+                if comparison
+                else (None,) * len(STAT_FIELDS)
+            )
+            record.update(
+                {f"{header}_{name}": value for name, value in zip(STAT_FIELDS, values, strict=True)}
+            )
         records.append(record)
     frame = pd.DataFrame.from_records(records)
-    return frame.astype({"Seeds": "Int64"})
+    return frame.astype({"Seeds": "Int64", "Seed_pairs": "Int64"})
 
 
 def write_table(
-    spec: Mapping[str, Any], aggregates: Mapping[str, Mapping[str, Any]], prefix: str | Path
+    spec: Mapping[str, Any],
+    aggregates: Mapping[str, Mapping[str, Any]],
+    prefix: str | Path,
+    predictions: Sequence[str | Path] = (),
 ) -> None:
     """Write `<prefix>.md`, `<prefix>.tex` and `<prefix>.csv` for one table, each atomically."""
-    rows = build_rows(spec, aggregates)
+    rows = build_rows(spec, aggregates, predictions)
     prefix = Path(prefix)
     outputs = {
         ".md": render_markdown(spec, rows),
@@ -244,6 +308,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="table spec as JSON (pipeline.grid.table_spec) or a JSON file",
     )
     parser.add_argument("--out", required=True, type=Path, help="output prefix; writes .md, .tex and .csv")
+    parser.add_argument(
+        "--predictions",
+        nargs="*",
+        default=[],
+        type=Path,
+        help="every measured row's results/runs/<dataset>/<experiment>/seed<k>/predictions.csv (statistics)",
+    )
 
 
 def run(args: argparse.Namespace) -> None:
@@ -253,4 +324,4 @@ def run(args: argparse.Namespace) -> None:
         spec = json.loads(raw)
     except (OSError, json.JSONDecodeError) as err:
         raise ConfigError(f"--spec is neither JSON text nor a readable JSON file ({err})") from None
-    write_table(spec, load_aggregates(args.aggregates), args.out)
+    write_table(spec, load_aggregates(args.aggregates), args.out, args.predictions)

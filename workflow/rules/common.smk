@@ -5,11 +5,10 @@ import shlex
 import sys
 from pathlib import Path
 
-# Import the pipeline package of *this* checkout (a copy of the repository runs its own code).
-REPO_ROOT = Path(workflow.basedir).resolve().parent
-sys.path.insert(0, str(REPO_ROOT))
+REPO_ROOT = Path(workflow.basedir).resolve().parent  # the Snakefile put it first on sys.path
 
 from pipeline import fingerprints, grid, layout
+from pipeline.data.formats import misa_files
 from pipeline.errors import ConfigError
 from pipeline.reporting.captions import dataset_label
 from snakemake.exceptions import WorkflowError
@@ -46,11 +45,19 @@ wildcard_constraints:
 
 SYNTHETIC = [d for d in USED_DATASETS if config["datasets"][d]["source"] == "synthesize"]
 DOWNLOADED = [d for d in USED_DATASETS if config["datasets"][d]["source"] == "download"]
+IMPORTED = [d for d in USED_DATASETS if config["datasets"][d]["source"] == "import"]
 
 
 def dataset_spec(wildcards):
     """The config entry of the job's dataset."""
     return config["datasets"][wildcards.dataset]
+
+
+def import_sources(spec):
+    """The files an imported dataset is read from: its pickle, or the three of MISA's folder."""
+    if spec["format"] == "misa":
+        return [str(path) for path in misa_files(spec["path"]).values()]
+    return [spec["path"]]
 
 
 def synthesize_options(spec):
@@ -141,7 +148,7 @@ def all_targets():
             targets += run_file(dataset, experiment, "model.pt") + run_file(dataset, experiment, "metrics.json")
     for table in grid.active_tables(config):
         targets += [f"results/tables/{table}.{ext}" for ext in ("md", "tex", "csv")]
-        targets.append(f"results/figures/{table}_bars.png")
+        targets.append(f"results/figures/{table}_forest.png")
     for dataset, experiments in GRID.items():
         targets += [f"results/figures/curves/{dataset}/{e}.png" for e in experiments]
         if grid.tsne_spec(config):
@@ -165,6 +172,15 @@ def table_inputs(wildcards, spec_of=grid.table_spec):
     """The aggregates of a table's measured rows (`spec_of`: grid.table_spec or grid.searched_table_spec)."""
     spec = spec_of(config, wildcards.table)
     return [aggregate_path(spec["dataset"], row["experiment"]) for row in spec["rows"]]
+
+
+def table_predictions(wildcards, spec_of=grid.table_spec):
+    """Every seed's predictions.csv of a table's measured rows, when it tests rows against a reference."""
+    spec = spec_of(config, wildcards.table)
+    experiments = list(dict.fromkeys(row["experiment"] for row in spec["rows"]))
+    if spec["reference"] is None or experiments == [spec["reference"]]:
+        return []
+    return [path for e in experiments for path in run_file(spec["dataset"], e, "predictions.csv")]
 
 
 def tsne_inputs(wildcards):

@@ -1,5 +1,6 @@
 # Data stage: raw dataset (synthesized offline, or downloaded) -> word-aligned HDF5 -> cached frozen
-# language-model features. The `data` target builds all of it (the DVC `data` stage runs it).
+# language-model features; or, for `source: import`, the researcher's pickles -> the same aligned HDF5.
+# The `data` target builds all of it (the DVC `data` stage runs it).
 
 rule synthesize:
     """Generate the embedded synthetic dataset (offline, deterministic for its seed)."""
@@ -59,6 +60,8 @@ rule align:
         raw_dir=lambda w, input: Path(input[0]).parent,
         seq_len=lambda w: grid.dataset_seq_len(config, w.dataset),
         data=lambda w: data_fp(w.dataset),
+    wildcard_constraints:
+        dataset=f"(?!(?:{_alternatives(IMPORTED)})$)[A-Za-z0-9_]+",  # imported datasets: rule import_
     conda:
         "../envs/pipeline.yaml"
     log:
@@ -71,6 +74,35 @@ rule align:
         runtime=res("default", "runtime", 30),
     shell:
         "python -m pipeline align {params.raw_dir} {output} --seq-len {params.seq_len} > {log} 2>&1"
+
+
+rule import_:
+    """Read MMSA / MAG-BERT / MISA pickles (restricted unpickler) into the aligned HDF5 that align writes."""
+    input:
+        lambda w: import_sources(dataset_spec(w)),
+    output:
+        layout.ALIGNED,
+    params:
+        format=lambda w: dataset_spec(w)["format"],
+        path=lambda w: shlex.quote(dataset_spec(w)["path"]),
+        seq_len=lambda w: grid.dataset_seq_len(config, w.dataset),
+        clip_base=lambda w: f"--clip-base {dataset_spec(w)['clip_base']}" if "clip_base" in dataset_spec(w) else "",
+        data=lambda w: data_fp(w.dataset),
+    wildcard_constraints:
+        dataset=_alternatives(IMPORTED),
+    conda:
+        "../envs/pipeline.yaml"
+    log:
+        "logs/import/{dataset}.log",
+    benchmark:
+        "results/benchmarks/import/{dataset}.tsv"
+    threads: 1
+    resources:
+        mem_mb=res("default", "mem_mb", 2000),
+        runtime=res("default", "runtime", 30),
+    shell:
+        "python -m pipeline import {params.format} {params.path} {output} --seq-len {params.seq_len}"
+        " --dataset {wildcards.dataset} {params.clip_base} > {log} 2>&1"
 
 
 rule features:

@@ -40,9 +40,11 @@ rule summary:
 
 
 rule tables:
-    """One of the paper's tables, measured rows mean ± std, reported rows as the paper gives them."""
+    """One of the paper's tables, measured rows mean ± std, reported rows as the paper gives them; the
+    other measured rows tested against the reference row (their per-seed predictions: the bootstrap)."""
     input:
-        table_inputs,
+        aggregates=table_inputs,
+        predictions=table_predictions,
     output:
         md="results/tables/{table}.md",
         tex="results/tables/{table}.tex",
@@ -64,19 +66,20 @@ rule tables:
         "logs/tables/{table}.log",
     localrule: True
     shell:
-        "python -m pipeline tables --spec {params.spec:q} --out results/tables/{wildcards.table} {input} > {log} 2>&1"
+        "python -m pipeline tables --spec {params.spec:q} --out results/tables/{wildcards.table} {input.aggregates}"
+        " --predictions {input.predictions} > {log} 2>&1"
 
 
-rule figures_bars:
-    """Bar chart of a table's metrics, error bars = std over seeds; reported rows hatched."""
+rule figures_forest:
+    """Forest plot of a table: each row's difference from the reference row with its 95% interval."""
     input:
         rules.tables.output.csv,
     output:
         report(
-            "results/figures/{table}_bars.png",
-            caption="../report/bars.rst",
+            "results/figures/{table}_forest.png",
+            caption="../report/forest.rst",
             category="Figures",
-            subcategory="Metrics per table",
+            subcategory="Differences from the reference row",
             labels={"table": "{table}"},
         ),
     params:
@@ -86,10 +89,10 @@ rule figures_bars:
     conda:
         "../envs/pipeline.yaml"
     log:
-        "logs/figures/{table}_bars.log",
+        "logs/figures/{table}_forest.log",
     localrule: True
     shell:
-        "python -m pipeline figures bars --table {input} --title {params.title:q} --out {output} > {log} 2>&1"
+        "python -m pipeline figures forest --table {input} --title {params.title:q} --out {output} > {log} 2>&1"
 
 
 rule figures_curves:

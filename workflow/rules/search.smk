@@ -96,7 +96,8 @@ rule search_settings:
 rule tables_searched:
     """One of the paper's tables with every measured row from its experiment's searched setting."""
     input:
-        lambda w: table_inputs(w, grid.searched_table_spec),
+        aggregates=lambda w: table_inputs(w, grid.searched_table_spec),
+        predictions=lambda w: table_predictions(w, grid.searched_table_spec),
     output:
         md="results/tables/searched/{table}.md",
         tex="results/tables/searched/{table}.tex",
@@ -113,7 +114,7 @@ rule tables_searched:
     localrule: True
     shell:
         "python -m pipeline tables --spec {params.spec:q} --out results/tables/searched/{wildcards.table}"
-        " {input} > {log} 2>&1"
+        " {input.aggregates} --predictions {input.predictions} > {log} 2>&1"
 
 
 rule search_all:

@@ -27,6 +27,7 @@ rule train:
     output:
         model=f"{RUN_DIR}/model.pt",
         history=f"{RUN_DIR}/history.csv",
+        timings=f"{RUN_DIR}/timings.json",
         summary=f"{RUN_DIR}/train.json",
     params:
         run_dir=lambda w, output: Path(output.model).parent,

@@ -1,0 +1,430 @@
+"""The fault suite: what a user gets when things go wrong (docs/reliability.md), one small case each.
+
+Every fault ends in one of: one line `error: ...` naming the file (and the video or key) with exit status 2
+and nothing half-written; a warning naming the video, the run going on; or a resume that gives the same
+bytes. Issue 11 tried 37 faults. The nine it found mishandled are tested here (D1-D9, with the kills and the
+concurrent runs); those already handled are tested where their stage is (`here` = this file):
+
+fault -> outcome: test
+- raw CSD file missing, not HDF5, without its data group, rows != intervals -> 2, the file:
+  test_align.py::test_bad_input_raises_one_clear_error_and_writes_nothing (and test_csd.py)
+- raw CSD file truncated -> 2, the file: test_csd.py::test_truncated_file_raises_data_error
+- folds.json missing, malformed, without a split; fold naming an unknown video; a video in two folds
+  -> 2, folds.json and the video: test_align.py::test_bad_input_raises_one_clear_error_and_writes_nothing
+- label out of [-3, 3] or NaN; video absent from words.csd; inconsistent feature widths; non-finite
+  interval; numeric words -> 2, the file and the video: same test
+- video absent from facet.csd -> a warning naming it, zero features:
+  test_align.py::test_video_missing_from_facet_gets_zeros_and_a_warning; with --strict -> 2:
+  test_align.py::test_strict_rejects_a_video_missing_from_facet
+- aligned file missing, not HDF5, missing a group -> 2, the file:
+  test_dataset.py::test_missing_or_non_hdf5_file, test_train.py::test_cli_errors_before_training
+- aligned file with NaN labels or features, bad lengths, duplicate ids -> 2, the file and the sample:
+  test_dataset.py::test_value_errors_name_the_sample, ::test_duplicate_ids_and_bad_features
+- bad settings value, unknown key -> 2, the key (a close match):
+  test_train.py::test_cli_errors_before_training
+- settings file not YAML -> 2, the file: test_settings.py::test_load_settings_errors_name_file_and_key
+- features of another LM, token or truncation, or other ids -> 2, the setting:
+  test_train.py::test_cli_errors_before_training, ::test_feature_cache_round_trip_matches_the_finetune_branch
+- features file not HDF5 -> 2: test_features_file_not_hdf5 (here)
+- evaluate without model.pt -> 2, "no checkpoint": test_train.py::test_cli_errors_before_training
+- model.pt corrupt -> 2, "unreadable checkpoint": test_corrupt_model_is_one_line (here)
+- last.pt corrupt -> a warning, trains from scratch: test_corrupt_last_checkpoint_trains_afresh (here); of
+  other settings or device: test_train.py::test_last_checkpoint_of_other_settings_is_not_resumed,
+  ::test_checkpoint_of_another_device_is_not_resumed
+- crash after an epoch, rerun -> resumes, same metrics:
+  test_train.py::test_interrupted_run_resumes_to_the_same_result
+- kill -9 of train, rerun -> same bytes: test_kill_9_of_train_resumes_to_the_same_bytes (here, slow)
+- kill -9 of snakemake, --unlock, rerun -> same tables:
+  test_killed_workflow_reruns_to_the_same_tables (here, slow)
+- bad workflow config (schema, cross-reference) -> one error, no job:
+  test_workflow.py::test_bad_config_is_one_error_before_any_job
+- download offline, server error, dropped connection -> 2 and the URL, or resumed:
+  test_download.py::test_offline_names_url, ::test_server_error_names_url_and_target_and_leaves_no_final_file,
+  ::test_resume_after_dropped_connection
+- an output write interrupted -> nothing at the final name:
+  test_io.py::test_atomic_path_leaves_nothing_on_failure
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from test_align import frames, write_raw
+from test_workflow import BIN, copy_repository
+
+from pipeline.__main__ import main
+from pipeline.checkpoint import run_lock
+from pipeline.data.align import align_dataset
+from pipeline.data.synthesize import synthesize
+from pipeline.evaluate import evaluate_run
+from pipeline.features import write_features
+from pipeline.grid import load_config
+from pipeline.train import train_run
+from pipeline.workflow import configfiles
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL = {
+    "model.language_model": "tiny",
+    "model.max_text_tokens": 16,
+    "model.d": 8,
+    "model.heads": 2,
+    "model.ff": 16,
+    "model.head_hidden": 16,
+    "train.batch_size": 16,
+    "train.epochs": 2,
+}
+SETS = [arg for key, value in SMALL.items() for arg in ("--set", f"{key}={value}")]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> dict[str, Path]:
+    """12 synthetic videos aligned at T = 8 with cached tiny-BERT features, and one complete run."""
+    root = tmp_path_factory.mktemp("tiny")
+    synthesize(root / "raw", videos=12, seed=0)
+    align_dataset(root / "raw", root / "data.h5", seq_len=8)
+    write_features(root / "data.h5", root / "features.h5", "tiny", "last", max_tokens=16)
+    train_run(SMALL, root / "data.h5", root / "run", 0, root / "features.h5")
+    evaluate_run(root / "run", root / "data.h5", root / "features.h5")
+    return {"root": root, "raw": root / "raw", "data": root / "data.h5", "features": root / "features.h5"}
+
+
+def _data_args(tiny: dict[str, Path]) -> list[str]:
+    return ["--data", str(tiny["data"]), "--features", str(tiny["features"])]
+
+
+def train_argv(data: Path, out: Path, features: Path | None = None, *extra: str) -> list[str]:
+    """Command line of `train` on the SMALL settings."""
+    features_args = ["--features", str(features)] if features else []
+    return ["train", "--data", str(data), *features_args, "--out", str(out), *SETS, *extra]
+
+
+def fails(argv: list[str], capsys, *fragments: str) -> str:
+    """Run the CLI; assert exit status 2 and one line `error: ...` holding every fragment; return it."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: ") and all(f in err for f in fragments), err
+    return err
+
+
+# ---------------------------------------------------------------- D1: OS and HDF5 errors are one line
+
+
+@pytest.mark.parametrize("stage", ["train", "evaluate", "features"])
+def test_truncated_aligned_file_is_one_line(tiny, tmp_path, capsys, stage):
+    truncated = tmp_path / "t.h5"
+    truncated.write_bytes(tiny["data"].read_bytes()[: tiny["data"].stat().st_size // 3])
+    argv = {
+        "train": train_argv(truncated, tmp_path / "run"),
+        "evaluate": ["evaluate", "--run", str(tiny["root"] / "run"), "--data", str(truncated)],
+        "features": f"features --data {truncated} --model tiny --out {tmp_path / 'f.h5'}".split(),
+    }[stage]
+    fails(argv, capsys, str(truncated), "damaged aligned dataset file")
+    assert not (tmp_path / "run").exists() and not (tmp_path / "f.h5").exists()
+
+
+def test_output_that_is_a_folder_or_under_a_file_is_refused_first(tiny, tmp_path, capsys):
+    folder = tmp_path / "aligned.h5"
+    folder.mkdir()
+    fails(["align", str(tiny["raw"]), str(folder)], capsys, f"{folder}: the output is a folder")
+    fails(
+        ["features", "--data", str(tiny["data"]), "--model", "tiny", "--out", str(folder)],
+        capsys,
+        "the output is a folder",
+    )
+    a_file = tmp_path / "plain"
+    a_file.write_text("x")
+    fails(
+        ["align", str(tiny["raw"]), str(a_file / "sub" / "a.h5")], capsys, f"{a_file} is a file, not a folder"
+    )
+    fails(train_argv(tiny["data"], a_file), capsys, f"{a_file} is a file, not a folder")
+    assert a_file.read_text() == "x"
+
+
+def test_operating_system_error_is_one_line_naming_the_path(tmp_path, capsys):
+    """Any OSError a stage meets (here `synthesize` into a file) is one line naming the path, exit 2."""
+    a_file = tmp_path / "plain"
+    a_file.write_text("x")
+    fails(["synthesize", str(a_file), "--videos", "3"], capsys, f"error: {a_file}: File exists")
+    fails(
+        ["synthesize", str(a_file / "sub"), "--videos", "3"],
+        capsys,
+        f"error: {a_file / 'sub'}: Not a directory",
+    )
+
+
+def test_unwritable_output_folder_is_refused_before_aligning(tiny, tmp_path):
+    """A real EACCES from the kernel. Root ignores permission bits, so as root the command runs without the
+    capabilities that let it (setpriv drops CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH)."""
+    prefix = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: permission bits cannot deny a write")
+        caps = "-dac_override,-dac_read_search"
+        prefix = ["setpriv", f"--inh-caps={caps}", f"--bounding-set={caps}", "--"]
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out").chmod(0o555)
+    proc = subprocess.run(
+        [*prefix, sys.executable, "-m", "pipeline", "align", str(tiny["raw"]), "out/a.h5"],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    # one line, and no alignment log before it: the check came first
+    assert proc.stderr.strip() == "error: out/a.h5: cannot write in out (permission denied)"
+
+
+def test_features_file_not_hdf5(tiny, tmp_path, capsys):
+    bogus = tmp_path / "features.h5"
+    bogus.write_text("not hdf5")
+    fails(
+        train_argv(tiny["data"], tmp_path / "r", bogus),
+        capsys,
+        str(bogus),
+        "features file missing or not HDF5",
+    )
+
+
+def test_corrupt_model_is_one_line(tiny, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(tiny["root"] / "run", run)
+    (run / "model.pt").write_bytes((run / "model.pt").read_bytes()[:1000])
+    fails(["evaluate", "--run", str(run), *_data_args(tiny)], capsys, "model.pt: unreadable checkpoint")
+
+
+def test_corrupt_last_checkpoint_trains_afresh(tiny, tmp_path, caplog):
+    (tmp_path / "last.pt").write_bytes(b"garbage")
+    with caplog.at_level(logging.WARNING, logger="pipeline"):
+        summary = train_run(SMALL, tiny["data"], tmp_path, 0, tiny["features"])
+    assert "ignoring unreadable" in caplog.text and summary["resumed_from_epoch"] is None
+
+
+# ---------------------------------------------------------------- D2, D3, D7, D8: inputs
+
+
+def test_stale_features_are_refused_with_the_rebuild_command(tiny, tmp_path, capsys):
+    realigned = tmp_path / "data.h5"
+    align_dataset(tiny["raw"], realigned, seq_len=4)  # the same ids, other texts
+    argv = train_argv(realigned, tmp_path / "r", tiny["features"])
+    fails(argv, capsys, str(tiny["features"]), "other texts", "python -m pipeline features")
+
+
+@pytest.mark.parametrize(
+    ("folds", "empty"),
+    [
+        ({"train": [], "valid": [], "test": []}, "train"),
+        ({"train": ["v1"], "valid": [], "test": ["v2"]}, "valid"),
+    ],
+)
+def test_align_refuses_an_empty_fold_before_writing(tmp_path, capsys, folds, empty):
+    raw = write_raw(
+        tmp_path / "raw",
+        words={"v1": [("hi", 0.0, 1.0)], "v2": [("yo", 0.0, 1.0)]},
+        labels={"v1": [(1.0, 0.0, 1.0)], "v2": [(-1.0, 0.0, 1.0)]},
+        covarep={v: frames([[1.0, 2.0]]) for v in ("v1", "v2")},
+        facet={v: frames([[3.0]]) for v in ("v1", "v2")},
+    )
+    (raw / "folds.json").write_text(json.dumps(folds))
+    fails(
+        ["align", str(raw), str(tmp_path / "out" / "a.h5")], capsys, "folds.json", f"fold '{empty}' is empty"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_set_value_is_blamed_on_the_set_argument(tiny, tmp_path, capsys):
+    config = tmp_path / "settings.yaml"
+    config.write_text("loss:\n  alpha: 0.5\n")
+    argv = train_argv(tiny["data"], tmp_path, tiny["features"], "--config", str(config))
+    err = fails(
+        [*argv, "--set", "loss.alpha=1.5"], capsys, "error: --set loss.alpha=1.5: settings key 'loss.alpha'"
+    )
+    assert str(config) not in err
+    config.write_text("loss:\n  alpha: 1.5\n")  # and a bad file value is still the file's
+    fails(argv, capsys, f"error: {config}: settings key 'loss.alpha'")
+
+
+def test_videos_mostly_non_finite_are_named(tmp_path, caplog):
+    raw = write_raw(
+        tmp_path / "raw",
+        words={"v1": [("hi", 0.0, 1.0), ("all", 1.0, 2.0)], "v2": [("yo", 0.0, 2.0)]},
+        labels={"v1": [(1.0, 0.0, 2.0)], "v2": [(-1.0, 0.0, 2.0)]},
+        covarep={"v1": frames([[1.0, np.nan], [2.0, 3.0]]), "v2": frames(np.full((2, 2), -np.inf))},
+        facet={v: frames([[3.0], [4.0]]) for v in ("v1", "v2")},
+    )
+    with caplog.at_level(logging.WARNING, logger="pipeline.data.align"):
+        summary = align_dataset(raw, tmp_path / "a.h5", seq_len=4)
+    named = [r.getMessage() for r in caplog.records if "non-finite" in r.getMessage()]
+    assert len(named) == 1 and "covarep.csd: video 'v2' lost 2 of its 2 frames" in named[0]  # v1 lost half
+    assert summary["videos_mostly_nonfinite"] == {"covarep.csd": 1, "facet.csd": 0}
+
+
+def test_yaml_error_in_a_workflow_config_names_file_and_line(tmp_path):
+    """Snakemake on a broken config/config.yaml (the Snakefile reads it first), and `python -m pipeline
+    workflow` on a broken overlay (Snakemake parses --configfile files before any workflow code)."""
+    args = ["--cores", "2", "--configfile", "a.yaml", "b.yaml", "-n", "--configfile=c.yaml", "all"]
+    assert configfiles(args) == ["a.yaml", "b.yaml", "c.yaml"]
+    copy_repository(tmp_path)
+    overlay = tmp_path / "config" / "broken.yaml"
+    overlay.write_text("seeds: [0, 1]\nbase:\n  model: {d: 8\n  x: 1\n")
+    env = {**_env(), "PYTHONPATH": str(tmp_path)}
+    argv = [sys.executable, "-m", "pipeline", "workflow", "-n", "--configfile", "config/broken.yaml"]
+    proc = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: config/broken.yaml:4: not valid YAML: while parsing a flow mapping")
+    config = tmp_path / "config" / "config.yaml"
+    lines = config.read_text().splitlines()
+    config.write_text("\n".join([*lines, "seeds: [0, 1", "base: {}"]) + "\n")
+    for command in ([str(BIN / "snakemake"), "-n"], argv[:5]):
+        proc = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode != 0
+        assert f"config/config.yaml:{len(lines) + 2}: not valid YAML" in proc.stdout + proc.stderr
+
+
+# ---------------------------------------------------------------- D4, D5, D9: the run folder
+
+
+class Interrupted(Exception):
+    """Raised by the epoch hook to stop a training after an epoch."""
+
+
+def _stop_after_first_epoch(epoch: int, _row: dict) -> None:
+    raise Interrupted
+
+
+def test_interrupted_retrain_leaves_no_mixed_folder(tiny, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(tiny["root"] / "run", run)  # complete: model.pt, train.json, metrics.json, ...
+    other = {**SMALL, "loss.alpha": 0.5, "train.epochs": 3}
+    with pytest.raises(Interrupted):
+        train_run(other, tiny["data"], run, 0, tiny["features"], epoch_callback=_stop_after_first_epoch)
+    assert {p.name for p in run.iterdir()} == {"last.pt"}  # the history is in last.pt until the end
+    fails(["evaluate", "--run", str(run), *_data_args(tiny)], capsys, "no checkpoint")
+
+
+def test_evaluate_refuses_a_model_that_train_json_does_not_describe(tiny, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(tiny["root"] / "run", run)
+    checkpoint = torch.load(run / "model.pt", weights_only=False)
+    checkpoint["settings"]["loss"]["alpha"] = 0.5
+    torch.save(checkpoint, run / "model.pt")
+    fails(["evaluate", "--run", str(run), *_data_args(tiny)], capsys, "is not the one train.json describes")
+    (run / "train.json").unlink()
+    fails(["evaluate", "--run", str(run), *_data_args(tiny)], capsys, "incomplete run, no train.json")
+
+
+def test_same_seed_gives_byte_identical_artefacts(tiny, tmp_path):
+    first = tiny["root"] / "run"
+    train_run(SMALL, tiny["data"], tmp_path, 0, tiny["features"])
+    evaluate_run(tmp_path, tiny["data"], tiny["features"], experiment=first.parent.name)
+    names = {p.name for p in first.iterdir()}
+    assert names == {p.name for p in tmp_path.iterdir()}
+    assert names == {"model.pt", "history.csv", "train.json", "timings.json"} | {
+        "metrics.json",
+        "predictions.csv",
+        "embeddings.npz",
+    }
+    for name in names - {"timings.json"}:
+        assert (first / name).read_bytes() == (tmp_path / name).read_bytes(), name
+    timings = json.loads((tmp_path / "timings.json").read_text())
+    assert len(timings["epoch_seconds"]) == 2 and timings["seconds"] > 0
+
+
+def test_a_second_process_on_the_run_folder_is_refused(tiny, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(tiny["root"] / "run", run)
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    with run_lock(run):  # another process's lock: flock conflicts between open files, even in one process
+        fails(train_argv(tiny["data"], run, tiny["features"]), capsys, "another process", str(run))
+        fails(["evaluate", "--run", str(run), *_data_args(tiny)], capsys, "another process")
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before  # untouched; the lock file is gone
+    assert main(["evaluate", "--run", str(run), *_data_args(tiny)]) == 0  # released
+
+
+# ---------------------------------------------------------------- kills (slow)
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, f"finished before {path} appeared"
+        assert time.monotonic() < deadline, f"{path} did not appear"
+        time.sleep(0.02)
+
+
+@pytest.mark.slow
+def test_kill_9_of_train_resumes_to_the_same_bytes(tiny, tmp_path):
+    settings = {**SMALL, "train.epochs": 6, "train.patience": 10}
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    train_run(settings, tiny["data"], straight, 0, tiny["features"])
+    sets = [arg for key, value in settings.items() for arg in ("--set", f"{key}={value}")]
+    argv = [sys.executable, "-m", "pipeline", "train", *_data_args(tiny), "--out", str(killed), *sets]
+    proc = subprocess.Popen(argv, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for(killed / "last.pt", proc)  # an epoch done
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "train.json").exists() and (killed / "last.pt").is_file()
+    subprocess.run(argv, env=_env(), check=True, capture_output=True, timeout=300)
+    assert json.loads((killed / "train.json").read_text())["resumed_from_epoch"] >= 1
+    for run in (straight, killed):
+        evaluate_run(run, tiny["data"], tiny["features"], experiment="x")
+    for name in ("model.pt", "history.csv", "metrics.json", "predictions.csv", "embeddings.npz"):
+        assert (straight / name).read_bytes() == (killed / name).read_bytes(), name
+
+
+def _tiny_project(root: Path) -> Path:
+    """A copy of the repository on the tiny config, one seed (config/config.yaml + config/test.yaml)."""
+    copy_repository(root)
+    config = load_config([REPO / "config" / "config.yaml", REPO / "config" / "test.yaml"])
+    config["seeds"] = [0]
+    (root / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+    return root
+
+
+@pytest.mark.slow
+def test_killed_workflow_reruns_to_the_same_tables(tmp_path):
+    """kill -9 of Snakemake and its jobs (the whole session) mid-run, `--unlock`, rerun: the same table as a
+    run never interrupted (both built side by side)."""
+    target = [str(BIN / "snakemake"), "--cores", "1", "results/tables/table1.csv"]
+    straight, killed = _tiny_project(tmp_path / "straight"), _tiny_project(tmp_path / "killed")
+    env = {**_env(), "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    reference = subprocess.Popen(
+        target, cwd=straight, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+    )
+    victim = subprocess.Popen(
+        target,
+        cwd=killed,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    _wait_for(killed / "logs/train/synthetic/hycon/seed0.log", victim, timeout=600)  # training has started
+    os.killpg(victim.pid, signal.SIGKILL)
+    victim.wait()
+    assert not (killed / "results/runs/synthetic/hycon/seed0/metrics.json").exists()
+    locked = subprocess.run(target, cwd=killed, env=env, capture_output=True, text=True, timeout=600)
+    assert locked.returncode != 0 and "cannot be locked" in locked.stdout + locked.stderr
+    subprocess.run([*target, "--unlock"], cwd=killed, env=env, check=True, capture_output=True, timeout=600)
+    subprocess.run(target, cwd=killed, env=env, check=True, capture_output=True, timeout=900)
+    assert reference.wait(timeout=900) == 0
+    for ext in ("csv", "md", "tex"):
+        table = f"results/tables/table1.{ext}"
+        assert (straight / table).read_bytes() == (killed / table).read_bytes(), table
