@@ -1,7 +1,7 @@
 """The workflow's configuration (config/*.yaml): loading, validation and expansion of the experiment grid.
 
-One place for the grid: the Snakefile, the reporting stages and the random search all read the datasets,
-seeds, experiments and tables through this module, and DVC only tracks config/config.yaml as params.
+One place for the grid: the Snakefile, the reporting stages and the per-experiment search read the
+datasets, seeds, experiments and tables through this module, and DVC only tracks config/config.yaml as params.
 
 - `load_config(paths)` merges YAML files the way Snakemake merges `--configfile` onto the Snakefile's
   `configfile:` (mappings recursively, everything else replaced), then validates.
@@ -10,7 +10,8 @@ seeds, experiments and tables through this module, and DVC only tracks config/co
   reported row exists in the paper, every experiment's overrides are valid settings, every imported
   dataset names its format and path. Each failure is one ConfigError naming the key, raised before any
   job is planned.
-- `runs`, `experiment_settings`, `table_spec`, `features_key` expand the grid for the Snakefile.
+- `runs`, `experiment_settings`, `table_spec`, `features_key` expand the grid for the Snakefile;
+  `search_experiments`, `search_spec`, `searched_table_spec` the per-row search of `search_all`.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ DEFAULT_CONFIG = REPO / "config" / "config.yaml"
 
 # Dataset keys of `source: import` (the `import` stage's arguments).
 IMPORT_KEYS = ("format", "path", "clip_base")
-# Experiment name of the setting the random search chose (trained like a configured experiment).
-SEARCH_EXPERIMENT = "search_best"
+# Prefix of the experiment names under which each experiment's searched setting is trained (reserved).
+SEARCHED_PREFIX = "searched_"
 DEFAULT_REFERENCE = "hycon"  # the row a table's other rows are compared with, unless its `reference` says
 
 
@@ -109,11 +110,11 @@ def check_config(config: Mapping[str, Any]) -> None:
         resolve_settings(config["base"])
     except ConfigError as err:
         raise ConfigError(f"base: {err}") from None
-    if SEARCH_EXPERIMENT in config["experiments"]:
-        raise ConfigError(
-            f"experiments.{SEARCH_EXPERIMENT}: the name is reserved for the setting the search chooses"
-        )
     for name in config["experiments"]:
+        if name.startswith(SEARCHED_PREFIX):
+            raise ConfigError(
+                f"experiments.{name}: the prefix '{SEARCHED_PREFIX}' is reserved for the searched settings"
+            )
         experiment_settings(config, name)
     for name in config.get("experiment_seeds") or {}:
         _check_experiment(config, name, "experiment_seeds")
@@ -148,12 +149,15 @@ def check_config(config: Mapping[str, Any]) -> None:
     if search:
         for dataset in search_datasets(config):
             check_dataset(config, dataset, "search.datasets")
-        check_search_space(search["space"])
-        for key in search["space"]:
-            try:
-                resolve_settings(config["base"], {key: _space_example(search["space"][key])})
-            except ConfigError as err:
-                raise ConfigError(f"search.space.{key}: {err}") from None
+        for name in sorted({e for names in search_experiments(config).values() for e in names}):
+            check_search_space(search["space"], name, config["experiments"][name])
+            for key in search["space"]:
+                try:
+                    resolve_settings(
+                        experiment_settings(config, name), {key: _space_example(search["space"][key])}
+                    )
+                except ConfigError as err:
+                    raise ConfigError(f"search.space.{key} (experiment {name}): {err}") from None
 
 
 def _check_import(name: str, spec: Mapping[str, Any]) -> None:
@@ -347,3 +351,45 @@ def search_datasets(config: Mapping[str, Any]) -> list[str]:
     """Datasets the random search runs on: `search.datasets`, else those the tables use."""
     search = config.get("search") or {}
     return list(search.get("datasets") or dataset_experiments(config))
+
+
+def search_experiments(config: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Dataset -> the experiments searched on it: every row of the active tables on the search datasets."""
+    wanted = set(search_datasets(config))
+    found: dict[str, list[str]] = {}
+    for spec in active_tables(config).values():
+        if spec["dataset"] in wanted:
+            names = found.setdefault(spec["dataset"], [])
+            names += [row["experiment"] for row in spec["rows"] if row["experiment"] not in names]
+    return found
+
+
+def searched_name(experiment: str) -> str:
+    """Experiment name under which `experiment`'s searched setting is trained and aggregated."""
+    return SEARCHED_PREFIX + experiment
+
+
+def search_spec(config: Mapping[str, Any], experiment: str) -> dict[str, Any]:
+    """What defines one experiment's search: its settings, the space, trials, sampling seed and sampler."""
+    search = config["search"]
+    return {
+        "settings": experiment_settings(config, experiment),
+        **{key: search[key] for key in ("space", "trials", "seed", "sampler")},
+    }
+
+
+def searched_table_spec(config: Mapping[str, Any], table: str) -> dict[str, Any]:
+    """`table_spec` with each row's experiment replaced by its searched setting, trained with search.seeds."""
+    spec = table_spec(config, table)
+    spec["rows"] = [{**row, "experiment": searched_name(row["experiment"])} for row in spec["rows"]]
+    spec["reference"] = spec["reference"] and searched_name(spec["reference"])
+    spec["seeds"] = list(config["search"]["seeds"])
+    spec["title"] += " (searched settings)"
+    spec["caption"] = table_caption(spec)
+    return spec
+
+
+def searched_tables(config: Mapping[str, Any]) -> list[str]:
+    """Active tables whose rows are searched (their dataset is a search dataset)."""
+    datasets = set(search_datasets(config)) if config.get("search") else set()
+    return [name for name, spec in active_tables(config).items() if spec["dataset"] in datasets]

@@ -3,16 +3,20 @@
 Conventions shared by every loss here:
 
 - `reps` maps the modality names ``'l'``, ``'a'``, ``'v'`` to ``[B, d]`` tensors, not yet normalised. Each
-  loss L2-normalises them (``F.normalize`` with its eps, so a zero vector stays zero and its similarities
-  are 0, not NaN) and computes in float32 (safe under mixed precision). The similarity of two
-  representations is the dot product of their normalised vectors.
+  loss L2-normalises them with a norm floor, x / max(||x||, NORM_FLOOR), and computes in float32 (safe
+  under mixed precision). The similarity of two representations is the dot product of their normalised
+  vectors. A zero vector stays zero (similarities 0, not NaN). A vanishing one (after the ReLU, one tiny
+  active unit) would otherwise draw a gradient of order 1/||x|| (from the normalisation and from the
+  scale-free ratio of Eqs. 7/10): measured at ||x|| = 1e-4, 795 against a median 0.007 for the other
+  samples, enough to set the direction of the whole clipped update. With the floor, and the ratio weighted
+  by the normalised anchor's norm (1 above the floor), it stays below 1 however small ||x|| gets.
 - `classes` is a ``[B]`` integer (or bool) tensor of sentiment classes (binary in HyCon; see `class_labels`).
   A negative of an anchor is any sample of a *different* class.
-- An *anchor* is one (sample, modality) pair, so a batch has ``3B`` anchors. Each loss returns the batch
-  expectation: the mean of the per-anchor terms over the anchors that qualify. The paper's Eq. 13 says the
-  hybrid loss is "summed over all data samples"; the expectation operator of Eqs. 6-12 is what we follow,
-  so batch size does not rescale the loss against the MAE of Eq. 14.
-- An anchor with no positive in the batch is left out of the expectation (its Eq. 7/10 ratio and its
+- An *anchor* is one (sample, modality) pair, so a batch has ``3B`` anchors. Each loss reduces its
+  per-anchor terms over the anchors that qualify with `reduction` (``loss.reduction``): ``'sum'`` is Eq. 13's
+  "summed over all data samples of different modalities in a mini-batch" (the paper's; it grows with the
+  batch against the MAE of Eq. 14), ``'mean'`` the expectation operator of Eqs. 6-12 (independent of B).
+- An anchor with no positive in the batch is left out of the reduction (its Eq. 7/10 ratio and its
   refinement mean are undefined). If no anchor qualifies the loss is a zero that is still attached to the
   inputs' graph, so ``backward()`` works and gives zero gradients.
 - The supervised ratio sum_pos / (sum_pos + sum_neg) is taken literally (no exp, temperature or log). The
@@ -39,6 +43,10 @@ MODALITIES: tuple[str, str, str] = ("l", "a", "v")
 COMPARISON_NAMES: tuple[str, ...] = ("triplet", "hard_triplet", "npair", "contrastive")
 CONTRASTIVE_NAMES: tuple[str, ...] = ("hycon", "none", *COMPARISON_NAMES)
 ZERO_CLASSES: tuple[str, ...] = ("nonneg", "negative")
+REDUCTIONS: tuple[str, ...] = ("mean", "sum")
+# Smallest norm the L2 normalisation divides by (module docstring). Well below the norms the projections
+# produce (a ReLU'd d = 50 vector of unit-scale activations has norm ~5), so only vanishing vectors feel it.
+NORM_FLOOR = 0.1
 
 PairKind = Literal["intra", "inter"]
 
@@ -48,13 +56,15 @@ class _Pairs:
     """Anchor-by-candidate tables for one pair definition: row r is anchor (sample r % B, modality r // B).
 
     `sim` and `dist2` ([A, C]) are the similarity and squared Euclidean distance of the normalised anchor to
-    each candidate; `pos` / `neg` ([A, C], bool) mark its positives and negatives.
+    each candidate; `pos` / `neg` ([A, C], bool) mark its positives and negatives; `norm` ([A]) is the
+    normalised anchor's norm, min(||x|| / NORM_FLOOR, 1).
     """
 
     sim: torch.Tensor
     dist2: torch.Tensor
     pos: torch.Tensor
     neg: torch.Tensor
+    norm: torch.Tensor
 
 
 def class_labels(labels: torch.Tensor, zero_class: str = "nonneg") -> torch.Tensor:
@@ -67,30 +77,37 @@ def class_labels(labels: torch.Tensor, zero_class: str = "nonneg") -> torch.Tens
     return positive.long()
 
 
-def scl_loss(reps: Mapping[str, torch.Tensor], alpha: float) -> torch.Tensor:
+def scl_loss(reps: Mapping[str, torch.Tensor], alpha: float, reduction: str = "mean") -> torch.Tensor:
     """Semi-contrastive loss, Eq. 6: per anchor (i, m), 1/2 * sum over the two other modalities m' of
-    (s(a_i^m, a_i^m') - alpha)^2, averaged over all 3B anchors."""
+    (s(a_i^m, a_i^m') - alpha)^2, reduced (mean or sum) over all 3B anchors."""
     z = _normalised(reps)
     terms = []
     for m in MODALITIES:
         others = [(z[m] * z[o]).sum(-1) for o in MODALITIES if o != m]  # [B] each, same sample i
         terms.append(0.5 * sum((s - alpha) ** 2 for s in others))
-    return torch.cat(terms).mean()
+    term = torch.cat(terms)
+    return _reduce(term, torch.ones_like(term, dtype=torch.bool), reduction)
 
 
-def iamcl_loss(reps: Mapping[str, torch.Tensor], classes: torch.Tensor, refine: bool = True) -> torch.Tensor:
+def iamcl_loss(
+    reps: Mapping[str, torch.Tensor], classes: torch.Tensor, refine: bool = True, reduction: str = "mean"
+) -> torch.Tensor:
     """Intra-modal contrastive loss, Eq. 7 (+ the refinement of Eq. 8 when `refine`, Eq. 9).
 
     Per anchor (i, m): positives are modality m of the other samples j != i of the same class, negatives
     modality m of the samples of the other class; term = -sum_pos s / (sum_pos s + sum_neg s)
     [+ 1/N sum_pos (s - 1)^2].
     """
-    pairs = _build_pairs(_normalised(reps), _checked_classes(classes, reps), "intra")
-    return _ratio_loss(pairs, target=1.0 if refine else None)
+    pairs = _build_pairs(reps, classes, "intra")
+    return _ratio_loss(pairs, 1.0 if refine else None, reduction)
 
 
 def iemcl_loss(
-    reps: Mapping[str, torch.Tensor], classes: torch.Tensor, alpha: float, refine: bool = True
+    reps: Mapping[str, torch.Tensor],
+    classes: torch.Tensor,
+    alpha: float,
+    refine: bool = True,
+    reduction: str = "mean",
 ) -> torch.Tensor:
     """Inter-modal contrastive loss, Eq. 10 (+ the refinement of Eq. 11 when `refine`, Eq. 12).
 
@@ -98,8 +115,8 @@ def iemcl_loss(
     (2N), negatives the two other modalities of the samples of the other class (2M); the anchor's own sample
     never enters. term = -sum_pos s / (sum_pos s + sum_neg s) [+ 1/(2N) sum_pos (s - alpha)^2].
     """
-    pairs = _build_pairs(_normalised(reps), _checked_classes(classes, reps), "inter")
-    return _ratio_loss(pairs, target=alpha if refine else None)
+    pairs = _build_pairs(reps, classes, "inter")
+    return _ratio_loss(pairs, alpha if refine else None, reduction)
 
 
 def classical_contrastive_loss(
@@ -108,13 +125,14 @@ def classical_contrastive_loss(
     pairs: PairKind = "intra",
     *,
     generator: torch.Generator | None = None,
+    reduction: str = "mean",
 ) -> torch.Tensor:
     """Classical contrastive loss, Eq. 15, literal: -a.p / (a.p + sum_j a.n_j), with one positive drawn at
     random per anchor and all its negatives. Anchors lacking a positive or a negative are left out."""
-    table = _build_pairs(_normalised(reps), _checked_classes(classes, reps), pairs)
+    table = _build_pairs(reps, classes, pairs)
     one_pos = _one_hot(_random_choice(table.pos, generator), table.pos)
-    term, _ = _ratio_terms(table.sim, one_pos, table.neg, target=None)
-    return _masked_mean(term, _has_pos_and_neg(table))
+    term, _ = _ratio_terms(table, one_pos, target=None)
+    return _reduce(term, _has_pos_and_neg(table), reduction)
 
 
 def triplet_loss(
@@ -125,6 +143,7 @@ def triplet_loss(
     margin: float = 1.0,
     hinge: bool = True,
     generator: torch.Generator | None = None,
+    reduction: str = "mean",
 ) -> torch.Tensor:
     """Triplet loss, Eq. 16: ||a - p||^2 - ||a - n||^2 + margin with one random positive and one random
     negative per anchor (normalised vectors).
@@ -133,10 +152,10 @@ def triplet_loss(
     max(0, .) as in FaceNet [45], which the paper cites for it. Anchors lacking a positive or a negative are
     left out.
     """
-    table = _build_pairs(_normalised(reps), _checked_classes(classes, reps), pairs)
+    table = _build_pairs(reps, classes, pairs)
     p = _random_choice(table.pos, generator)
     n = _random_choice(table.neg, generator)
-    return _triplet_from_indices(table, p, n, margin, hinge)
+    return _triplet_from_indices(table, p, n, margin, hinge, reduction)
 
 
 def hard_triplet_loss(
@@ -146,14 +165,15 @@ def hard_triplet_loss(
     *,
     margin: float = 1.0,
     hinge: bool = True,
+    reduction: str = "mean",
 ) -> torch.Tensor:
     """Hard-triplet mining (Section 4.5.6): Eq. 16 with, per anchor, the hardest positive (lowest similarity
     among its positives) and the hardest negative (highest similarity among its negatives). Ties go to the
     lowest candidate index. Hinge and omitted anchors as in `triplet_loss`."""
-    table = _build_pairs(_normalised(reps), _checked_classes(classes, reps), pairs)
+    table = _build_pairs(reps, classes, pairs)
     p = torch.where(table.pos, table.sim, torch.inf).argmin(-1)
     n = torch.where(table.neg, table.sim, -torch.inf).argmax(-1)
-    return _triplet_from_indices(table, p, n, margin, hinge)
+    return _triplet_from_indices(table, p, n, margin, hinge, reduction)
 
 
 def npair_loss(
@@ -162,15 +182,16 @@ def npair_loss(
     pairs: PairKind = "intra",
     *,
     generator: torch.Generator | None = None,
+    reduction: str = "mean",
 ) -> torch.Tensor:
     """N-pair loss, Eq. 17: log(1 + sum_j exp(a.n_j - a.p)) with one random positive and all negatives,
     computed as a logsumexp over [0, a.n_j - a.p] for stability. Anchors lacking a positive or a negative are
     left out."""
-    table = _build_pairs(_normalised(reps), _checked_classes(classes, reps), pairs)
+    table = _build_pairs(reps, classes, pairs)
     sp = table.sim.gather(-1, _random_choice(table.pos, generator)[:, None])  # [A, 1]
     diffs = torch.where(table.neg, table.sim - sp, -torch.inf)
     term = torch.logsumexp(torch.cat([torch.zeros_like(sp), diffs], dim=-1), dim=-1)
-    return _masked_mean(term, _has_pos_and_neg(table))
+    return _reduce(term, _has_pos_and_neg(table), reduction)
 
 
 COMPARISON_LOSSES: dict[str, Callable[..., torch.Tensor]] = {
@@ -190,8 +211,10 @@ def hybrid_loss(
     refine: bool = True,
     contrastive: str = "hycon",
     generator: torch.Generator | None = None,
+    reduction: str = "mean",
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Hybrid loss, Eq. 13: lambda1 * IAMCL + lambda2 * IEMCL + lambda3 * SCL.
+    """Hybrid loss, Eq. 13: lambda1 * IAMCL + lambda2 * IEMCL + lambda3 * SCL, each term reduced over its
+    anchors by `reduction` (``'sum'``: the paper's sum over all samples and modalities; ``'mean'``).
 
     ``contrastive='hycon'`` uses Eqs. 7-12; a comparison loss name (triplet, hard_triplet, npair,
     contrastive) replaces IAMCL with that loss on the intra-modal pairs and IEMCL with it on the inter-modal
@@ -207,23 +230,26 @@ def hybrid_loss(
         raise ConfigError(
             f"loss.lambda_iamcl/lambda_iemcl/lambda_scl: need three weights >= 0, got {lambdas}"
         )
+    _check_reduction(reduction)
     _check_reps(reps)
     total = _graph_zero(reps)
     parts = {key: total.detach() for key in ("iamcl", "iemcl", "scl")}
     if contrastive == "none":
         return total, parts
     if contrastive == "hycon":
-        intra = partial(iamcl_loss, reps, classes, refine=refine)
-        inter = partial(iemcl_loss, reps, classes, alpha, refine=refine)
+        intra = partial(iamcl_loss, reps, classes, refine=refine, reduction=reduction)
+        inter = partial(iemcl_loss, reps, classes, alpha, refine=refine, reduction=reduction)
     else:
         fn = COMPARISON_LOSSES[contrastive]
-        extra = {} if contrastive == "hard_triplet" else {"generator": generator}
+        extra = {"reduction": reduction}
+        if contrastive != "hard_triplet":
+            extra["generator"] = generator
         intra = partial(fn, reps, classes, "intra", **extra)
         inter = partial(fn, reps, classes, "inter", **extra)
     for key, weight, compute in (
         ("iamcl", lambdas[0], intra),
         ("iemcl", lambdas[1], inter),
-        ("scl", lambdas[2], partial(scl_loss, reps, alpha)),
+        ("scl", lambdas[2], partial(scl_loss, reps, alpha, reduction)),
     ):
         if weight == 0:
             continue
@@ -233,59 +259,65 @@ def hybrid_loss(
     return total, parts
 
 
-def _build_pairs(z: Mapping[str, torch.Tensor], classes: torch.Tensor, kind: PairKind) -> _Pairs:
-    """Pair tables over the 3B anchors for normalised `z`: ``'intra'`` candidates are the B samples of the
-    anchor's modality (IAMCL's pairs); ``'inter'`` candidates are the 2B samples of the two other modalities
-    (IEMCL's pairs). Positives: same class, other sample; negatives: other class."""
+def _build_pairs(reps: Mapping[str, torch.Tensor], classes: torch.Tensor, kind: PairKind) -> _Pairs:
+    """Pair tables over the 3B anchors of `reps` (normalised here): ``'intra'`` candidates are the B samples
+    of the anchor's modality (IAMCL's pairs); ``'inter'`` candidates are the 2B samples of the two other
+    modalities (IEMCL's pairs). Positives: same class, other sample; negatives: other class."""
     if kind not in ("intra", "inter"):
         raise ValueError(f"pair definition must be 'intra' or 'inter', got {kind!r}")
+    z = _normalised(reps)
+    classes = _checked_classes(classes, reps)
     same = classes[:, None] == classes[None, :]
     other_sample = ~torch.eye(len(classes), dtype=torch.bool, device=classes.device)
     pos, neg = same & other_sample, ~same
-    sims, dists, poss, negs = [], [], [], []
+    sims, dists, poss, negs, norms = [], [], [], [], []
     for m in MODALITIES:
         cands = [m] if kind == "intra" else [o for o in MODALITIES if o != m]
         c = torch.cat([z[o] for o in cands])  # [C, d]
         s = z[m] @ c.T
         sims.append(s)
+        # exactly 1 at or above the floor, so the literal ratio is untouched there
+        norms.append((torch.linalg.vector_norm(reps[m].float(), dim=-1) / NORM_FLOOR).clamp(max=1))
         dists.append((z[m] ** 2).sum(-1)[:, None] + (c**2).sum(-1)[None, :] - 2 * s)
         poss.append(pos.repeat(1, len(cands)))
         negs.append(neg.repeat(1, len(cands)))
-    return _Pairs(torch.cat(sims), torch.cat(dists), torch.cat(poss), torch.cat(negs))
+    return _Pairs(torch.cat(sims), torch.cat(dists), torch.cat(poss), torch.cat(negs), torch.cat(norms))
 
 
-def _ratio_terms(
-    sim: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, target: float | None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-anchor -sum_pos s / (sum_pos s + sum_neg s) [+ mean over positives of (s - target)^2], shared by
-    IAMCL, IEMCL and the classical contrastive loss; returns the terms and whether each anchor has a
-    positive. A zero denominator gives ratio 0 (see the module docstring)."""
+def _ratio_terms(pairs: _Pairs, pos: torch.Tensor, target: float | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-anchor -sum_pos s / (sum_pos s + sum_neg s) [+ mean over positives of (s - target)^2] over the
+    `pos` columns and `pairs.neg`, shared by IAMCL, IEMCL and the classical contrastive loss; returns the
+    terms and whether each anchor has a positive. A zero denominator gives ratio 0 (module docstring).
+
+    The ratio does not change when the anchor is scaled, so its gradient grows as 1/||anchor||; it is
+    weighted by the anchor's norm `pairs.norm` (1 above NORM_FLOOR: the literal ratio), which keeps the
+    gradient of a vanishing anchor bounded and lets its contribution fade with it."""
+    sim = pairs.sim
     sum_pos = (sim * pos).sum(-1)
-    denom = sum_pos + (sim * neg).sum(-1)
+    denom = sum_pos + (sim * pairs.neg).sum(-1)
     zero = denom == 0
-    term = -torch.where(
-        zero, torch.zeros_like(denom), sum_pos / torch.where(zero, torch.ones_like(denom), denom)
-    )
+    ratio = sum_pos / torch.where(zero, torch.ones_like(denom), denom)
+    term = -torch.where(zero, torch.zeros_like(denom), ratio * pairs.norm)
     n_pos = pos.sum(-1)
     if target is not None:
         term = term + (((sim - target) ** 2) * pos).sum(-1) / n_pos.clamp(min=1)
     return term, n_pos > 0
 
 
-def _ratio_loss(pairs: _Pairs, target: float | None) -> torch.Tensor:
-    """IAMCL / IEMCL expectation over the anchors that have a positive."""
-    term, valid = _ratio_terms(pairs.sim, pairs.pos, pairs.neg, target)
-    return _masked_mean(term, valid)
+def _ratio_loss(pairs: _Pairs, target: float | None, reduction: str) -> torch.Tensor:
+    """IAMCL / IEMCL reduced over the anchors that have a positive."""
+    term, valid = _ratio_terms(pairs, pairs.pos, target)
+    return _reduce(term, valid, reduction)
 
 
 def _triplet_from_indices(
-    pairs: _Pairs, p: torch.Tensor, n: torch.Tensor, margin: float, hinge: bool
+    pairs: _Pairs, p: torch.Tensor, n: torch.Tensor, margin: float, hinge: bool, reduction: str
 ) -> torch.Tensor:
     """Eq. 16 for the chosen positive `p` and negative `n` column of each anchor."""
     term = pairs.dist2.gather(-1, p[:, None])[:, 0] - pairs.dist2.gather(-1, n[:, None])[:, 0] + margin
     if hinge:
         term = term.clamp(min=0)
-    return _masked_mean(term, _has_pos_and_neg(pairs))
+    return _reduce(term, _has_pos_and_neg(pairs), reduction)
 
 
 def _random_choice(mask: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -306,10 +338,16 @@ def _has_pos_and_neg(pairs: _Pairs) -> torch.Tensor:
     return pairs.pos.any(-1) & pairs.neg.any(-1)
 
 
-def _masked_mean(term: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Mean of `term` over the `valid` anchors; a graph-attached 0 when none is valid."""
-    kept = torch.where(valid, term, torch.zeros_like(term))
-    return kept.sum() / valid.sum().clamp(min=1)
+def _reduce(term: torch.Tensor, valid: torch.Tensor, reduction: str) -> torch.Tensor:
+    """Sum or mean of `term` ([A]) over the `valid` anchors; a graph-attached 0 when none is valid."""
+    _check_reduction(reduction)
+    kept = torch.where(valid, term, torch.zeros_like(term)).sum()
+    return kept if reduction == "sum" else kept / valid.sum().clamp(min=1)
+
+
+def _check_reduction(reduction: str) -> None:
+    if reduction not in REDUCTIONS:
+        raise ConfigError(f"loss.reduction: {reduction!r} is not one of {', '.join(REDUCTIONS)}")
 
 
 def _graph_zero(reps: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -318,9 +356,13 @@ def _graph_zero(reps: Mapping[str, torch.Tensor]) -> torch.Tensor:
 
 
 def _normalised(reps: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Validate `reps` and L2-normalise each modality in float32 (zero vectors stay zero)."""
+    """Validate `reps` and L2-normalise each modality in float32, dividing by max(||x||, NORM_FLOOR)."""
     _check_reps(reps)
-    return {m: F.normalize(reps[m].float(), dim=-1) for m in MODALITIES}
+    out = {}
+    for m in MODALITIES:
+        x = reps[m].float()
+        out[m] = x / torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp(min=NORM_FLOOR)
+    return out
 
 
 def _check_reps(reps: Mapping[str, torch.Tensor]) -> None:

@@ -53,6 +53,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "alpha": 0.8,  # modality margin, in (0, 1]
         "refine": True,
         "zero_class": "nonneg",  # class of a zero label: nonneg (positive class) | negative
+        # sum (Eq. 13: summed over the batch's samples and modalities, the paper's) | mean (per anchor)
+        "reduction": "mean",
     },
     "train": {
         "batch_size": 32,
@@ -77,6 +79,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.fusion": ("add", "concat", "tensor", "graph"),
     "loss.contrastive": ("hycon", "none", "triplet", "hard_triplet", "npair", "contrastive"),
     "loss.zero_class": ("nonneg", "negative"),
+    "loss.reduction": ("mean", "sum"),
     "train.select": ("mae", "corr", "acc7", "acc2_non0", "f1_non0", "acc2_has0", "f1_has0"),
 }
 
@@ -272,11 +275,22 @@ def feature_settings_of(settings: Mapping[str, Any]) -> dict[str, Any]:
     return {key.split(".", 1)[1]: settings["model"][key.split(".", 1)[1]] for key in FEATURE_KEYS}
 
 
-def check_search_space(keys: Iterable[str]) -> None:
-    """ConfigError when a search space varies a SEARCH_FIXED_KEYS setting (they pick the cached features)."""
-    fixed = sorted(set(keys) & set(SEARCH_FIXED_KEYS))
+def check_search_space(
+    keys: Iterable[str], experiment: str | None = None, overrides: Mapping[str, Any] | None = None
+) -> None:
+    """ConfigError when a search space varies a SEARCH_FIXED_KEYS setting (they pick the cached features)
+    or, searching `experiment`, a key its `overrides` set: a table row is searched only within what its
+    variant leaves free (alpha_0.5 is alpha = 0.5; searching loss.alpha would make it another row)."""
+    keys = set(keys)
+    fixed = sorted(keys & set(SEARCH_FIXED_KEYS))
     if fixed:
         raise ConfigError(f"search.space cannot vary {', '.join(fixed)} (they select the cached features)")
+    own = sorted(keys & set(_flatten(overrides or {})))
+    if own:
+        raise ConfigError(
+            f"search.space varies {', '.join(own)}, which experiment '{experiment}' sets: a row is searched"
+            " only over the keys its experiment leaves free; drop them from search.space"
+        )
 
 
 def write_settings(path: str | Path, settings: Mapping[str, Any]) -> None:

@@ -132,6 +132,7 @@ def train_epoch(
                 refine=loss_cfg["refine"],
                 contrastive=loss_cfg["contrastive"],
                 generator=generators["loss"],
+                reduction=loss_cfg["reduction"],
             )
         loss = pred_loss + hybrid  # Eq. 14
         optimizer.zero_grad(set_to_none=True)

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import itertools
 import math
+from functools import partial
 
 import pytest
 import torch
 
+import pipeline.losses
 from pipeline.errors import ConfigError
 from pipeline.losses import (
     class_labels,
@@ -255,8 +257,8 @@ def candidates(u, classes, i, m, kind):
     return pos, neg
 
 
-def reference(reps, classes, kind, per_anchor):
-    """Mean of per_anchor(a, positives, negatives) over anchors; None results are left out."""
+def anchor_terms(reps, classes, kind, per_anchor):
+    """per_anchor(a, positives, negatives) of every anchor (sample, modality) that has a term."""
     u = {m: [unit(x) for x in reps[m].detach()] for m in M}
     terms = []
     for m in M:
@@ -264,7 +266,19 @@ def reference(reps, classes, kind, per_anchor):
             term = per_anchor(u[m][i], *candidates(u, classes.tolist(), i, m, kind))
             if term is not None:
                 terms.append(term)
+    return terms
+
+
+def reference(reps, classes, kind, per_anchor):
+    """Mean of per_anchor(a, positives, negatives) over anchors; None results are left out."""
+    terms = anchor_terms(reps, classes, kind, per_anchor)
     return sum(terms) / len(terms) if terms else 0.0
+
+
+def scl_terms(reps, alpha):
+    u = {m: [unit(x) for x in reps[m].detach()] for m in M}
+    n = len(u["l"])
+    return [0.5 * sum((dot(u[m][i], u[o][i]) - alpha) ** 2 for o in M if o != m) for m in M for i in range(n)]
 
 
 def ratio_term(target):
@@ -529,3 +543,77 @@ def test_bad_arguments() -> None:
         scl_loss({**reps, "v": torch.zeros(3, 5)}, 0.8)
     with pytest.raises(ValueError, match="intra"):
         triplet_loss(reps, classes, "cross")
+
+
+# ---------------------------------------------------------------- Eq. 13's sum, vanishing representations
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_sum_reduction_is_the_sum_over_every_anchor(seed: int) -> None:
+    """hybrid_loss(reduction='sum') = sum over all (sample, modality) anchors of the weighted per-anchor
+    terms (Eq. 13 "summed over all data samples of different modalities"); 'mean' = each term's mean."""
+    reps = random_reps(9, 6, seed)
+    classes = torch.tensor([0, 1, 1, 0, 1, 0, 0, 1, 1])
+    lambdas = (0.5, 2.0, 3.0)
+    per_term = {
+        "iamcl": anchor_terms(reps, classes, "intra", ratio_term(1.0)),
+        "iemcl": anchor_terms(reps, classes, "inter", ratio_term(0.7)),
+        "scl": scl_terms(reps, 0.7),
+    }
+    assert all(len(t) == 27 for t in per_term.values())  # every anchor has a positive here
+    brute_sum = sum(w * sum(per_term[k]) for w, k in zip(lambdas, per_term, strict=True))
+    brute_mean = sum(w * sum(per_term[k]) / 27 for w, k in zip(lambdas, per_term, strict=True))
+    total, parts = _hybrid(reps, classes, alpha=0.7, lambdas=lambdas, reduction="sum")
+    assert total.item() == pytest.approx(brute_sum, rel=1e-5)
+    assert parts == pytest.approx({k: sum(v) for k, v in per_term.items()}, rel=1e-5)
+    assert _hybrid(reps, classes, alpha=0.7, lambdas=lambdas)[0].item() == pytest.approx(brute_mean, rel=1e-5)
+
+
+def test_sum_reduction_leaves_out_anchors_without_positive() -> None:
+    reps = random_reps(5, 4, seed=3)
+    classes = torch.tensor([0, 1, 1, 1, 1])  # sample 0 has no positive: its 3 anchors are left out
+    for kind, loss in (
+        ("intra", partial(iamcl_loss, refine=True)),
+        ("inter", partial(iemcl_loss, alpha=0.8)),
+    ):
+        terms = anchor_terms(reps, classes, kind, ratio_term(1.0 if kind == "intra" else 0.8))
+        assert len(terms) == 12
+        assert loss(reps, classes, reduction="sum").item() == pytest.approx(sum(terms), rel=1e-5)
+        assert loss(reps, classes, reduction="mean").item() == pytest.approx(sum(terms) / 12, rel=1e-5)
+
+
+def test_comparison_losses_sum_is_mean_times_anchors() -> None:
+    reps = random_reps(6, 4, seed=5)
+    classes = torch.tensor([0, 1, 1, 0, 1, 0])  # every anchor has a positive and a negative: 18 anchors
+    for loss in (triplet_loss, npair_loss, classical_contrastive_loss):
+        mean = loss(reps, classes, "inter", generator=torch.Generator().manual_seed(0))
+        total = loss(reps, classes, "inter", generator=torch.Generator().manual_seed(0), reduction="sum")
+        assert total.item() == pytest.approx(18 * mean.item(), rel=1e-5)
+    assert hard_triplet_loss(reps, classes, reduction="sum").item() == pytest.approx(
+        18 * hard_triplet_loss(reps, classes).item(), rel=1e-5
+    )
+    with pytest.raises(ConfigError, match="loss.reduction"):
+        hybrid_loss(reps, classes, alpha=0.8, reduction="avg")
+
+
+def vanishing_gradient(eps: float) -> tuple[float, float]:
+    """Gradient norm of a sample whose language representation is one active unit of size eps, and the
+    median of the others' (B = 32, d = 50, ReLU'd Gaussian representations, the hybrid loss)."""
+    g = torch.Generator().manual_seed(0)
+    reps = {m: torch.randn(32, 50, generator=g).relu() for m in M}
+    reps["l"][0] = 0.0
+    reps["l"][0, 3] = eps
+    reps = {m: r.requires_grad_() for m, r in reps.items()}
+    classes = (torch.rand(32, generator=g) > 0.5).long()
+    hybrid_loss(reps, classes, alpha=0.8)[0].backward()
+    norms = reps["l"].grad.norm(dim=-1)
+    return norms[0].item(), norms[1:].median().item()
+
+
+def test_vanishing_representation_gradient_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    for eps in (1e-2, 1e-4, 1e-6, 1e-9):
+        tiny, others = vanishing_gradient(eps)
+        assert tiny < 1.0 and 0 < others < 0.05, eps
+    # Without the floor (F.normalize's 1e-12), the gradient grows as 1/eps: 795 at eps = 1e-4.
+    monkeypatch.setattr(pipeline.losses, "NORM_FLOOR", 1e-12)
+    assert vanishing_gradient(1e-4)[0] > 500

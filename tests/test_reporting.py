@@ -315,21 +315,3 @@ def test_figures_cli_forest_and_tsne(tmp_path):
     ]
     assert main([*broken, "--out", str(tmp_path / "none.png")]) == 2
     assert not (tmp_path / "none.png").exists()
-
-
-def test_search_sampling_is_seeded_and_validated():
-    from pipeline.search import sample_trials
-
-    space = {
-        "loss.alpha": [0.5, 0.7, 0.8, 0.9],
-        "train.lr": {"log_uniform": [1e-4, 1e-2]},
-        "model.d": {"int_uniform": [8, 9]},
-    }
-    trials = sample_trials(space, 20, seed=3)
-    assert trials == sample_trials(space, 20, seed=3)
-    assert trials[:5] == sample_trials(space, 5, seed=3)  # a longer search extends a shorter one
-    assert all(t["loss.alpha"] in (0.5, 0.7, 0.8, 0.9) for t in trials)
-    assert all(1e-4 <= t["train.lr"] <= 1e-2 for t in trials)
-    assert {t["model.d"] for t in trials} == {8, 9}
-    with pytest.raises(ConfigError, match=r"search\.space\.train\.lr"):
-        sample_trials({"train.lr": {"log_uniform": [0.0, 1.0]}}, 2, seed=0)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.__main__ import STAGES, stage_module
-from pipeline.losses import CONTRASTIVE_NAMES, ZERO_CLASSES
+from pipeline.losses import CONTRASTIVE_NAMES, REDUCTIONS, ZERO_CLASSES
 from pipeline.models.fusion import FUSIONS
 from pipeline.models.hycon import NONNEG, POSITIONAL
 from pipeline.models.language import TEXT_TOKENS
@@ -101,6 +101,7 @@ def test_no_module_is_over_the_line_budget() -> None:
         ("model.positional", POSITIONAL),
         ("loss.contrastive", CONTRASTIVE_NAMES),
         ("loss.zero_class", ZERO_CLASSES),
+        ("loss.reduction", REDUCTIONS),
     ],
 )
 def test_allowed_settings_values_are_what_the_modules_accept(key: str, accepted: tuple[str, ...]) -> None:

@@ -3,7 +3,7 @@
 The end-to-end tests share one project: a copy of this repository whose config/config.yaml is the tiny
 config (config/config.yaml overlaid with config/test.yaml), made a git + DVC repository and built from
 scratch with `dvc repro`, as on a fresh clone. They then run in file order on that project: the outputs,
-nothing left to do, a DVC checkout that must not rerun jobs, the random search, and last an edit of one
+nothing left to do, a DVC checkout that must not rerun jobs, the per-row search, and last an edit of one
 experiment that must rerun only that experiment and what uses it.
 """
 
@@ -33,6 +33,7 @@ from pipeline.grid import (
     experiment_settings,
     load_config,
     runs,
+    search_experiments,
     table_spec,
 )
 from pipeline.models import ARCHS
@@ -65,7 +66,7 @@ def job_counts(output: str) -> dict[str, int]:
 
 
 def dry_run(project: Path, *extra: str) -> dict[str, int]:
-    proc = run(["snakemake", "-n", "--quiet", "rules", *extra], project)
+    proc = run(["snakemake", "-n", *extra, "--quiet", "rules"], project)
     return job_counts(proc.stdout + proc.stderr)
 
 
@@ -349,19 +350,33 @@ def test_dvc_checkout_rewriting_files_reruns_no_job(project):
 
 
 @pytest.mark.slow
-def test_random_search_then_chosen_setting(project):
+def test_search_every_row_then_tables_from_the_chosen_settings(project):
     run(["snakemake", "--cores", "2", "search_all"], project, timeout=900)
-    best = json.loads((project / "results/search/synthetic/best.json").read_text())
-    trials = pd.read_csv(project / "results/search/synthetic/trials.csv")
-    assert len(trials) == TINY["search"]["trials"]
-    assert best["trial"] == int(trials["valid_mae"].idxmin())
-    assert best["settings"]["loss"]["alpha"] == trials.loc[best["trial"], "loss.alpha"]
-    chosen = json.loads((project / "results/metrics/synthetic/search_best.json").read_text())
-    assert chosen["seeds"] == TINY["search"]["seeds"]
-    assert (
-        yaml.safe_load((project / "results/settings/synthetic/search_best.yaml").read_text())
-        == best["settings"]
-    )
+    searched = search_experiments(TINY)["synthetic"]
+    assert searched == dataset_experiments(TINY)["synthetic"][: len(searched)]
+    for experiment in searched:
+        folder = project / f"results/search/synthetic/{experiment}"
+        best = json.loads((folder / "best.json").read_text())
+        trials = pd.read_csv(folder / "trials.csv")
+        assert (folder / "study.journal").is_file()
+        assert len(trials) == TINY["search"]["trials"] and set(trials["state"]) == {"complete"}
+        assert best["trial"] == int(trials.loc[trials["valid_mae"].idxmin(), "trial"])
+        assert best["settings"]["train"]["lr"] == pytest.approx(trials.loc[best["trial"], "train.lr"])
+        own = TINY["experiments"][experiment] or {}
+        assert all(best["settings"][k.split(".")[0]][k.split(".")[1]] == v for k, v in own.items())
+        name = f"searched_{experiment}"
+        assert (
+            yaml.safe_load((project / f"results/settings/synthetic/{name}.yaml").read_text())
+            == (best["settings"])
+        )
+        chosen = json.loads((project / f"results/metrics/synthetic/{name}.json").read_text())
+        assert chosen["seeds"] == TINY["search"]["seeds"]
+    for table, spec in active_tables(TINY).items():
+        frame = pd.read_csv(project / f"results/tables/searched/{table}.csv")
+        measured = frame[frame["Source"] == "measured"]
+        assert measured["Method"].tolist() == [row["label"] for row in spec["rows"]]
+        assert (measured["Seeds"] == len(TINY["search"]["seeds"])).all()
+    assert dry_run(project, "search_all") == {}  # the studies are complete: nothing reruns
 
 
 @pytest.mark.slow

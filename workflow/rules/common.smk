@@ -11,7 +11,6 @@ from pipeline import fingerprints, grid, layout
 from pipeline.data.formats import misa_files
 from pipeline.errors import ConfigError
 from pipeline.reporting.captions import dataset_label
-from pipeline.settings import resolve_settings
 from snakemake.exceptions import WorkflowError
 
 try:
@@ -22,7 +21,6 @@ except ConfigError as err:
 # The interpreter running Snakemake runs the stages too: its environment's bin folder goes first on the
 # jobs' PATH, so that `python -m pipeline` is the project's even when the environment is not activated.
 shell.prefix(f'set -euo pipefail; export PATH={shlex.quote(str(Path(sys.executable).parent))}:"$PATH"; ')
-SEARCH_EXPERIMENT = grid.SEARCH_EXPERIMENT
 RUN_DIR = layout.RUN_DIR
 RAW_DIR = layout.RAW_DIR
 RAW_FILES = [f"{RAW_DIR}/{name}" for name in layout.RAW_FILES]
@@ -79,24 +77,32 @@ def data_fp(dataset):
     return fingerprints.data_fingerprint(config, dataset, REPO_ROOT)
 
 
+def searched_of(experiment):
+    """The configured experiment whose searched setting `experiment` names, or None."""
+    prefix = grid.SEARCHED_PREFIX
+    base = experiment[len(prefix) :] if experiment.startswith(prefix) else None
+    return base if base in config["experiments"] else None
+
+
 def run_seeds(experiment):
-    """Seeds of an experiment: its `experiment_seeds` or the config's, or the search's for the searched
+    """Seeds of an experiment: its `experiment_seeds` or the config's, or the search's for a searched
     setting."""
-    if experiment == SEARCH_EXPERIMENT:
+    if searched_of(experiment):
         return config["search"]["seeds"]
     return grid.experiment_seeds(config, experiment)
 
 
 def run_settings(experiment):
-    """Resolved settings of a configured experiment (None for the searched one: read from best.json)."""
-    if experiment == SEARCH_EXPERIMENT:
+    """Resolved settings of a configured experiment (None for a searched one: read from its best.json)."""
+    if searched_of(experiment):
         return None
     return grid.experiment_settings(config, experiment)
 
 
 def features_path(dataset, experiment):
-    """The cached language features a run reads, or None when its encoder is fine-tuned."""
-    settings = run_settings(experiment) or resolve_settings(config["base"])
+    """The cached language features a run reads, or None when its encoder is fine-tuned. A searched
+    setting reads its experiment's (the space cannot vary the feature keys)."""
+    settings = grid.experiment_settings(config, searched_of(experiment) or experiment)
     key = grid.features_key(settings)
     return None if key is None else layout.FEATURES.format(dataset=dataset, lm=key)
 
@@ -165,15 +171,15 @@ def data_targets():
     return sorted(targets)
 
 
-def table_inputs(wildcards):
-    """The aggregates of a table's measured rows."""
-    spec = grid.table_spec(config, wildcards.table)
+def table_inputs(wildcards, spec_of=grid.table_spec):
+    """The aggregates of a table's measured rows (`spec_of`: grid.table_spec or grid.searched_table_spec)."""
+    spec = spec_of(config, wildcards.table)
     return [aggregate_path(spec["dataset"], row["experiment"]) for row in spec["rows"]]
 
 
-def table_predictions(wildcards):
+def table_predictions(wildcards, spec_of=grid.table_spec):
     """Every seed's predictions.csv of a table's measured rows, when it tests rows against a reference."""
-    spec = grid.table_spec(config, wildcards.table)
+    spec = spec_of(config, wildcards.table)
     experiments = list(dict.fromkeys(row["experiment"] for row in spec["rows"]))
     if spec["reference"] is None or experiments == [spec["reference"]]:
         return []
@@ -191,7 +197,15 @@ def tsne_inputs(wildcards):
     }
 
 
-def search_spec():
-    """What defines a search: the base settings, the space, the number of trials and the sampling seed."""
-    search = config["search"]
-    return {"base": config["base"], "space": search["space"], "trials": search["trials"], "seed": search["seed"]}
+# Search (rules/search.smk): the command of a search job and of its extra workers on the same study.
+SEARCH_SHELL = (
+    "python -m pipeline search --spec {params.spec:q} --dataset {wildcards.dataset} --data {input.data}"
+    " {params.features} --out {params.out_dir} > {log} 2>&1"
+)
+
+
+def search_workers(wildcards):
+    """Markers of the `search.workers` extra processes training the same study (none when it is 1)."""
+    count = config["search"]["workers"]
+    folder = f"results/search/{wildcards.dataset}/{wildcards.experiment}/workers"
+    return [f"{folder}/{k}.done" for k in range(count)] if count > 1 else []
