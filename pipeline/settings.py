@@ -5,9 +5,9 @@ experiments override keys with dotted names (`{"loss.alpha": 0.5}`); unknown key
 raise `ConfigError` naming the key, before any work starts.
 
 Keys added beyond the architecture document (each documented in `DEFAULTS`):
-`model.arch`, `model.positional`, `model.max_text_tokens`, `train.keep_last`. The baselines (`model.arch`
-other than hycon) have their published sizes fixed in their modules: HyCon's architecture keys do not
-apply to them (text_only reads `model.d`, `head_hidden`, `dropout` and `nonneg`), and they need
+`model.arch`, `model.positional`, `model.max_text_tokens`, `train.keep_last`, `data.normalize`. The baselines
+(`model.arch` other than hycon) have their published sizes fixed in their modules: HyCon's architecture keys
+do not apply to them (text_only reads `model.d`, `head_hidden`, `dropout` and `nonneg`), and they need
 `loss.contrastive=none` (no unimodal representations to contrast).
 """
 
@@ -68,6 +68,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "amp": True,  # mixed precision, CUDA only
         "keep_last": False,  # keep last.pt after a completed run (it allows extending `epochs` later)
     },
+    "data": {
+        # zscore: per-dimension mean/std of the train split, stored in model.pt (pipeline/data/normalize.py)
+        # | none: the features as aligned
+        "normalize": "zscore",
+    },
 }
 
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -79,6 +84,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.fusion": ("add", "concat", "tensor", "graph"),
     "loss.contrastive": ("hycon", "none", "triplet", "hard_triplet", "npair", "contrastive"),
     "loss.zero_class": ("nonneg", "negative"),
+    "data.normalize": ("zscore", "none"),
     "train.select": ("mae", "corr", "acc7", "acc2_non0", "f1_non0", "acc2_has0", "f1_has0"),
 }
 
