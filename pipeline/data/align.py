@@ -295,25 +295,6 @@ def _summary(stats: Counter, segments: dict[str, int], plan: Plan) -> dict:
     }
 
 
-def _report_unified(plan: Plan) -> None:
-    """One warning line for the dropped fold videos (each named), one for the labelled videos in no fold."""
-    if plan.dropped:
-        named = [f"'{video}' ({split}; not in {name})" for video, (split, name) in plan.dropped.items()]
-        log.warning(
-            "dropped %d fold video(s) absent from the labels or the words (the SDK's hard_unify drops them "
-            "too): %s",
-            len(named),
-            ", ".join(named),
-        )
-    if plan.unassigned:
-        log.warning(
-            "%d labelled video(s) are in no fold and are not aligned: %s%s",
-            len(plan.unassigned),
-            ", ".join(plan.unassigned[:10]),
-            " ..." if len(plan.unassigned) > 10 else "",
-        )
-
-
 def align_dataset(raw_dir: str | Path, out_path: str | Path, seq_len: int = 50, strict: bool = False) -> dict:
     """Align `raw_dir` (words/covarep/facet/labels .csd + folds.json) into `out_path`; return the counts.
 
@@ -339,7 +320,6 @@ def align_dataset(raw_dir: str | Path, out_path: str | Path, seq_len: int = 50, 
         stack.callback(hashing.shutdown, wait=False, cancel_futures=True)
         checksums = {name: hashing.submit(sha256sum, raw_dir / name) for name in RAW_FILES}
         plan = plan_alignment(csds, raw_dir / FOLDS, strict)
-        _report_unified(plan)
         stats: Counter = Counter()
         segments: dict[str, int] = {}
         dropped: list[str] = []

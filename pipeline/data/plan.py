@@ -13,6 +13,7 @@ are errors, as is a video absent from covarep.csd or facet.csd (otherwise given 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from pipeline.data.csd import CSD
 from pipeline.data.folds import load_folds
 from pipeline.errors import DataError
 from pipeline.layout import FRAME_FILES, LABELS, WORDS
+
+log = logging.getLogger(__name__)
 
 LABEL_RANGE = 3.0
 
@@ -78,8 +81,8 @@ def decode_tokens(path: Path, video: str, words: np.ndarray) -> np.ndarray:
 def unify_folds(path: Path, csds: dict[str, CSD], strict: bool) -> Plan:
     """Load folds.json (validated by `load_folds`) and reconcile it with the data (module docstring).
 
-    Returns a plan holding the folds to align, the dropped fold videos and the labelled videos in no fold;
-    with `strict` either kind raises DataError instead.
+    Returns a plan holding the folds to align, the dropped fold videos and the labelled videos in no fold,
+    and logs one warning line for each kind; with `strict` either kind raises DataError instead.
     """
     folds = load_folds(path)
     labels, frames = csds[LABELS], [csds[name] for name in FRAME_FILES.values()]
@@ -103,11 +106,23 @@ def unify_folds(path: Path, csds: dict[str, CSD], strict: bool) -> Plan:
             raise DataError(f"{path}: fold '{split}' has no video left with labels, words and features")
     in_folds = {video for videos in folds.values() for video in videos}
     plan.unassigned = sorted(set(labels.videos()) - in_folds)
+    first = ", ".join(plan.unassigned[:10]) + (" ..." if len(plan.unassigned) > 10 else "")
     if plan.unassigned and strict:
         raise DataError(
-            f"{labels.path}: {len(plan.unassigned)} labelled video(s) are in no fold of {path} (--strict): "
-            + ", ".join(plan.unassigned[:10])
-            + (" ..." if len(plan.unassigned) > 10 else "")
+            f"{labels.path}: {len(plan.unassigned)} labelled video(s) are in no fold of {path} "
+            f"(--strict): {first}"
+        )
+    if plan.dropped:
+        named = [f"'{video}' ({split}; not in {name})" for video, (split, name) in plan.dropped.items()]
+        log.warning(
+            "dropped %d fold video(s) absent from the labels, the words or every feature file (the SDK's "
+            "hard_unify drops them too): %s",
+            len(named),
+            ", ".join(named),
+        )
+    if plan.unassigned:
+        log.warning(
+            "%d labelled video(s) are in no fold and are not aligned: %s", len(plan.unassigned), first
         )
     return plan
 
