@@ -404,16 +404,18 @@ def test_strict_rejects_a_video_missing_from_facet(tmp_path):
 
 
 def _unify_case(raw: Path) -> Path:
-    """Three labelled videos, as real MOSEI: a fold video with no labels ('ghost', test), one with no
-    words ('v2', train), one with no frames at all ('v3', test), and a labelled video in no fold ('v4')."""
-    words = {v: [("a", 0.0, 1.0), ("b", 1.0, 2.0)] for v in ("v1", "v3", "v4")}
+    """As real MOSEI: a fold video with no labels ('ghost', test), one with no words ('v2', train), one with
+    no frames at all ('v3', test) and a labelled video in no fold ('v4'); v1 (train), v5 (valid) and v6
+    (test) are complete."""
+    complete = ("v1", "v5", "v6")
+    words = {v: [("a", 0.0, 1.0), ("b", 1.0, 2.0)] for v in (*complete, "v3", "v4")}
     return write_raw(
         raw,
         words=words,
-        labels={v: [(1.0, 0.0, 2.0)] for v in ("v1", "v2", "v3", "v4")},
-        covarep={v: frames(np.ones((2, 2))) for v in ("v1", "v2", "v4")},
-        facet={v: frames(np.ones((2, 3))) for v in ("v1", "v4")},
-        folds={"train": ["v1", "v2"], "valid": [], "test": ["ghost", "v3"]},
+        labels={v: [(1.0, 0.0, 2.0)] for v in (*complete, "v2", "v3", "v4")},
+        covarep={v: frames(np.ones((2, 2))) for v in (*complete, "v2", "v4")},
+        facet={v: frames(np.ones((2, 3))) for v in (*complete, "v4")},
+        folds={"train": ["v1", "v2"], "valid": ["v5"], "test": ["ghost", "v3", "v6"]},
     )
 
 
@@ -422,8 +424,11 @@ def test_fold_videos_without_data_are_dropped_with_one_warning_like_hard_unify(t
     with caplog.at_level(logging.WARNING, logger="pipeline.data.plan"):
         summary = align_dataset(raw, tmp_path / "out.h5", seq_len=4)
     aligned = read_aligned(tmp_path / "out.h5")
-    assert aligned["train"]["id"].tolist() == ["v1[0]"] and len(aligned["test"]["id"]) == 0
-    assert summary["segments"] == {"train": 1, "valid": 0, "test": 0}
+    assert [aligned[s]["id"].tolist() for s in ("train", "valid", "test")] == [
+        ["v1[0]"],
+        ["v5[0]"],
+        ["v6[0]"],
+    ]
     assert summary["videos_dropped"] == {
         "v2": "words.csd",
         "ghost": "labels.csd",
@@ -432,25 +437,31 @@ def test_fold_videos_without_data_are_dropped_with_one_warning_like_hard_unify(t
     assert summary["videos_in_no_fold"] == ["v4"]
     dropped = [r.getMessage() for r in caplog.records if "dropped 3 fold video(s)" in r.getMessage()]
     assert len(dropped) == 1
-    assert (
-        all(f"'{v}'" in dropped[0] for v in ("ghost", "v2", "v3"))
-        and "(test; not in labels.csd)" in dropped[0]
-    )
+    assert all(f"'{v}'" in dropped[0] for v in ("ghost", "v2", "v3"))
+    assert "'ghost' (test; not in labels.csd)" in dropped[0]
     unassigned = [r.getMessage() for r in caplog.records if "in no fold" in r.getMessage()]
     assert len(unassigned) == 1 and unassigned[0].startswith("1 labelled video(s)") and "v4" in unassigned[0]
 
 
+def test_a_fold_left_empty_by_the_dropping_is_an_error(tmp_path):
+    raw = _unify_case(tmp_path / "toy")
+    (raw / "folds.json").write_text(json.dumps({"train": ["v1"], "valid": ["v5"], "test": ["ghost", "v3"]}))
+    with pytest.raises(DataError, match="fold 'test' has no video left"):
+        align_dataset(raw, tmp_path / "out" / "a.h5")
+
+
 @pytest.mark.parametrize(
-    ("folds", "fragments"),
+    ("extra", "fragments"),
     [
-        ({"train": ["v1"], "valid": [], "test": ["ghost"]}, ["'ghost'", "'test'", "labels.csd", "--strict"]),
-        ({"train": ["v1", "v2"], "valid": [], "test": []}, ["'v2'", "words.csd", "--strict"]),
-        ({"train": ["v1", "v3"], "valid": [], "test": []}, ["'v3'", "covarep.csd nor", "facet.csd"]),
-        ({"train": ["v1"], "valid": [], "test": []}, ["labels.csd", "3 labelled video(s) are in no fold"]),
+        ({"test": ["v6", "ghost"]}, ["'ghost'", "'test'", "labels.csd", "--strict"]),
+        ({"train": ["v1", "v2"]}, ["'v2'", "words.csd", "--strict"]),
+        ({"train": ["v1", "v3"]}, ["'v3'", "covarep.csd nor", "facet.csd"]),
+        ({}, ["labels.csd", "3 labelled video(s) are in no fold", "v2, v3, v4"]),
     ],
 )
-def test_strict_turns_dropped_and_unassigned_videos_into_errors(tmp_path, folds, fragments):
+def test_strict_turns_dropped_and_unassigned_videos_into_errors(tmp_path, extra, fragments):
     raw = _unify_case(tmp_path / "toy")
+    folds = {"train": ["v1"], "valid": ["v5"], "test": ["v6"], **extra}
     (raw / "folds.json").write_text(json.dumps(folds))
     with pytest.raises(DataError) as err:
         align_dataset(raw, tmp_path / "out" / "a.h5", strict=True)

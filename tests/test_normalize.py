@@ -14,6 +14,7 @@ from pipeline.data.dataset import load_split, write_aligned
 from pipeline.data.normalize import apply_stats, fit_stats
 from pipeline.errors import DataError
 from pipeline.evaluate import evaluate_run
+from pipeline.features import text_digest
 from pipeline.inference import load_datasets
 from pipeline.settings import resolve_settings
 from pipeline.train import train_run
@@ -53,6 +54,7 @@ def data(tmp_path_factory) -> dict:
             group = handle.create_group(split)
             group.create_dataset("id", data=arrays["id"], dtype=h5py.string_dtype())
             group.create_dataset("features", data=rng.normal(SHIFT[split], 0.2, (40, H)).astype(np.float32))
+            group.attrs["texts"] = text_digest(arrays["id"].astype(str), arrays["text"].astype(str))
     return {"data": root / "data.h5", "features": root / "features.h5", "splits": splits}
 
 
