@@ -29,7 +29,7 @@ from pipeline.data.loader import AlignedDataset  # noqa: E402
 from pipeline.features import compute_features  # noqa: E402
 from pipeline.models import ARCHS, model_class  # noqa: E402
 from pipeline.models.probe import ALPHAS, ridge_path  # noqa: E402
-from pipeline.settings import resolve_settings  # noqa: E402
+from pipeline.settings import feature_settings_of, resolve_settings  # noqa: E402
 
 
 def probe_rate(settings: dict, info: dict, arrays: dict, device: torch.device) -> float:
@@ -51,14 +51,10 @@ def main() -> None:
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     rates: dict[str, dict[str, float]] = {arch: {} for arch in archs}
     for device in devices:
-        frozen = resolve_settings(None, {})["model"]
-        features = compute_features(
-            {"train": arrays["text"].tolist()},
-            frozen["language_model"],
-            frozen["text_token"],
-            frozen["max_text_tokens"],
-            device=device,
-        )["train"]
+        frozen = feature_settings_of(resolve_settings(None, {}))  # `auto` resolved: the cached vector
+        features = compute_features({"train": arrays["text"].tolist()}, *frozen.values(), device=device)[
+            "train"
+        ]
         for arch in archs:
             overrides = {"model.arch": arch}
             if arch != "hycon":

@@ -30,7 +30,7 @@ from pipeline.data.loader import AlignedDataset  # noqa: E402
 from pipeline.data.synthesize import synthesize  # noqa: E402
 from pipeline.features import compute_features  # noqa: E402
 from pipeline.models import build_model  # noqa: E402
-from pipeline.settings import resolve_settings  # noqa: E402
+from pipeline.settings import feature_settings_of, resolve_settings  # noqa: E402
 from pipeline.train import make_optimizer, seed_everything, train_epoch  # noqa: E402
 
 MODES = ("finetune", "frozen")
@@ -113,18 +113,14 @@ def main() -> None:
             settings = resolve_settings(
                 None, {"model.lm_mode": mode, "model.language_model": args.language_model}
             )
-            model_cfg = settings["model"]
             info["lm_hidden"] = None
             features = None
             if mode == "frozen":
                 start = time.perf_counter()
-                features = compute_features(
-                    {"train": arrays["text"].tolist()},
-                    model_cfg["language_model"],
-                    model_cfg["text_token"],
-                    model_cfg["max_text_tokens"],
-                    device=device,
-                )["train"]
+                lm = feature_settings_of(settings)
+                features = compute_features({"train": arrays["text"].tolist()}, *lm.values(), device=device)[
+                    "train"
+                ]
                 rows["caching"][device.type] = len(features) / (time.perf_counter() - start)
                 info["lm_hidden"] = features.shape[1]
             rows[mode][device.type] = throughput(settings, info, arrays, features, device, args.repeats)

@@ -3,7 +3,8 @@
 `last.pt` holds everything needed to continue bit-for-bit after any epoch (model, optimizer, grad scaler,
 best state, history, every RNG state) together with the key a resume must match (settings hash without
 `RESUME_EXCLUDED`, seed, data digest, device kind, mixed precision). `model.pt` holds the selected
-epoch's weights with the settings, seed and data dimensions that rebuild the network for `evaluate`.
+epoch's weights with the settings, seed and data dimensions that rebuild the network for `evaluate`, and
+the input normalisation statistics it was trained with (`normalization`, see pipeline/data/normalize.py).
 
 A run folder is always in one of two states, so a kill at any moment leaves nothing that passes for a
 result of other settings:

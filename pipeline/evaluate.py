@@ -21,6 +21,7 @@ from pipeline.inference import load_datasets, predict
 from pipeline.io import atomic_path, check_output, write_json, write_npz
 from pipeline.metrics import regression_metrics
 from pipeline.models import build_model
+from pipeline.settings import resolve_settings
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +58,12 @@ def _evaluate_locked(
     device: str,
 ) -> dict[str, Any]:
     checkpoint = load_checkpoint(run_dir)
-    settings = checkpoint["settings"]
+    settings = resolve_settings(checkpoint["settings"])
     dev = resolve_device(device)
-    datasets, info = load_datasets(settings, data_path, SPLITS, features_path, dev)
+    stats = checkpoint.get("normalization")
+    if settings["data"]["normalize"] == "zscore" and stats is None:
+        raise DataError(f"{run_dir}/model.pt holds no normalisation statistics (older code): retrain the run")
+    datasets, info = load_datasets(settings, data_path, SPLITS, features_path, dev, stats)
     for key, value in checkpoint["dims"].items():
         if info[key] != value:
             raise DataError(

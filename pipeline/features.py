@@ -1,7 +1,7 @@
 """Cache frozen language-model features: run the LM once over every split's text (stage `features`).
 
 Output `data/features/<dataset>-<lm>.h5`: per split a group with `id` (str [N]) and `features` (float32
-[N, H]); root attributes `model` (the `model.language_model` name), `token` (`model.text_token`),
+[N, H]); root attributes `model` (the `model.language_model` name), `token` (`model.text_token` resolved),
 `max_tokens` (`model.max_text_tokens`), `hidden` (H) and `data` (the aligned file's name); each group's
 attribute `texts` is a digest of the split's ids and texts (`text_digest`). Training in frozen mode matches
 these vectors to its samples by id and refuses a file made for another LM, token or truncation, or from
@@ -24,8 +24,8 @@ from pipeline.data.dataset import SPLITS, load_split, open_hdf5, read_strings, v
 from pipeline.device import resolve_device
 from pipeline.errors import ConfigError, DataError
 from pipeline.io import atomic_path, check_output, digest_json
-from pipeline.models.language import load_language_model, select_token, tokenize
-from pipeline.settings import DEFAULTS
+from pipeline.models.language import TEXT_TOKENS, load_language_model, select_token, tokenize
+from pipeline.settings import AUTO_TEXT_TOKEN, DEFAULTS
 
 log = logging.getLogger(__name__)
 
@@ -83,14 +83,14 @@ def write_features(
     data_path: str | Path,
     out_path: str | Path,
     model_name: str,
-    token: str = "last",
+    token: str = AUTO_TEXT_TOKEN["frozen"],
     max_tokens: int = DEFAULTS["model"]["max_text_tokens"],
     batch_size: int = 64,
     device: torch.device | None = None,
 ) -> Path:
     """Compute the features of every split and write them atomically to `out_path`."""
-    if token not in ("last", "cls", "mean"):
-        raise ConfigError(f"--token must be last, cls or mean; got {token!r}")
+    if token not in TEXT_TOKENS:
+        raise ConfigError(f"--token must be one of {', '.join(TEXT_TOKENS)}; got {token!r}")
     check_output(out_path)
     validate_aligned(data_path)
     arrays = {split: load_split(data_path, split) for split in SPLITS}
@@ -168,7 +168,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """CLI of the `features` stage."""
     parser.add_argument("--data", required=True, help="aligned HDF5 (data/aligned/<dataset>.h5)")
     parser.add_argument("--model", default="minilm", help="minilm | tiny | hub name | local path")
-    parser.add_argument("--token", default="last", choices=("last", "cls", "mean"))
+    parser.add_argument(
+        "--token",
+        default=AUTO_TEXT_TOKEN["frozen"],
+        choices=TEXT_TOKENS,
+        help="language vector (model.text_token, `auto` resolved: mean for a frozen model)",
+    )
     parser.add_argument("--max-tokens", type=int, default=DEFAULTS["model"]["max_text_tokens"])
     parser.add_argument("--out", required=True, help="output HDF5 (data/features/<dataset>-<lm>.h5)")
     parser.add_argument("--batch-size", type=int, default=64)

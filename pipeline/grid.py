@@ -28,7 +28,12 @@ from pipeline.errors import ConfigError
 from pipeline.layout import CMU_DATASETS
 from pipeline.reporting.captions import dataset_label, table_caption
 from pipeline.reporting.paper import paper_table, reported_row
-from pipeline.settings import check_search_space, feature_settings_of, resolve_settings
+from pipeline.settings import (
+    AUTO_TEXT_TOKEN,
+    check_search_space,
+    feature_settings_of,
+    resolve_settings,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
@@ -272,15 +277,17 @@ def trimmed_rows(config: Mapping[str, Any], rows: Sequence[Mapping[str, str]]) -
 def features_key(settings: Mapping[str, Any]) -> str | None:
     """File-name key of the cached language features a run reads, or None when the encoder is fine-tuned.
 
-    The bundled defaults (`last` token, 128 word pieces) give just the model's slug (`minilm`), as in
-    docs/architecture.md (`data/features/<dataset>-<lm>.h5`); other choices append them.
+    The defaults (the `mean` token, which `auto` resolves to for a frozen model, and 128 word pieces) give
+    just the model's slug (`minilm`), as in docs/architecture.md (`data/features/<dataset>-<lm>.h5`); other
+    choices append the resolved token and the truncation, so `auto` and `mean` share one cache.
     """
     model = settings["model"]
     if model["lm_mode"] != "frozen":
         return None
-    key = re.sub(r"[^A-Za-z0-9_]+", "_", Path(model["language_model"]).name.lower()).strip("_") or "lm"
-    if (model["text_token"], model["max_text_tokens"]) != ("last", 128):
-        key += f"_{model['text_token']}{model['max_text_tokens']}"
+    lm = feature_settings_of(settings)
+    key = re.sub(r"[^A-Za-z0-9_]+", "_", Path(lm["language_model"]).name.lower()).strip("_") or "lm"
+    if (lm["text_token"], lm["max_text_tokens"]) != (AUTO_TEXT_TOKEN["frozen"], 128):
+        key += f"_{lm['text_token']}{lm['max_text_tokens']}"
     return key
 
 

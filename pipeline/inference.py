@@ -15,7 +15,9 @@ import torch
 
 from pipeline.data.dataset import load_split, validate_aligned
 from pipeline.data.loader import AlignedDataset, iterate_batches
+from pipeline.data.normalize import Stats, apply_stats, fit_stats
 from pipeline.device import autocast
+from pipeline.errors import DataError
 from pipeline.features import compute_features, load_features
 from pipeline.settings import feature_settings_of
 
@@ -28,12 +30,16 @@ def load_datasets(
     splits: tuple[str, ...],
     features_path: str | Path | None = None,
     device: torch.device | None = None,
+    normalization: Stats | None = None,
 ) -> tuple[dict[str, AlignedDataset], dict[str, Any]]:
     """Validated datasets of `splits`, with the frozen LM features attached in frozen mode.
 
     Frozen mode reads `features_path` (ids, LM, token and truncation must match), or, without one, computes
     the features in memory first (the workflow caches them once with the `features` stage instead).
-    Returns the datasets and the file's info (`validate_aligned`) plus `lm_hidden` (None when fine-tuning).
+    With `data.normalize: zscore` the inputs are z-scored (`pipeline.data.normalize`) with `normalization`
+    (a checkpoint's statistics) or, when it is None, with statistics fitted on the train split, which must
+    then be among `splits`. Returns the datasets and the file's info (`validate_aligned`) plus `lm_hidden`
+    (None when fine-tuning) and `normalization` (the statistics applied; None without normalisation).
     """
     info = validate_aligned(data_path)
     arrays = {split: load_split(data_path, split) for split in splits}
@@ -55,6 +61,17 @@ def load_datasets(
         log.warning(
             "ignoring %s: model.lm_mode is finetune, the language model runs on the text", features_path
         )
+    info["normalization"] = None
+    if settings["data"]["normalize"] == "zscore":
+        if normalization is None:
+            if "train" not in splits:
+                raise DataError(
+                    f"{data_path}: z-score statistics come from the train split, which is not read"
+                )
+            normalization = fit_stats(arrays["train"], features["train"])
+        for split in splits:
+            arrays[split], features[split] = apply_stats(arrays[split], features[split], normalization)
+        info["normalization"] = normalization
     datasets = {split: AlignedDataset(arrays[split], features[split]) for split in splits}
     return datasets, info
 

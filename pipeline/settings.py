@@ -5,9 +5,9 @@ experiments override keys with dotted names (`{"loss.alpha": 0.5}`); unknown key
 raise `ConfigError` naming the key, before any work starts.
 
 Keys added beyond the architecture document (each documented in `DEFAULTS`):
-`model.arch`, `model.positional`, `model.max_text_tokens`, `train.keep_last`. The baselines (`model.arch`
-other than hycon) have their published sizes fixed in their modules: HyCon's architecture keys do not
-apply to them (text_only reads `model.d`, `head_hidden`, `dropout` and `nonneg`), and they need
+`model.arch`, `model.positional`, `model.max_text_tokens`, `train.keep_last`, `data.normalize`. The baselines
+(`model.arch` other than hycon) have their published sizes fixed in their modules: HyCon's architecture keys
+do not apply to them (text_only reads `model.d`, `head_hidden`, `dropout` and `nonneg`), and they need
 `loss.contrastive=none` (no unimodal representations to contrast).
 """
 
@@ -33,7 +33,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         # minilm (bundled offline all-MiniLM-L6-v2) | tiny (random small BERT, tests) | hub name | local path
         "language_model": "minilm",
         "lm_mode": "frozen",  # frozen (cached features) | finetune (the paper's)
-        "text_token": "last",  # last (final non-padding token, [SEP]) | cls | mean
+        # auto (mean when frozen, cls when fine-tuned: text_token_of) | mean | cls | last (the paper's
+        # literal "last time step": the final non-padding token, [SEP]); docs/language-vector.md
+        "text_token": "auto",
         "max_text_tokens": 128,  # word pieces fed to the language model, [CLS] and [SEP] included
         "d": 50,  # unimodal representation size (paper: 50); also the acoustic/visual Transformer width
         "layers": 1,  # Transformer layers, audio and visual encoders
@@ -68,20 +70,31 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "amp": True,  # mixed precision, CUDA only
         "keep_last": False,  # keep last.pt after a completed run (it allows extending `epochs` later)
     },
+    "data": {
+        # zscore: per-dimension mean/std of the train split, stored in model.pt (pipeline/data/normalize.py)
+        # | none: the features as aligned
+        "normalize": "zscore",
+    },
 }
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "model.arch": ARCHS,
     "model.lm_mode": ("frozen", "finetune"),
-    "model.text_token": ("last", "cls", "mean"),
+    "model.text_token": ("auto", "mean", "cls", "last"),
     "model.positional": ("sinusoidal", "learned"),
     "model.nonneg": ("relu", "softplus", "none"),
     "model.fusion": ("add", "concat", "tensor", "graph"),
     "loss.contrastive": ("hycon", "none", "triplet", "hard_triplet", "npair", "contrastive"),
     "loss.zero_class": ("nonneg", "negative"),
     "loss.reduction": ("mean", "sum"),
+    "data.normalize": ("zscore", "none"),
     "train.select": ("mae", "corr", "acc7", "acc2_non0", "f1_non0", "acc2_has0", "f1_has0"),
 }
+
+# `model.text_token: auto` by `model.lm_mode`: a frozen sentence-embedding model is read with the pooling it
+# was trained with (all-MiniLM-L6-v2: mean); a fine-tuned BERT with the first token, the convention of the
+# MSA literature (MAG-BERT, MISA, Self-MM). Measured on real CMU-MOSI text: docs/language-vector.md.
+AUTO_TEXT_TOKEN: dict[str, str] = {"frozen": "mean", "finetune": "cls"}
 
 # Settings that select the cached language features: the `features` stage's inputs and the cache's key.
 FEATURE_KEYS: tuple[str, ...] = ("model.language_model", "model.text_token", "model.max_text_tokens")
@@ -270,9 +283,22 @@ def settings_hash(settings: Mapping[str, Any], exclude: tuple[str, ...] = ()) ->
     return digest_json(flat)
 
 
+def text_token_of(model: Mapping[str, Any]) -> str:
+    """The language vector a run reads: `model.text_token`, with `auto` resolved by `model.lm_mode`.
+
+    The one place `auto` is resolved: the model, the features cache (its key and file) and the rerun
+    logic all read the token through this function.
+    """
+    token = model["text_token"]
+    return AUTO_TEXT_TOKEN[model["lm_mode"]] if token == "auto" else token
+
+
 def feature_settings_of(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """The FEATURE_KEYS of resolved settings, by their short names (`language_model`, `text_token`, ...)."""
-    return {key.split(".", 1)[1]: settings["model"][key.split(".", 1)[1]] for key in FEATURE_KEYS}
+    """The FEATURE_KEYS of resolved settings, by their short names (`language_model`, `text_token`, ...);
+    `text_token` resolved (`text_token_of`)."""
+    model = settings["model"]
+    found = {key.split(".", 1)[1]: model[key.split(".", 1)[1]] for key in FEATURE_KEYS}
+    return {**found, "text_token": text_token_of(model)}
 
 
 def check_search_space(

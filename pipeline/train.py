@@ -334,6 +334,7 @@ def _train_locked(
         "seed": seed,
         "epoch": best["epoch"],
         "dims": {k: info[k] for k in ("audio_dim", "visual_dim", "seq_len", "lm_hidden")},
+        "normalization": info["normalization"],
     }
     save_model(out / "model.pt", checkpoint)
     write_history(out / "history.csv", state["history"])

@@ -403,6 +403,72 @@ def test_strict_rejects_a_video_missing_from_facet(tmp_path):
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
+def _unify_case(raw: Path) -> Path:
+    """As real MOSEI: a fold video with no labels ('ghost', test), one with no words ('v2', train), one with
+    no frames at all ('v3', test) and a labelled video in no fold ('v4'); v1 (train), v5 (valid) and v6
+    (test) are complete."""
+    complete = ("v1", "v5", "v6")
+    words = {v: [("a", 0.0, 1.0), ("b", 1.0, 2.0)] for v in (*complete, "v3", "v4")}
+    return write_raw(
+        raw,
+        words=words,
+        labels={v: [(1.0, 0.0, 2.0)] for v in (*complete, "v2", "v3", "v4")},
+        covarep={v: frames(np.ones((2, 2))) for v in (*complete, "v2", "v4")},
+        facet={v: frames(np.ones((2, 3))) for v in (*complete, "v4")},
+        folds={"train": ["v1", "v2"], "valid": ["v5"], "test": ["ghost", "v3", "v6"]},
+    )
+
+
+def test_fold_videos_without_data_are_dropped_with_one_warning_like_hard_unify(tmp_path, caplog):
+    raw = _unify_case(tmp_path / "toy")
+    with caplog.at_level(logging.WARNING, logger="pipeline.data.plan"):
+        summary = align_dataset(raw, tmp_path / "out.h5", seq_len=4)
+    aligned = read_aligned(tmp_path / "out.h5")
+    assert [aligned[s]["id"].tolist() for s in ("train", "valid", "test")] == [
+        ["v1[0]"],
+        ["v5[0]"],
+        ["v6[0]"],
+    ]
+    assert summary["videos_dropped"] == {
+        "v2": "words.csd",
+        "ghost": "labels.csd",
+        "v3": "covarep.csd nor facet.csd",
+    }
+    assert summary["videos_in_no_fold"] == ["v4"]
+    dropped = [r.getMessage() for r in caplog.records if "dropped 3 fold video(s)" in r.getMessage()]
+    assert len(dropped) == 1
+    assert all(f"'{v}'" in dropped[0] for v in ("ghost", "v2", "v3"))
+    assert "'ghost' (test; not in labels.csd)" in dropped[0]
+    unassigned = [r.getMessage() for r in caplog.records if "in no fold" in r.getMessage()]
+    assert len(unassigned) == 1 and unassigned[0].startswith("1 labelled video(s)") and "v4" in unassigned[0]
+
+
+def test_a_fold_left_empty_by_the_dropping_is_an_error(tmp_path):
+    raw = _unify_case(tmp_path / "toy")
+    (raw / "folds.json").write_text(json.dumps({"train": ["v1"], "valid": ["v5"], "test": ["ghost", "v3"]}))
+    with pytest.raises(DataError, match="fold 'test' has no video left"):
+        align_dataset(raw, tmp_path / "out" / "a.h5")
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragments"),
+    [
+        ({"test": ["v6", "ghost"]}, ["'ghost'", "'test'", "labels.csd", "--strict"]),
+        ({"train": ["v1", "v2"]}, ["'v2'", "words.csd", "--strict"]),
+        ({"train": ["v1", "v3"]}, ["'v3'", "covarep.csd nor", "facet.csd"]),
+        ({}, ["labels.csd", "3 labelled video(s) are in no fold", "v2, v3, v4"]),
+    ],
+)
+def test_strict_turns_dropped_and_unassigned_videos_into_errors(tmp_path, extra, fragments):
+    raw = _unify_case(tmp_path / "toy")
+    folds = {"train": ["v1"], "valid": ["v5"], "test": ["v6"], **extra}
+    (raw / "folds.json").write_text(json.dumps(folds))
+    with pytest.raises(DataError) as err:
+        align_dataset(raw, tmp_path / "out" / "a.h5", strict=True)
+    assert all(fragment in str(err.value) for fragment in fragments), str(err.value)
+    assert not (tmp_path / "out").exists()
+
+
 def test_truncation_keeps_the_first_words_and_pads_with_zeros(tmp_path):
     raw = _two_videos(tmp_path / "toy")
     align_dataset(raw, tmp_path / "short.h5", seq_len=3)
@@ -515,10 +581,6 @@ BAD_INPUTS = {
     "missing folds.json": (lambda raw: (raw / "folds.json").unlink(), ["folds.json", "not found"]),
     "malformed folds.json": (_write("folds.json", "{train: "), ["folds.json", "JSON"]),
     "folds without test": (_write("folds.json", '{"train": ["v1"], "valid": []}'), ["folds.json", "test"]),
-    "fold names unknown video": (
-        _write("folds.json", '{"train": ["v1", "ghost"], "valid": [], "test": []}'),
-        ["folds.json", "'ghost'", "'train'", "labels.csd"],
-    ),
     "video in two folds": (
         _write("folds.json", '{"train": ["v1"], "valid": [], "test": ["v1"]}'),
         ["folds.json", "'v1'", "'train'", "'test'"],
@@ -531,7 +593,6 @@ BAD_INPUTS = {
         _replace_video("labels.csd", "v1", Sequence(np.array([[np.nan]]), np.array([[0, 1.0]]))),
         ["labels.csd", "'v1'", "nan"],
     ),
-    "video absent from words": (_drop_video("words.csd", "v1"), ["words.csd", "'v1'"]),
     "inconsistent audio dims": (
         _replace_video("covarep.csd", "v1", frames(np.zeros((5, 3)))),
         ["covarep.csd", "'v1'", "3-d", "2-d"],

@@ -126,7 +126,13 @@ def test_short_run_beats_the_mean_predictor(arch: str, synthetic, tmp_path) -> N
 @pytest.mark.slow
 @pytest.mark.parametrize("arch", SLOW)
 def test_short_run_of_the_slower_baselines_beats_the_mean_predictor(arch: str, synthetic, tmp_path) -> None:  # noqa: F811
-    metrics = _train_and_evaluate(arch, synthetic, tmp_path, **{"train.epochs": 3, "train.patience": 3})
+    # MAG-BERT fine-tunes its language model at 1e-5: after 3 epochs its test MAE over seeds 0-2 straddles the
+    # bar (1.47, 1.45, 1.63 on the synthetic data before its real-feature scales; 1.66, 1.56, 1.46 after),
+    # after 5 it clears it (1.39 for seed 0)
+    epochs = 5 if arch == "mag_bert" else 3
+    metrics = _train_and_evaluate(
+        arch, synthetic, tmp_path, **{"train.epochs": epochs, "train.patience": epochs}
+    )
     assert metrics["test"]["mae"] < synthetic["constant_mae"] - 0.1
 
 

@@ -94,7 +94,7 @@ def tiny(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("tiny")
     synthesize(root / "raw", videos=12, seed=0)
     align_dataset(root / "raw", root / "data.h5", seq_len=8)
-    write_features(root / "data.h5", root / "features.h5", "tiny", "last", max_tokens=16)
+    write_features(root / "data.h5", root / "features.h5", "tiny", max_tokens=16)
     train_run(SMALL, root / "data.h5", root / "run", 0, root / "features.h5")
     evaluate_run(root / "run", root / "data.h5", root / "features.h5")
     return {"root": root, "raw": root / "raw", "data": root / "data.h5", "features": root / "features.h5"}

@@ -100,7 +100,11 @@ def test_real_mosi_labels_and_standard_folds(shared_dir: Path) -> None:
     assert values.min() >= -3 and values.max() <= 3
 
 
-def test_real_mosei_folds_file_matches_sdk(shared_dir: Path) -> None:
-    folds = parse_sdk_folds_file(shared_dir / "data" / "mosi" / "cmu_mosei_std_folds.py")
-    assert folds == standard_folds("mosei")
-    assert {split: len(folds[split]) for split in SPLITS} == {"train": 2250, "valid": 300, "test": 678}
+def test_mosei_standard_folds_are_the_sdk_masters(shared_dir: Path) -> None:
+    master = parse_sdk_folds_file(shared_dir / "data" / "mosei" / "cmu_mosei_std_folds.py")
+    assert master == standard_folds("mosei")
+    assert {split: len(master[split]) for split in SPLITS} == {"train": 2249, "valid": 300, "test": 678}
+    # the older package copy differs only by the video upstream removed from train
+    package = parse_sdk_folds_file(shared_dir / "data" / "mosi" / "cmu_mosei_std_folds.py")
+    assert set(package["train"]) - set(master["train"]) == {"-NFrJFQijFE"}
+    assert {s: v for s, v in package.items() if s != "train"} == {s: master[s] for s in ("valid", "test")}

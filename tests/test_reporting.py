@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from test_stats import _run
 
 from pipeline.__main__ import main
 from pipeline.errors import ConfigError, DataError
@@ -191,6 +192,37 @@ def test_rendered_table_has_reported_and_measured_rows(tmp_path):
     assert "| TFN | 40.0 | 84.0 | 83.0 | 0.700 | 0.700 |" in render_markdown(spec, one_seed)  # no "± 0.0"
     with pytest.raises(DataError, match="no aggregated metrics for experiment 'text_probe'"):
         build_rows(spec, {})
+
+
+def test_table_beyond_the_paper_renders_without_paper_numbers(tmp_path):
+    config = load_config([DEFAULT_CONFIG])
+    spec = table_spec(config, "table7")
+    assert spec["paper"] is None and spec["reported"] == [] and spec["number"] == 7
+    assert "beyond the paper" in spec["caption"] and "†" not in spec["caption"]
+    assert spec["reference"] == "hycon"  # the default's mean row: cls and last are compared with it
+    labels = np.random.default_rng(0).choice([-2.0, -1.0, 1.0, 2.0], 30)
+    predictions, aggregates = [], []
+    for shift, row in zip((0.1, 0.5, 0.9), spec["rows"], strict=True):
+        runs = []
+        for seed in (0, 1, 2):
+            path, run = _run(tmp_path / "runs", row["experiment"], seed, labels, labels + shift)
+            predictions.append(path)
+            runs.append(run)
+        aggregates.append(tmp_path / f"{row['experiment']}.json")
+        aggregates[-1].write_text(json.dumps(aggregate_runs(runs)))
+    prefix = tmp_path / "tables" / "table7"
+    args = ["tables", "--spec", json.dumps(spec), "--out", str(prefix), *map(str, aggregates)]
+    assert main([*args, "--predictions", *map(str, predictions)]) == 0
+    frame = pd.read_csv(prefix.with_suffix(".csv"))
+    assert frame["Method"].tolist() == [r["label"] for r in spec["rows"]]
+    assert (frame["Source"] == "measured").all() and frame["MAE"].tolist() == pytest.approx([0.1, 0.5, 0.9])
+    markdown = prefix.with_suffix(".md").read_text()
+    assert markdown.startswith("**Table 7: Language vector, beyond the paper")
+    assert "Reported in the paper" not in markdown and "| First token ([CLS]) |" in markdown
+    assert r"\end{table}" in prefix.with_suffix(".tex").read_text()
+    mosi = table_spec(load_config([DEFAULT_CONFIG, Path("config/mosi.yaml")]), "table7")
+    assert mosi["dataset"] == "mosi"
+    assert [r["experiment"] for r in mosi["rows"]] == ["text_mean", "text_cls", "hycon"]
 
 
 def test_paper_numbers_are_the_papers():

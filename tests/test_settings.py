@@ -7,7 +7,15 @@ import json
 import pytest
 
 from pipeline.errors import ConfigError
-from pipeline.settings import DEFAULTS, load_settings, resolve_settings, settings_hash
+from pipeline.grid import features_key
+from pipeline.settings import (
+    DEFAULTS,
+    feature_settings_of,
+    load_settings,
+    resolve_settings,
+    settings_hash,
+    text_token_of,
+)
 
 
 def test_defaults_follow_the_architecture_contract() -> None:
@@ -110,3 +118,21 @@ def test_exponent_floats_without_a_dot_are_numbers_in_yaml_and_json(tmp_path) ->
         assert load_settings(tmp_path / name)["train"]["lr_lm"] == 1e-5
     with pytest.raises(ConfigError, match="train.lr_lm"):
         resolve_settings({"train": {"lr_lm": "fast"}})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "token", "key"),
+    [
+        ({}, "mean", "minilm"),  # the default: frozen, auto
+        ({"model.text_token": "mean"}, "mean", "minilm"),  # the same cache as auto
+        ({"model.text_token": "last"}, "last", "minilm_last128"),
+        ({"model.text_token": "cls", "model.max_text_tokens": 64}, "cls", "minilm_cls64"),
+        ({"model.lm_mode": "finetune"}, "cls", None),  # the MSA literature's first token; no cache
+        ({"model.lm_mode": "finetune", "model.text_token": "last"}, "last", None),
+    ],
+)
+def test_auto_text_token_resolves_once_for_model_and_features_cache(overrides, token, key) -> None:
+    settings = resolve_settings(None, overrides)
+    assert text_token_of(settings["model"]) == token
+    assert feature_settings_of(settings)["text_token"] == token
+    assert features_key(settings) == key

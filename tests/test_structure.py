@@ -96,7 +96,7 @@ def test_no_module_is_over_the_line_budget() -> None:
     ("key", "accepted"),
     [
         ("model.fusion", FUSIONS),
-        ("model.text_token", TEXT_TOKENS),
+        ("model.text_token", ("auto", *TEXT_TOKENS)),
         ("model.nonneg", tuple(NONNEG)),
         ("model.positional", POSITIONAL),
         ("loss.contrastive", CONTRASTIVE_NAMES),

@@ -221,3 +221,28 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         assert words.metadata["faults"] == "false"
     assert main(["synthesize", str(tmp_path / "bad"), "--videos", "2"]) == 2
     assert "videos" in capsys.readouterr().err
+
+
+def test_columns_have_the_scales_of_real_covarep_and_facet(clean: tuple[Path, dict]) -> None:
+    out, _ = clean
+    s = synthesize_module
+    with CSD(out / "covarep.csd") as covarep, CSD(out / "facet.csd") as facet, CSD(out / "labels.csd") as lab:
+        audio = np.concatenate([covarep[v].features for v in covarep.videos()])
+        visual = np.concatenate([facet[v].features for v in facet.videos()])
+        first = covarep[covarep.videos()[0]]
+        segments = lab[lab.videos()[0]].intervals
+    voiced = audio[:, s.VOICED_DIM]
+    assert set(np.unique(voiced)) == {0.0, 1.0} and 0.5 < voiced.mean() < s.VOICED_P
+    f0 = audio[:, s.F0_DIM]
+    assert (f0[voiced == 0] == 0).all()  # 0 when unvoiced, as COVAREP's F0
+    assert 80 < f0[voiced == 1].mean() < 250 and f0[voiced == 1].min() >= 50
+    # no voiced frame outside speech (before the first segment of a video)
+    before = first.intervals[:, 1] < segments[:, 0].min()
+    assert before.any() and (first.features[before, s.VOICED_DIM] == 0).all()
+    cepstrum = audio[:, s.CEPSTRUM_DIMS]
+    assert cepstrum[:, 0].mean() < -4 and cepstrum[:, -1].std() < 0.2 < 1.5 < cepstrum[:, 0].std()
+    evidence = visual[:, s.EVIDENCE_DIMS]
+    assert evidence[:, 0].mean() < -2 and evidence[:, -1].std() > 2 * evidence[:, 0].std()
+    # the label-signal dims keep their unit scale: column spreads now span orders of magnitude
+    spread = np.concatenate([audio.std(0), visual.std(0)])
+    assert spread.max() / spread.min() > 100

@@ -32,11 +32,11 @@ FAST = {"train.epochs": 3, "model.ff": 32, "model.head_hidden": 32}
 
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory) -> dict:
-    """30 synthetic videos aligned at T = 20, with cached frozen MiniLM ('last' token) features."""
+    """30 synthetic videos aligned at T = 20, with cached frozen MiniLM features (default `mean` token)."""
     root = tmp_path_factory.mktemp("synthetic")
     synthesize(root / "raw", videos=30, seed=0)
     align_dataset(root / "raw", root / "syn.h5", seq_len=20)
-    write_features(root / "syn.h5", root / "minilm.h5", "minilm", "last")
+    write_features(root / "syn.h5", root / "minilm.h5", "minilm")
     train_mean = load_split(root / "syn.h5", "train")["label"].mean()
     test_labels = load_split(root / "syn.h5", "test")["label"]
     return {
@@ -287,7 +287,7 @@ def test_cli_errors_before_training(synthetic, tmp_path, capsys) -> None:
         (["--set", "loss.alpha=1.5"], "loss.alpha"),
         (["--set", "model.fusion=attention"], "model.fusion"),
         (["--set", "loss.lamda_scl=0"], "did you mean 'loss.lambda_scl'"),
-        (["--set", "model.text_token=cls"], "features were made with token='last'"),
+        (["--set", "model.text_token=cls"], "features were made with token='mean'"),
         (["--set", "model.language_model=tiny"], "features were made with model='minilm'"),
     ]
     for extra, message in cases:

@@ -46,10 +46,10 @@ from tqdm import tqdm
 
 from pipeline.data.csd import CSD, Sequence
 from pipeline.data.dataset import append_rows, create_split
-from pipeline.data.plan import Plan, plan_alignment, read_folds
+from pipeline.data.plan import Plan, plan_alignment
 from pipeline.errors import ConfigError, DataError
 from pipeline.io import atomic_path, check_output, sha256sum
-from pipeline.layout import CSD_FILES, FOLDS, FRAME_FILES, LABELS
+from pipeline.layout import CSD_FILES, FOLDS, FRAME_FILES
 
 log = logging.getLogger(__name__)
 
@@ -286,6 +286,8 @@ def _summary(stats: Counter, segments: dict[str, int], plan: Plan) -> dict:
         "videos_mostly_nonfinite": per_file("videos_mostly_nonfinite"),
         "words_imputed": per_file("words_imputed"),
         "videos_missing": {FRAME_FILES[m]: sorted(videos) for m, videos in plan.missing.items()},
+        "videos_dropped": {video: name for video, (_, name) in plan.dropped.items()},
+        "videos_in_no_fold": plan.unassigned,
         "segments_dropped": {
             "zero_length": stats["segments_dropped:zero_length"],
             "no_words": stats["segments_dropped:no_words"],
@@ -296,7 +298,9 @@ def _summary(stats: Counter, segments: dict[str, int], plan: Plan) -> dict:
 def align_dataset(raw_dir: str | Path, out_path: str | Path, seq_len: int = 50, strict: bool = False) -> dict:
     """Align `raw_dir` (words/covarep/facet/labels .csd + folds.json) into `out_path`; return the counts.
 
-    `strict` turns a video absent from covarep.csd or facet.csd into an error instead of zero features.
+    Fold videos absent from labels.csd or words.csd are dropped and labelled videos in no fold left out,
+    one warning line each (the SDK's hard_unify; pipeline/data/plan.py). `strict` turns these, and a video
+    absent from covarep.csd or facet.csd (otherwise given zero features), into errors.
     Segments left with no word (after dropping `sp` and zero-length words) are dropped with a warning: they
     have no sequence to model. Raises DataError, before writing anything, on any bad input.
     """
@@ -315,7 +319,7 @@ def align_dataset(raw_dir: str | Path, out_path: str | Path, seq_len: int = 50, 
         hashing = ThreadPoolExecutor(max_workers=1)
         stack.callback(hashing.shutdown, wait=False, cancel_futures=True)
         checksums = {name: hashing.submit(sha256sum, raw_dir / name) for name in RAW_FILES}
-        plan = plan_alignment(csds, read_folds(raw_dir / FOLDS, csds[LABELS]), strict)
+        plan = plan_alignment(csds, raw_dir / FOLDS, strict)
         stats: Counter = Counter()
         segments: dict[str, int] = {}
         dropped: list[str] = []
@@ -386,7 +390,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--strict",
         action="store_true",
-        help="fail on a video absent from covarep.csd or facet.csd instead of giving it zero features",
+        help="fail on a fold video absent from any raw file, or a labelled video in no fold, instead of "
+        "dropping it (or giving it zero features, for covarep.csd and facet.csd) with a warning",
     )
 
 

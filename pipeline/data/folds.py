@@ -97,13 +97,26 @@ def parse_sdk_folds_file(path: str | os.PathLike) -> dict[str, list[str]]:
     return validate_folds(found, path)
 
 
+# Provenance of the standard folds: the CMU Multimodal SDK's current master,
+# github.com/CMU-MultiComp-Lab/CMU-MultimodalSDK, mmsdk/mmdatasdk/dataset/standard_datasets/
+# CMU_MOSI/cmu_mosi_std_folds.py (52/10/31 videos: 1,284/229/686 segments) and
+# CMU_MOSEI/cmu_mosei_std_folds.py (2,249/300/678 videos). The installed SDK package ships an older MOSEI
+# copy whose train fold still lists the video below, which upstream removed in 2019; it is taken out here, so
+# the folds equal master's file (tests compare them with ../shared/data/mosei/cmu_mosei_std_folds.py).
+REMOVED_UPSTREAM: dict[str, frozenset[str]] = {"mosei": frozenset({"-NFrJFQijFE"})}
+
+
 def standard_folds(dataset: str) -> dict[str, list[str]]:
-    """The standard folds of 'mosi' or 'mosei' as shipped in the installed CMU Multimodal SDK."""
+    """The standard folds of 'mosi' or 'mosei': the CMU SDK master's (see REMOVED_UPSTREAM)."""
     from mmsdk import mmdatasdk  # imported lazily: the SDK is slow to import and only needed here
 
     modules = {"mosi": mmdatasdk.cmu_mosi, "mosei": mmdatasdk.cmu_mosei}
     if dataset not in modules:
         raise DataError(f"unknown dataset '{dataset}': standard folds exist for {sorted(modules)}")
     module = modules[dataset].standard_folds
-    folds = {split: list(getattr(module, name)) for split, name in SDK_FOLD_NAMES.items()}
-    return validate_folds(folds, f"mmsdk standard folds of {dataset}")
+    removed = REMOVED_UPSTREAM.get(dataset, frozenset())
+    folds = {
+        split: [video for video in getattr(module, name) if video not in removed]
+        for split, name in SDK_FOLD_NAMES.items()
+    }
+    return validate_folds(folds, f"CMU SDK master's standard folds of {dataset}")

@@ -2,10 +2,18 @@
 
 Every entry the alignment reads is checked here (shapes, dtypes, intervals, labels, fold membership), so
 a bad input stops `align` with one `DataError` naming the file and the video before any output is made.
+
+Folds and data are reconciled as the CMU SDK's `hard_unify` does (it keeps the entries every sequence has;
+`get_tensors` then skips entries in no fold): a fold video absent from labels.csd, from words.csd (the
+reference) or from both covarep.csd and facet.csd is dropped, and labelled videos in no fold are left out;
+`align` reports each kind in one warning line. Real CMU-MOSEI has both: two test-fold videos of the
+standard folds have no labels (CMU SDK issue 256) and 66 labelled videos are in no fold. With `strict` both
+are errors, as is a video absent from covarep.csd or facet.csd (otherwise given zero features).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +23,8 @@ from pipeline.data.csd import CSD
 from pipeline.data.folds import load_folds
 from pipeline.errors import DataError
 from pipeline.layout import FRAME_FILES, LABELS, WORDS
+
+log = logging.getLogger(__name__)
 
 LABEL_RANGE = 3.0
 
@@ -38,10 +48,12 @@ class Plan:
     """What validation established: the folds, each modality's feature size, videos lacking a modality,
     and every fold video's words and segments."""
 
-    folds: dict[str, list[str]]
+    folds: dict[str, list[str]]  # the videos aligned, by split (fold videos lacking labels or words dropped)
     dims: dict[str, int]
     missing: dict[str, set[str]] = field(default_factory=dict)
     videos: dict[str, Video] = field(default_factory=dict)
+    dropped: dict[str, tuple[str, str]] = field(default_factory=dict)  # video -> (split, file it lacks in)
+    unassigned: list[str] = field(default_factory=list)  # labelled videos in no fold (sorted)
 
 
 def check_intervals(path: Path, video: str, intervals: np.ndarray) -> None:
@@ -66,30 +78,65 @@ def decode_tokens(path: Path, video: str, words: np.ndarray) -> np.ndarray:
     return np.array(tokens, dtype=object)
 
 
-def read_folds(path: Path, labels: CSD) -> dict[str, list[str]]:
-    """Load folds.json (validated by `load_folds`) and check that every fold is non-empty and every video
-    it names is in labels.csd."""
+def unify_folds(path: Path, csds: dict[str, CSD], strict: bool) -> Plan:
+    """Load folds.json (validated by `load_folds`) and reconcile it with the data (module docstring).
+
+    Returns a plan holding the folds to align, the dropped fold videos and the labelled videos in no fold,
+    and logs one warning line for each kind; with `strict` either kind raises DataError instead.
+    """
     folds = load_folds(path)
+    labels, frames = csds[LABELS], [csds[name] for name in FRAME_FILES.values()]
+    plan = Plan(folds={}, dims={}, missing={modality: set() for modality in FRAME_FILES})
     for split, videos in folds.items():
         if not videos:
             raise DataError(f"{path}: fold '{split}' is empty; every fold needs at least one video")
         for video in videos:
-            if video not in labels:
+            lacking = [csd.path for csd in (labels, csds[WORDS]) if video not in csd][:1]
+            if not lacking and not any(video in csd for csd in frames):
+                lacking = [csd.path for csd in frames]
+            if lacking and strict:
                 raise DataError(
-                    f"{path}: fold '{split}' names video '{video}', which is not in {labels.path}"
+                    f"{path}: fold '{split}' names video '{video}', which is not in "
+                    f"{' nor '.join(map(str, lacking))} (--strict)"
                 )
-    return folds
+            if lacking:
+                plan.dropped[video] = (split, " nor ".join(p.name for p in lacking))
+        plan.folds[split] = [video for video in videos if video not in plan.dropped]
+        if not plan.folds[split]:
+            raise DataError(f"{path}: fold '{split}' has no video left with labels, words and features")
+    in_folds = {video for videos in folds.values() for video in videos}
+    plan.unassigned = sorted(set(labels.videos()) - in_folds)
+    first = ", ".join(plan.unassigned[:10]) + (" ..." if len(plan.unassigned) > 10 else "")
+    if plan.unassigned and strict:
+        raise DataError(
+            f"{labels.path}: {len(plan.unassigned)} labelled video(s) are in no fold of {path} "
+            f"(--strict): {first}"
+        )
+    if plan.dropped:
+        named = [f"'{video}' ({split}; not in {name})" for video, (split, name) in plan.dropped.items()]
+        log.warning(
+            "dropped %d fold video(s) absent from the labels, the words or every feature file (the SDK's "
+            "hard_unify drops them too): %s",
+            len(named),
+            ", ".join(named),
+        )
+    if plan.unassigned:
+        log.warning(
+            "%d labelled video(s) are in no fold and are not aligned: %s", len(plan.unassigned), first
+        )
+    return plan
 
 
-def plan_alignment(csds: dict[str, CSD], folds: dict[str, list[str]], strict: bool) -> Plan:
+def plan_alignment(csds: dict[str, CSD], folds_path: Path, strict: bool) -> Plan:
     """Check every entry the alignment will read (shapes, dtypes, intervals, labels) before any work.
 
-    Frame features are not read, only their headers; words, labels and frame intervals are read, and the
-    words and labels are kept in the plan for the alignment.
+    The folds are read and reconciled with the data first (`unify_folds`). Frame features are not read,
+    only their headers; words, labels and frame intervals are read, and the words and labels are kept in
+    the plan for the alignment.
     """
     words, labels = csds[WORDS], csds[LABELS]
-    plan = Plan(folds=folds, dims={}, missing={modality: set() for modality in FRAME_FILES})
-    for split, videos in folds.items():
+    plan = unify_folds(folds_path, csds, strict)
+    for split, videos in plan.folds.items():
         for video in videos:
             seq = labels[video]
             if seq.features.dtype.kind not in "fiu":
@@ -105,8 +152,6 @@ def plan_alignment(csds: dict[str, CSD], folds: dict[str, list[str]], strict: bo
                     f"{labels.path}: video '{video}' segment {k} has label {values[k]}, "
                     f"outside [-{LABEL_RANGE:g}, {LABEL_RANGE:g}]"
                 )
-            if video not in words:
-                raise DataError(f"{words.path}: no entry for video '{video}' (fold '{split}', in labels)")
             entry = words[video]
             dtype, dim = entry.features.dtype, entry.features.shape[1]
             if dtype.kind not in "SOU" or dim != 1:

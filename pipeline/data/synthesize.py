@@ -11,8 +11,13 @@ It lets the whole pipeline run on a fresh machine with no network, and is learna
   each give an integer rating with noise, and the label is their mean (`annotate`), as in CMU-MOSI, so labels
   are multiples of 1/3, 1/4 or 1/5 and include exact zeros.
 - Acoustic (COVAREP-like, 74-d, 100 Hz) and visual (FACET-4.1-like, 47-d, 30 Hz) frames carry a weaker, noisy
-  label signal (a few dimensions shifted in proportion to the label over the segment's frames, plus
-  per-segment noise) on top of speaker (per-video) offsets and frame noise.
+  label signal (the first `SIGNAL_DIMS` dimensions shifted in proportion to the label over the segment's
+  frames, plus per-segment noise) on top of speaker (per-video) offsets and frame noise.
+- Other columns have the real features' heterogeneous scales, so that a run exercises `data.normalize`:
+  COVAREP dim `F0_DIM` is a pitch in Hz (speaker mean in `F0_HZ`, `F0_SD` Hz of noise) on voiced frames, 0
+  on unvoiced ones (outside speech and a `1 - VOICED_P` share within), `VOICED_DIM` the 0/1 voicing flag,
+  `CEPSTRUM_DIMS` cepstra (c0 near `C0_OFFSET`, then shrinking as 1/order); FACET `EVIDENCE_DIMS` are
+  evidence-scale (log-odds, column offsets in `EVIDENCE_OFFSET`, spreads in `EVIDENCE_SCALE`).
 - With `faults=True` it carries the faults real data has: `-inf` COVAREP frames, NaN FACET rows, `sp` tokens,
   zero-length word intervals, and at least one video with no FACET entry.
 
@@ -42,7 +47,7 @@ from pipeline.layout import CSD_FILES, FOLDS, FRAME_FILES, LABELS, MANIFEST, WOR
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = "1.0"
+GENERATOR_VERSION = "1.1"  # 1.1: real feature scales (module docstring)
 DATASET_NAME = "HyCon synthetic (NOT real data)"
 AUDIO_DIM, AUDIO_RATE = 74, 100.0  # COVAREP
 VISUAL_DIM, VISUAL_RATE = 47, 30.0  # FACET 4.1 (CMU-MOSI)
@@ -85,6 +90,10 @@ SIGNAL_DIMS = 4  # first dims of each modality that shift with the label
 AUDIO_GAIN, VISUAL_GAIN = 0.2, 0.15  # shift per unit of label
 SEGMENT_NOISE_SD = 0.8  # per-segment noise on the signal dims (does not average out over frames)
 SPEAKER_SD = 0.5  # per-video offsets of every dim
+# --- the scales of the real features (module docstring), on dims that carry no label signal ---
+F0_DIM, VOICED_DIM, F0_HZ, F0_SD, VOICED_P = 4, 5, (90.0, 230.0), 25.0, 0.75  # COVAREP pitch, voicing
+CEPSTRUM_DIMS, C0_OFFSET = slice(6, 30), -6.0  # COVAREP: MCEP-like cepstral coefficients
+EVIDENCE_DIMS, EVIDENCE_OFFSET, EVIDENCE_SCALE = slice(SIGNAL_DIMS, VISUAL_DIM), (-3.0, 0.5), (0.5, 2.5)
 
 _POSITIVE = [word for word, strength in POLARITY.items() if strength > 0]
 _NEGATIVE = [word for word, strength in POLARITY.items() if strength < 0]
@@ -213,6 +222,13 @@ def plan_video(seed: int, index: int, faults: bool) -> VideoPlan:
     return VideoPlan(tokens, word_intervals, segment_intervals, labels.astype(np.float32), duration)
 
 
+def _segment_of(plan: VideoPlan, intervals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame [n, 2]: the segment its centre follows ([n], -1 before the first) and whether inside it."""
+    centres = intervals.mean(axis=1)
+    seg = np.searchsorted(plan.segment_intervals[:, 0], centres, side="right") - 1
+    return seg, (seg >= 0) & (centres < plan.segment_intervals[np.maximum(seg, 0), 1])
+
+
 def _frames(plan: VideoPlan, rng: np.random.Generator, dim: int, rate: float, gain: float) -> csd.Sequence:
     """Frames at `rate` over the whole video: speaker offset + noise + label signal on the first dims."""
     n = int(math.ceil(plan.duration * rate))
@@ -220,10 +236,7 @@ def _frames(plan: VideoPlan, rng: np.random.Generator, dim: int, rate: float, ga
     intervals = np.stack([starts, starts + 1.0 / rate], axis=1)
     offset = rng.normal(0.0, SPEAKER_SD, dim).astype(np.float32)
     features = rng.standard_normal((n, dim), dtype=np.float32) + offset
-    # which segment each frame (by its centre) lies in; frames between segments carry no signal
-    centres = starts + 0.5 / rate
-    seg = np.searchsorted(plan.segment_intervals[:, 0], centres, side="right") - 1
-    inside = (seg >= 0) & (centres < plan.segment_intervals[np.maximum(seg, 0), 1])
+    seg, inside = _segment_of(plan, intervals)  # frames between segments carry no signal
     shift = gain * plan.labels + rng.normal(0.0, SEGMENT_NOISE_SD, plan.labels.size)
     features[inside, :SIGNAL_DIMS] += shift[seg[inside], None].astype(np.float32)
     return csd.Sequence(features=features, intervals=intervals)
@@ -236,6 +249,12 @@ def _covarep(plan: VideoPlan, seed: int, index: int, faults: bool) -> csd.Sequen
     if faults:
         rows = rng.random(len(seq.features)) < NEG_INF_FRAME_P
         seq.features[np.ix_(rows, [0, AUDIO_DIM - 1])] = -np.inf
+    features = seq.features
+    voiced = _segment_of(plan, seq.intervals)[1] & (rng.random(len(features)) < VOICED_P)
+    pitch = np.maximum(rng.uniform(*F0_HZ) + F0_SD * features[:, F0_DIM], 50.0)
+    features[:, F0_DIM], features[:, VOICED_DIM] = np.where(voiced, pitch, 0.0), voiced
+    features[:, CEPSTRUM_DIMS] *= 2.0 / np.arange(1, CEPSTRUM_DIMS.stop - CEPSTRUM_DIMS.start + 1)
+    features[:, CEPSTRUM_DIMS.start] += C0_OFFSET
     return seq
 
 
@@ -245,6 +264,9 @@ def _facet(plan: VideoPlan, seed: int, index: int, faults: bool) -> csd.Sequence
     seq = _frames(plan, rng, VISUAL_DIM, VISUAL_RATE, VISUAL_GAIN)
     if faults:
         seq.features[rng.random(len(seq.features)) < NAN_ROW_P] = np.nan
+    columns = EVIDENCE_DIMS.stop - EVIDENCE_DIMS.start
+    seq.features[:, EVIDENCE_DIMS] *= np.linspace(*EVIDENCE_SCALE, columns, dtype=np.float32)
+    seq.features[:, EVIDENCE_DIMS] += np.linspace(*EVIDENCE_OFFSET, columns, dtype=np.float32)
     return seq
 
 
@@ -320,34 +342,19 @@ def synthesize(out_dir: str | os.PathLike, videos: int = 93, seed: int = 0, faul
         labels,
         meta("Opinion Segment Labels", "Sentiment in [-3, 3] per opinion segment.", ["sentiment score"]),
     )
-    covarep: Iterator[tuple[str, csd.Sequence]] = (
-        (vid, _covarep(p, seed, i, faults)) for i, (vid, p) in enumerate(zip(ids, plans, strict=True))
-    )
-    csd.write_csd(
-        out / FRAME_FILES["audio"],
-        "COVAREP",
-        covarep,
-        meta(
-            "COVAREP",
-            f"COVAREP-like acoustic features, {AUDIO_DIM}-d at {AUDIO_RATE:g} Hz.",
-            [f"a{i}" for i in range(AUDIO_DIM)],
-        ),
-    )
-    facet = (
-        (vid, _facet(p, seed, i, faults))
-        for i, (vid, p) in enumerate(zip(ids, plans, strict=True))
-        if i not in no_facet
-    )
-    csd.write_csd(
-        out / FRAME_FILES["visual"],
-        "FACET 4.1",
-        facet,
-        meta(
-            "FACET 4.1",
-            f"FACET-like visual features, {VISUAL_DIM}-d at {VISUAL_RATE:g} Hz.",
-            [f"v{i}" for i in range(VISUAL_DIM)],
-        ),
-    )
+    streams = {  # modality -> root name, description, dims, rate, generator, videos left out
+        "audio": ("COVAREP", "COVAREP-like acoustic", AUDIO_DIM, AUDIO_RATE, _covarep, set()),
+        "visual": ("FACET 4.1", "FACET-like visual", VISUAL_DIM, VISUAL_RATE, _facet, no_facet),
+    }
+    for modality, (root, what, dim, rate, generate, left_out) in streams.items():
+        frames: Iterator[tuple[str, csd.Sequence]] = (
+            (vid, generate(p, seed, i, faults))
+            for i, (vid, p) in enumerate(zip(ids, plans, strict=True))
+            if i not in left_out
+        )
+        names = [f"{modality[0]}{i}" for i in range(dim)]
+        description = f"{what} features, {dim}-d at {rate:g} Hz."
+        csd.write_csd(out / FRAME_FILES[modality], root, frames, meta(root, description, names))
     folds = make_folds(ids, seed)
     write_folds(out / FOLDS, folds)
     manifest = {name: sha256sum(out / name) for name in (*CSD_FILES, FOLDS)}
@@ -383,14 +390,11 @@ def run(args: argparse.Namespace) -> None:
     """Generate the dataset and log its summary."""
     start = time.perf_counter()
     summary = synthesize(args.out_dir, videos=args.videos, seed=args.seed, faults=not args.no_faults)
+    counts = [summary[key] for key in ("videos", "segments", "words", "fold_videos", "fold_segments")]
     log.info(
-        "synthetic dataset (NOT real data) in %s: %d videos, %d segments, %d words, "
-        "folds %s (segments %s), %.1fs",
+        "synthetic dataset (NOT real data) in %s: %d videos, %d segments, %d words, folds %s (segments %s), "
+        "%.1fs",
         args.out_dir,
-        summary["videos"],
-        summary["segments"],
-        summary["words"],
-        summary["fold_videos"],
-        summary["fold_segments"],
+        *counts,
         time.perf_counter() - start,
     )

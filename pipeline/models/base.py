@@ -17,11 +17,13 @@ import torch
 from torch import nn
 
 from pipeline.models.language import load_language_model, select_token, tokenize
+from pipeline.settings import text_token_of
 
 
 class LanguageInput(nn.Module):
     """The language branch's input: the cached frozen LM vector (frozen mode) or the fine-tuned LM's
-    `model.text_token` state (fine-tune mode), one vector [B, H] per segment.
+    `model.text_token` state (fine-tune mode; `auto` resolved by `text_token_of`), one vector [B, H] per
+    segment.
 
     `language_model` is None when frozen; the optimizer gives it its own learning rate (`train.lr_lm`).
     """
@@ -29,7 +31,7 @@ class LanguageInput(nn.Module):
     def __init__(self, settings: dict[str, Any], lm_hidden: int | None) -> None:
         super().__init__()
         model = settings["model"]
-        self.text_token = model["text_token"]
+        self.text_token = text_token_of(model)
         self.max_tokens = model["max_text_tokens"]
         self.language_model: nn.Module | None = None
         self.tokenizer: Any = None

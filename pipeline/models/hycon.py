@@ -6,8 +6,9 @@ Decisions where the paper is silent or ambiguous (each a setting in `pipeline.se
   last valid (non-padding) word; a segment with no kept word (``length == 0``) is read at position 0, which
   is then the only unmasked key, so attention never sees an all-masked row (that would give NaN). For the
   language model, ``text_token='last'`` takes the final non-padding token of the word-piece sequence, which
-  with BERT tokenisation is always ``[SEP]``: the literal last time step of Eq. 1. ``cls`` and ``mean``
-  (over non-padding tokens) are the common alternatives.
+  with BERT tokenisation is always ``[SEP]``: the literal last time step of Eq. 1. It is not the default:
+  ``auto`` reads the mean over tokens from a frozen sentence-embedding model and the first token when
+  fine-tuning (``pipeline.settings.text_token_of``; measured in docs/language-vector.md).
 - Non-negativity. Every unimodal projection ends in the ``nonneg`` activation (ReLU by default), so the
   representations lie in the non-negative orthant and, after the losses' L2 normalisation, every cosine
   similarity lies in [0, 1] as Section 3.3 states (a zero vector stays zero: similarity 0).

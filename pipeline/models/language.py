@@ -15,8 +15,9 @@ from torch import nn
 
 from pipeline.errors import ConfigError
 
-# `model.text_token`: which state of the language model becomes the sentence vector (see select_token).
-TEXT_TOKENS: tuple[str, ...] = ("last", "cls", "mean")
+# Which states of the language model become the sentence vector (see select_token); the settings add
+# `auto`, resolved to one of these by `pipeline.settings.text_token_of`.
+TEXT_TOKENS: tuple[str, ...] = ("mean", "cls", "last")
 TINY_BERT = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
 
 
@@ -70,10 +71,12 @@ def load_language_model(name: str) -> tuple[nn.Module, Any]:
 
 
 def select_token(hidden: torch.Tensor, attention_mask: torch.Tensor, token: str) -> torch.Tensor:
-    """One vector per sequence from LM states [B, L, H]: 'last' non-padding token ([SEP]), 'cls' or 'mean'.
+    """One vector per sequence [B, H] from LM states [B, L, H] and their attention mask [B, L].
 
-    Assumes right padding (BERT tokenizers' default), so the last non-padding token sits at
-    ``attention_mask.sum(1) - 1``.
+    'mean': the average over non-padding tokens (the pooling sentence-embedding models such as
+    all-MiniLM-L6-v2 are trained with); 'cls': the first token (MAG-BERT, MISA, Self-MM); 'last': the final
+    non-padding token, [SEP] with BERT tokenisation (the paper's literal "last time step"). Assumes right
+    padding (BERT tokenizers' default), so the last non-padding token sits at ``attention_mask.sum(1) - 1``.
     """
     if token == "cls":
         return hidden[:, 0]
