@@ -54,7 +54,9 @@ def encode_texts(
     lm.eval().to(device)
     order = np.argsort([len(t) for t in texts], kind="stable")
     out = np.zeros((len(texts), lm.config.hidden_size), dtype=np.float32)
-    for start in tqdm(range(0, len(texts), batch_size), desc="features", unit="batch", leave=False):
+    for start in tqdm(
+        range(0, len(texts), batch_size), desc="features", unit="batch", leave=False, disable=None
+    ):
         idx = order[start : start + batch_size]
         batch = {k: v.to(device) for k, v in tokenize(tokenizer, [texts[i] for i in idx], max_tokens).items()}
         hidden = lm(**batch).last_hidden_state

@@ -116,7 +116,9 @@ def train_epoch(
     seen = 0
     n_batches = math.ceil(len(dataset) / train_cfg["batch_size"])
     batches = iterate_batches(dataset, train_cfg["batch_size"], generators["loader"])
-    for batch in tqdm(batches, total=n_batches, desc=desc, unit="batch", leave=False):
+    # disable=None: a bar on a terminal only; off one (a job's log file) the epoch's log line is the record,
+    # not hundreds of carriage-return frames.
+    for batch in tqdm(batches, total=n_batches, desc=desc, unit="batch", leave=False, disable=None):
         labels = batch["label"].to(device)
         with autocast(device, amp):
             pred, reps, _ = model(**model.model_inputs(batch, device))

@@ -4,7 +4,9 @@ reproducibility, resume equivalence, the frozen-feature cache, run-directory out
 from __future__ import annotations
 
 import csv
+import io
 import json
+import sys
 from pathlib import Path
 
 import h5py
@@ -303,3 +305,25 @@ def test_cli_errors_before_training(synthetic, tmp_path, capsys) -> None:
     assert main(["evaluate", "--run", str(out), "--data", str(synthetic["data"])]) == 2
     assert "no checkpoint" in capsys.readouterr().err
     assert not out.exists()  # nothing was started
+
+
+class _Terminal(io.StringIO):
+    """A stderr that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bars_on_a_terminal_one_line_per_epoch_off_one(
+    synthetic, tmp_path, capsys, caplog, monkeypatch
+) -> None:
+    settings = {**FAST, "train.epochs": 2, "train.patience": 5}
+    with caplog.at_level("INFO", logger="pipeline"):
+        train_run(settings, synthetic["data"], tmp_path / "log", 0, synthetic["features"])
+    assert "\r" not in capsys.readouterr().err  # a log file gets no bar frames...
+    epochs = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
+    assert [line.split(":")[0] for line in epochs] == ["epoch 1", "epoch 2"]  # ...but one line per epoch
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    train_run(settings, synthetic["data"], tmp_path / "tty", 0, synthetic["features"])
+    assert "\r" in terminal.getvalue() and "epoch 2/2" in terminal.getvalue()
