@@ -1,9 +1,12 @@
-"""Evaluate a trained run (stage `evaluate`): metrics, predictions and fused test embeddings.
+"""Evaluate a trained run (stage `evaluate`): metrics, predictions and test representations.
 
 Reads `model.pt` of a run directory and writes, atomically, `metrics.json`
 (`{"valid", "test", "dataset", "experiment", "seed", "best_epoch"}`), `predictions.csv`
-(`split, id, label, prediction`) and `embeddings.npz` (`embeddings` [N, D] fused test representations,
-`labels` [N], `ids` [N]) as docs/architecture.md section 4 specifies.
+(`split, id, label, prediction`) and `embeddings.npz` as docs/architecture.md section 4 specifies:
+`labels` [N], `ids` [N] and the unimodal test representations `l`, `a`, `v` [N, d], plus, with `fused`,
+the fused ones `embeddings` [N, D] (what the t-SNE figure reads). Representations are stored in float16,
+compressed: a tensor-fusion run's fused vectors (D = (d + 1)^3 = 132,651 at d = 50) took 405 MB per run in
+float32, so only the runs a figure reads keep them.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import csv
 import logging
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from pipeline.checkpoint import load_checkpoint, run_lock
 from pipeline.device import resolve_device
@@ -36,6 +41,7 @@ def evaluate_run(
     dataset: str | None = None,
     experiment: str | None = None,
     device: str = "auto",
+    fused: bool = False,
 ) -> dict[str, Any]:
     """Predict the valid and test splits with the run's best checkpoint and write the evaluation outputs.
 
@@ -46,7 +52,7 @@ def evaluate_run(
     run_dir = Path(run_dir)
     check_output(run_dir / "metrics.json")
     with run_lock(run_dir):
-        return _evaluate_locked(run_dir, data_path, features_path, dataset, experiment, device)
+        return _evaluate_locked(run_dir, data_path, features_path, dataset, experiment, device, fused)
 
 
 def _evaluate_locked(
@@ -56,6 +62,7 @@ def _evaluate_locked(
     dataset: str | None,
     experiment: str | None,
     device: str,
+    fused: bool,
 ) -> dict[str, Any]:
     checkpoint = load_checkpoint(run_dir)
     settings = resolve_settings(checkpoint["settings"])
@@ -79,10 +86,10 @@ def _evaluate_locked(
         "best_epoch": checkpoint["epoch"],
     }
     rows = []
-    fused = {}
     for split in SPLITS:
         ds = datasets[split]
-        preds, fused[split] = predict(model, ds, dev, settings["train"]["batch_size"], amp)
+        keep_fused = fused and split == "test"
+        preds, reps = predict(model, ds, dev, settings["train"]["batch_size"], amp, fused=keep_fused)
         labels = ds.tensors["label"].numpy()
         results[split] = regression_metrics(labels, preds)
         rows.extend(zip([split] * len(ds), ds.ids.tolist(), labels.tolist(), preds.tolist(), strict=True))
@@ -92,11 +99,15 @@ def _evaluate_locked(
         writer.writerow(("split", "id", "label", "prediction"))
         writer.writerows(rows)
     test = datasets["test"]
+    stored = {
+        ("embeddings" if name == "fused" else name): rep.astype(np.float16) for name, rep in reps.items()
+    }
     write_npz(
         run_dir / "embeddings.npz",
-        embeddings=fused["test"],
+        compressed=True,
         labels=test.tensors["label"].numpy(),
         ids=test.ids.astype(str),
+        **stored,
     )
     log.info("test: %s", ", ".join(f"{k} {v:.4f}" for k, v in results["test"].items()))
     return results
@@ -110,6 +121,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", help="dataset name for metrics.json (default: the HDF5's attribute)")
     parser.add_argument("--experiment", help="experiment name for metrics.json (default: run dir's parent)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument(
+        "--fused",
+        action="store_true",
+        help="also store the fused test representations (large for tensor fusion; the t-SNE reads them)",
+    )
 
 
 def run(args: argparse.Namespace) -> None:
@@ -121,4 +137,5 @@ def run(args: argparse.Namespace) -> None:
         dataset=args.dataset,
         experiment=args.experiment,
         device=args.device,
+        fused=args.fused,
     )

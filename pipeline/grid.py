@@ -28,12 +28,8 @@ from pipeline.errors import ConfigError
 from pipeline.layout import CMU_DATASETS
 from pipeline.reporting.captions import dataset_label, table_caption
 from pipeline.reporting.paper import paper_table, reported_row
-from pipeline.settings import (
-    AUTO_TEXT_TOKEN,
-    check_search_space,
-    feature_settings_of,
-    resolve_settings,
-)
+from pipeline.settings import AUTO_TEXT_TOKEN, check_search_space, feature_settings_of, resolve_settings
+from pipeline.sweeps import check_sweeps, experiment_overrides, sweep_seeds
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
@@ -123,6 +119,7 @@ def check_config(config: Mapping[str, Any]) -> None:
         experiment_settings(config, name)
     for name in config.get("experiment_seeds") or {}:
         _check_experiment(config, name, "experiment_seeds")
+    check_sweeps(config, check_dataset)
     active = active_tables(config)
     if not active:
         raise ConfigError("tables: every table is disabled (null); nothing to build")
@@ -218,11 +215,11 @@ def tsne_spec(config: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def experiment_settings(config: Mapping[str, Any], experiment: str) -> dict[str, Any]:
-    """Resolved run settings of one experiment: `base` plus its dotted overrides (ConfigError naming both)."""
-    if experiment not in config["experiments"]:
+    """Settings of an experiment or a sweep cell: `base` plus its overrides (ConfigError naming both)."""
+    if experiment not in (overrides := experiment_overrides(config)):
         raise ConfigError(f"unknown experiment '{experiment}'")
     try:
-        return resolve_settings(config["base"], config["experiments"][experiment] or {})
+        return resolve_settings(config["base"], overrides[experiment])
     except ConfigError as err:
         raise ConfigError(f"experiments.{experiment}: {err}") from None
 
@@ -242,8 +239,9 @@ def dataset_experiments(config: Mapping[str, Any]) -> dict[str, list[str]]:
 
 
 def experiment_seeds(config: Mapping[str, Any], experiment: str) -> list[int]:
-    """Seeds an experiment runs with: its `experiment_seeds` entry, else the global `seeds`."""
-    return list((config.get("experiment_seeds") or {}).get(experiment, config["seeds"]))
+    """Seeds an experiment runs with: its `experiment_seeds` entry, a sweep cell's sweep's, else `seeds`."""
+    explicit = {**sweep_seeds(config), **(config.get("experiment_seeds") or {})}
+    return list(explicit.get(experiment, config["seeds"]))
 
 
 def runs(config: Mapping[str, Any]) -> list[tuple[str, str, int]]:
@@ -295,7 +293,7 @@ def feature_settings(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """features key -> the language-model settings that produce it, over `base` and every experiment."""
     found: dict[str, dict[str, Any]] = {}
     candidates = [resolve_settings(config["base"])]
-    candidates += [experiment_settings(config, name) for name in config["experiments"]]
+    candidates += [experiment_settings(config, name) for name in experiment_overrides(config)]
     for settings in candidates:
         key = features_key(settings)
         if key is not None:

@@ -78,14 +78,22 @@ def load_datasets(
 
 @torch.no_grad()
 def predict(
-    model: torch.nn.Module, dataset: AlignedDataset, device: torch.device, batch_size: int, amp: bool = False
-) -> tuple[np.ndarray, np.ndarray]:
-    """Predictions [N] and fused representations [N, D] in dataset order, in eval mode."""
+    model: torch.nn.Module,
+    dataset: AlignedDataset,
+    device: torch.device,
+    batch_size: int,
+    amp: bool = False,
+    fused: bool = True,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Predictions [N] and representations in dataset order, in eval mode: the unimodal ones {'l','a','v'}
+    [N, d] and, when `fused`, the fused one ('fused', [N, D]; large for tensor fusion: D = (d + 1)^3)."""
     model.eval()
-    preds, fused = [], []
+    preds: list[torch.Tensor] = []
+    reps: dict[str, list[torch.Tensor]] = {}
     for batch in iterate_batches(dataset, batch_size):
         with autocast(device, amp):
-            pred, _, f = model(**model.model_inputs(batch, device))
+            pred, unimodal, f = model(**model.model_inputs(batch, device))
         preds.append(pred.float().cpu())
-        fused.append(f.float().cpu())
-    return torch.cat(preds).numpy(), torch.cat(fused).numpy()
+        for name, rep in {**unimodal, **({"fused": f} if fused else {})}.items():
+            reps.setdefault(name, []).append(rep.float().cpu())
+    return torch.cat(preds).numpy(), {name: torch.cat(parts).numpy() for name, parts in reps.items()}

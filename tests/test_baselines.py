@@ -163,9 +163,9 @@ def test_text_probe_equals_a_direct_scikit_learn_fit(synthetic, tmp_path) -> Non
     }
     assert float(probe.alpha) == min(valid_mae, key=valid_mae.get)  # alpha chosen on validation MAE
     reference = Ridge(alpha=float(probe.alpha)).fit(x["train"], y["train"]).predict(x["test"])
-    preds, fused = predict(probe, datasets["test"], CPU, 64)
+    preds, reps = predict(probe, datasets["test"], CPU, 64)
     np.testing.assert_allclose(preds, reference, rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(fused, x["test"])
+    np.testing.assert_allclose(reps["fused"], x["test"])
     assert metrics["test"]["mae"] == pytest.approx(np.abs(reference - y["test"]).mean(), abs=1e-4)
     history = (tmp_path / "history.csv").read_text().splitlines()
     assert history[0].split(",") == list(HISTORY_COLUMNS) and len(history) == 2  # one closed-form "epoch"

@@ -83,7 +83,12 @@ def test_aggregate_runs_by_hand():
     assert agg["test"]["acc2_non0"]["std"] == pytest.approx(0.01)
     assert agg["test"]["corr"]["std"] == 0.0
     assert agg["best_epoch"]["mean"] == pytest.approx(4.0)
-    assert summarize([agg])["synthetic"]["hycon"]["mae"] == pytest.approx(0.73)
+    summary = summarize(agg)  # flat: one row per experiment in `dvc metrics show`
+    assert set(summary) == {"acc7", "acc2_non0", "f1_non0", "mae", "corr", "seeds"} | {
+        f"{m}_std" for m in ("acc7", "acc2_non0", "f1_non0", "mae", "corr")
+    }
+    assert summary["mae"] == pytest.approx(0.73) and summary["mae_std"] == pytest.approx(math.sqrt(0.0007))
+    assert summary["seeds"] == 3
 
 
 def test_aggregate_rejects_mixed_experiments_and_repeated_seeds():
@@ -107,9 +112,11 @@ def test_aggregate_cli_writes_aggregate_and_mean_curve(tmp_path):
         write_run(tmp_path / "runs", run_metrics(0, 0.70, 0.84), [1.0, 0.8, 0.9]),
         write_run(tmp_path / "runs", run_metrics(1, 0.74, 0.86), [1.2, 0.6]),
     ]
-    out, curve = tmp_path / "agg.json", tmp_path / "curve.csv"
-    assert main(["aggregate", "--out", str(out), "--curve", str(curve), *map(str, paths)]) == 0
+    out, curve, summary = tmp_path / "agg.json", tmp_path / "curve.csv", tmp_path / "summary.json"
+    args = ["--out", str(out), "--curve", str(curve), "--summary", str(summary)]
+    assert main(["aggregate", *args, *map(str, paths)]) == 0
     assert json.loads(out.read_text())["test"]["mae"]["mean"] == pytest.approx(0.72)
+    assert json.loads(summary.read_text())["mae"] == pytest.approx(0.72)
     frame = pd.read_csv(curve)
     assert frame["epoch"].tolist() == [1, 2, 3]
     assert frame["valid_mae"].tolist() == pytest.approx([1.1, 0.7, 0.9])  # epoch 3: only seed 0 ran
@@ -304,7 +311,7 @@ def test_config_overlays_merge_like_snakemake(tmp_path):
     assert mosi["tables"]["table2"] is None
 
 
-def test_figures_cli_forest_and_tsne(tmp_path):
+def test_figures_cli_forest_and_tsne(tmp_path, capsys):
     config = load_config([DEFAULT_CONFIG])
     spec = table_spec(config, "table2")
     aggregates, predictions = _table_runs(spec, tmp_path / "runs")
@@ -322,8 +329,11 @@ def test_figures_cli_forest_and_tsne(tmp_path):
     labels = rng.uniform(-3, 3, 60)
     for name, signal in (("with", 3.0), ("without", 0.0)):
         embeddings = rng.normal(size=(60, 8)) + signal * np.sign(labels)[:, None]
-        np.savez(
-            tmp_path / f"{name}.npz", embeddings=embeddings, labels=labels, ids=np.arange(60).astype(str)
+        np.savez_compressed(  # as `evaluate --fused` stores them: float16, compressed
+            tmp_path / f"{name}.npz",
+            embeddings=embeddings.astype(np.float16),
+            labels=labels,
+            ids=np.arange(60).astype(str),
         )
     tsne = tmp_path / "tsne.png"
     args = [
@@ -347,3 +357,6 @@ def test_figures_cli_forest_and_tsne(tmp_path):
     ]
     assert main([*broken, "--out", str(tmp_path / "none.png")]) == 2
     assert not (tmp_path / "none.png").exists()
+    np.savez_compressed(tmp_path / "broken.npz", labels=labels, l=np.zeros((60, 8), np.float16))
+    assert main([*broken, "--out", str(tmp_path / "none.png")]) == 2
+    assert "no fused embeddings" in capsys.readouterr().err

@@ -111,11 +111,16 @@ def test_run_outputs_follow_the_contract(synthetic, tmp_path, monkeypatch) -> No
         [float(r["label"]) for r in test_rows], [float(r["prediction"]) for r in test_rows]
     )
     assert recomputed == pytest.approx(metrics["test"])
-    embeddings = np.load(run_dir / "embeddings.npz")
     test = load_split(synthetic["data"], "test")
-    assert embeddings["embeddings"].shape == (len(test["id"]), 50)
-    np.testing.assert_array_equal(embeddings["ids"], test["id"])
-    np.testing.assert_array_equal(embeddings["labels"], test["label"])
+    with np.load(run_dir / "embeddings.npz") as stored:  # by default, no fused vectors: unimodal ones only
+        assert set(stored.files) == {"labels", "ids", "l", "a", "v"}
+        assert stored["l"].shape == (len(test["id"]), 50) and stored["l"].dtype == np.float16
+        np.testing.assert_array_equal(stored["ids"], test["id"])
+        np.testing.assert_array_equal(stored["labels"], test["label"])
+    evaluate_run(run_dir, synthetic["data"], synthetic["features"], fused=True)  # what the t-SNE reads
+    with np.load(run_dir / "embeddings.npz") as stored:
+        assert stored["embeddings"].shape == (len(test["id"]), 50)
+        assert stored["embeddings"].dtype == np.float16 and np.isfinite(stored["embeddings"]).all()
 
 
 def test_early_stopping_after_patience(synthetic, tmp_path) -> None:

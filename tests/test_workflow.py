@@ -37,6 +37,7 @@ from pipeline.grid import (
     table_spec,
 )
 from pipeline.models import ARCHS
+from pipeline.sweeps import sweep_cells
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -236,6 +237,18 @@ def test_profiles_parse_and_plan_the_jobs():
             assert all("slurm_partition=gpu" in job and "gpu=1" in job for job in train_jobs)
 
 
+def test_sweep_target_plans_every_cell_per_seed_outside_all():
+    cells = sweep_cells(TINY)["alpha_lambda"]
+    seeds = TINY["sweeps"]["alpha_lambda"]["seeds"]
+    proc = run(["snakemake", "-n", "--forceall", "--configfile", "config/test.yaml", "--", "sweep"], REPO)
+    counts = job_counts(proc.stdout + proc.stderr)
+    assert counts["train"] == counts["evaluate"] == len(cells) * len(seeds)
+    assert counts["aggregate"] == len(cells) and counts["sweep_report"] == 1 and "tables" not in counts
+    assert set(re.findall(r"experiment=(alpha_lambda__[\w.]+)", proc.stdout)) == set(cells)
+    everything = run(["snakemake", "-n", "--forceall", "--configfile", "config/test.yaml"], REPO).stdout
+    assert "alpha_lambda__" not in everything and "sweep_report" not in everything
+
+
 def test_dvc_pipeline_calls_snakemake_and_does_not_repeat_the_grid():
     text = (REPO / "dvc.yaml").read_text()
     stages = yaml.safe_load(text)["stages"]
@@ -313,8 +326,8 @@ def test_every_table_and_figure_is_well_formed(project):
             assert (project / f"results/figures/curves/{dataset}/{experiment}.png").read_bytes()[
                 :8
             ] == PNG_SIGNATURE
-    summary = json.loads((project / "results/summary.json").read_text())
-    assert set(summary["synthetic"]) == set(dataset_experiments(TINY)["synthetic"])
+    summaries = sorted(path.stem for path in (project / "results/summary/synthetic").glob("*.json"))
+    assert summaries == sorted(dataset_experiments(TINY)["synthetic"])
     report = (project / "results/report.html").read_text()
     assert all(
         name in report for name in ("table1.csv", "table6.csv", "tsne_synthetic.png", "table3_forest.png")
@@ -327,8 +340,14 @@ def test_a_complete_run_leaves_nothing_to_do(project):
     assert "up to date" in run(["dvc", "status"], project).stdout
     repro = run(["dvc", "repro"], project).stdout
     assert "Stage 'data' didn't change" in repro and "Stage 'experiments' didn't change" in repro
-    metrics = run(["dvc", "metrics", "show", "--json"], project).stdout
-    assert "synthetic" in metrics and "mae" in metrics
+    shown = run(["dvc", "metrics", "show"], project).stdout.splitlines()  # one row per experiment
+    header = shown[0].split()
+    assert header[:2] == ["Path", "acc2_non0"] and "mae" in header and "mae_std" in header
+    rows = {line.split()[0]: line.split()[1:] for line in shown[1:] if line.strip()}
+    assert set(rows) == {
+        f"results/summary/synthetic/{e}.json" for e in dataset_experiments(TINY)["synthetic"]
+    }
+    assert all(len(values) == len(header) - 1 for values in rows.values())
     params = run(["dvc", "params", "diff", "--all"], project).stdout
     assert "experiments" in params or "seeds" in params
     run(["dvc", "plots", "show", "-o", "plots"], project)
@@ -381,6 +400,9 @@ def test_search_every_row_then_tables_from_the_chosen_settings(project):
 
 @pytest.mark.slow
 def test_editing_one_experiment_reruns_only_its_jobs(project):
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.org"]
+    for command in (["add", "-A"], ["commit", "-q", "-m", "first results"]):  # dvc.lock: the baseline
+        subprocess.run([*git, *command], cwd=project, check=True, capture_output=True)
     config_path = project / "config/config.yaml"
     config = yaml.safe_load(config_path.read_text())
     config["experiments"]["alpha_0.5"] = {"loss.alpha": 0.6}
@@ -392,7 +414,6 @@ def test_editing_one_experiment_reruns_only_its_jobs(project):
         "evaluate": seeds,
         "aggregate": 1,
         "figures_curves": 1,
-        "summary": 1,
         "tables": 1,  # table5 only: the one table with an alpha_0.5 row
         "figures_forest": 1,
         "all": 1,
@@ -411,6 +432,31 @@ def test_editing_one_experiment_reruns_only_its_jobs(project):
     settings = yaml.safe_load((project / "results/settings/synthetic/alpha_0.5.yaml").read_text())
     assert settings["loss"]["alpha"] == 0.6
     assert dry_run(project) == {}
+    moved = json.loads(run(["dvc", "metrics", "diff", "--json", "--all"], project).stdout)
+    changed = {path for path, metrics in moved.items() if any(m.get("diff") for m in metrics.values())}
+    assert changed == {"results/summary/synthetic/alpha_0.5.json"}  # the experiment that moved, by name
+
+
+@pytest.mark.slow
+def test_sweep_report_then_a_new_value_trains_only_the_new_cells(project):
+    run(["snakemake", "--cores", "2", "sweep"], project, timeout=900)
+    table = pd.read_csv(project / "results/sweeps/alpha_lambda.csv")
+    assert len(table) == len(sweep_cells(TINY)["alpha_lambda"]) and table["valid_best"].sum() == 1
+    assert table["MAE_best"].sum() == 1 and (table["Seeds"] == 2).all()
+    assert (project / "results/figures/sweep_alpha_lambda.png").read_bytes()[:8] == PNG_SIGNATURE
+    config_path = project / "config/config.yaml"
+    config = yaml.safe_load(config_path.read_text())
+    config["sweeps"]["alpha_lambda"]["keys"]["loss.alpha"].append(0.7)
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+    assert dry_run(project, "sweep") == {
+        "settings": 2,  # alpha 0.7 with each lambda_scl value: the new cells only
+        "train": 4,
+        "evaluate": 4,
+        "aggregate": 2,
+        "sweep_report": 1,
+        "sweep": 1,
+    }
+    assert dry_run(project) == {}  # `all` does not build the sweeps
 
 
 def test_conda_environment_lists_the_project_dependencies() -> None:

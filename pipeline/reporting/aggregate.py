@@ -6,8 +6,10 @@ output says how many seeds it rests on. A metric that is undefined for one run (
 when every label is 0) is left out of that metric's mean; `n` per metric says how many values remain.
 
 Outputs: `results/metrics/<dataset>/<experiment>.json` per experiment, the learning curve averaged over
-seeds (`results/curves/<dataset>/<experiment>.csv`, registered as DVC plots) and, with `--summary`, one
-JSON of every experiment's test means (`results/summary.json`, registered as DVC metrics).
+seeds (`results/curves/<dataset>/<experiment>.csv`, registered as DVC plots) and, with `--summary`, the
+experiment's test means and stds of the paper's five metrics as one flat JSON
+(`results/summary/<dataset>/<experiment>.json`): DVC's metrics, one file and so one row per experiment
+in `dvc metrics show`, and `dvc metrics diff` names the experiment that moved.
 """
 
 from __future__ import annotations
@@ -136,52 +138,38 @@ def load_history(path: str | Path) -> pd.DataFrame:
     return history
 
 
-def summarize(aggregates: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """{dataset: {experiment: {metric: test mean, metric_std: test std, seeds}}}: the DVC metrics file.
+def summarize(aggregate: dict[str, Any]) -> dict[str, Any]:
+    """{metric: test mean, metric_std: test std, seeds}: one experiment's DVC metrics file (flat: one row).
 
     Only the paper's five metrics (Acc2/F1 the non0 ones), as fractions like the run metrics.
     """
-    summary: dict[str, Any] = {}
-    for agg in aggregates:
-        entry = {}
-        for metric in SUMMARY_KEYS:
-            stats = agg["test"][metric]
-            entry[metric] = stats["mean"]
-            entry[f"{metric}_std"] = stats["std"]
-        entry["seeds"] = agg["n"]
-        summary.setdefault(agg["dataset"], {})[agg["experiment"]] = entry
-    return summary
+    entry: dict[str, Any] = {}
+    for metric in SUMMARY_KEYS:
+        stats = aggregate["test"][metric]
+        entry[metric] = stats["mean"]
+        entry[f"{metric}_std"] = stats["std"]
+    entry["seeds"] = aggregate["n"]
+    return entry
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """CLI: `aggregate --out A.json [--curve C.csv] METRICS.json...` or `--summary --out S.json A.json...`."""
-    parser.add_argument(
-        "inputs", nargs="+", type=Path, help="run metrics.json files (or aggregates with --summary)"
-    )
+    """CLI: `aggregate --out A.json [--curve C.csv] [--summary S.json] METRICS.json...`."""
+    parser.add_argument("inputs", nargs="+", type=Path, help="run metrics.json files (one per seed)")
     parser.add_argument("--out", required=True, type=Path, help="output JSON")
     parser.add_argument(
         "--curve", type=Path, help="also write the mean learning curve (history.csv beside each)"
     )
-    parser.add_argument(
-        "--summary", action="store_true", help="inputs are aggregates: write the summary JSON"
-    )
+    parser.add_argument("--summary", type=Path, help="also write the flat test summary (DVC metrics)")
 
 
 def run(args: argparse.Namespace) -> None:
     """Entry of `python -m pipeline aggregate`."""
-    if args.summary:
-        aggregates = []
-        for path in args.inputs:
-            try:
-                aggregates.append(json.loads(path.read_text()))
-            except (OSError, json.JSONDecodeError) as err:
-                raise DataError(f"{path}: cannot read aggregate ({err})") from None
-        write_json(args.out, summarize(aggregates))
-        return
     runs = [load_run_metrics(path) for path in args.inputs]
     aggregate = aggregate_runs(runs, [str(p) for p in args.inputs])
     if args.curve:
         curve = mean_curve([load_history(path.parent / "history.csv") for path in args.inputs])
         with atomic_path(args.curve) as tmp:
             curve.to_csv(tmp, index=False, float_format="%.10g")
+    if args.summary:
+        write_json(args.summary, summarize(aggregate))
     write_json(args.out, aggregate)

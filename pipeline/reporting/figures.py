@@ -45,10 +45,13 @@ def save_figure(fig: plt.Figure, out: str | Path) -> None:
 
 
 def load_embeddings(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """Fused embeddings [N, D] and labels [N] of an evaluate run's embeddings.npz; DataError if malformed."""
+    """Fused embeddings [N, D] (stored as float16) and labels [N] of an evaluate run's embeddings.npz (written
+    with `evaluate --fused`) as float64; DataError if absent or malformed."""
     path = Path(path)
     try:
         with np.load(path) as data:
+            if "embeddings" not in data.files:
+                raise DataError(f"{path}: no fused embeddings (evaluate stores them with --fused only)")
             embeddings, labels = np.asarray(data["embeddings"], float), np.asarray(data["labels"], float)
     except (OSError, KeyError, ValueError) as err:
         raise DataError(f"{path}: cannot read embeddings/labels ({err})") from None

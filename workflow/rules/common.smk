@@ -7,7 +7,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(workflow.basedir).resolve().parent  # the Snakefile put it first on sys.path
 
-from pipeline import fingerprints, grid, layout
+from pipeline import fingerprints, grid, layout, sweeps
 from pipeline.data.formats import misa_files
 from pipeline.errors import ConfigError
 from pipeline.reporting.captions import dataset_label
@@ -25,7 +25,11 @@ RUN_DIR = layout.RUN_DIR
 RAW_DIR = layout.RAW_DIR
 RAW_FILES = [f"{RAW_DIR}/{name}" for name in layout.RAW_FILES]
 GRID = grid.dataset_experiments(config)
-USED_DATASETS = sorted(set(GRID) | set(grid.search_datasets(config) if config.get("search") else []))
+USED_DATASETS = sorted(
+    set(GRID)
+    | set(grid.search_datasets(config) if config.get("search") else [])
+    | {spec["dataset"] for spec in sweeps.active_sweeps(config).values()}
+)
 FEATURES = grid.feature_settings(config)
 CODE = {group: fingerprints.code_digest(group, REPO_ROOT) for group in fingerprints.CODE_GROUPS}
 
@@ -77,6 +81,14 @@ def data_fp(dataset):
     return fingerprints.data_fingerprint(config, dataset, REPO_ROOT)
 
 
+SWEEPS = sweeps.sweep_cells(config)
+
+
+def sweep_dataset(sweep):
+    """The dataset a sweep trains on."""
+    return config["sweeps"][sweep]["dataset"]
+
+
 def searched_of(experiment):
     """The configured experiment whose searched setting `experiment` names, or None."""
     prefix = grid.SEARCHED_PREFIX
@@ -85,8 +97,8 @@ def searched_of(experiment):
 
 
 def run_seeds(experiment):
-    """Seeds of an experiment: its `experiment_seeds` or the config's, or the search's for a searched
-    setting."""
+    """Seeds of an experiment: its `experiment_seeds`, its sweep's for a sweep cell, or the config's; the
+    search's for a searched setting."""
     if searched_of(experiment):
         return config["search"]["seeds"]
     return grid.experiment_seeds(config, experiment)
@@ -142,13 +154,14 @@ def aggregate_path(dataset, experiment):
 
 
 def all_targets():
-    """Everything `all` builds: every run's model and metrics, the tables in three formats, the figures
-    and the metrics summary. Runs are listed so that a deleted model is retrained (it is a product that
+    """Everything `all` builds: every run's model and metrics, every experiment's summary (DVC metrics),
+    the tables in three formats and the figures. Runs are listed so that a deleted model is retrained (it is a product that
     DVC versions), not only what the tables need."""
-    targets = ["results/summary.json"]
+    targets = []
     for dataset, experiments in GRID.items():
         for experiment in experiments:
             targets += run_file(dataset, experiment, "model.pt") + run_file(dataset, experiment, "metrics.json")
+            targets.append(f"results/summary/{dataset}/{experiment}.json")
     for table in grid.active_tables(config):
         targets += [f"results/tables/{table}.{ext}" for ext in ("md", "tex", "csv")]
         targets.append(f"results/figures/{table}_forest.png")
@@ -195,6 +208,12 @@ def tsne_inputs(wildcards):
         f"{key}_cl": path.format(dataset=wildcards.dataset, experiment=tsne[key], seed=seed)
         for key in ("with", "without")
     }
+
+
+def fused_experiments():
+    """Experiments whose evaluation keeps the fused test vectors: those the t-SNE figure reads."""
+    tsne = grid.tsne_spec(config)
+    return {tsne["with"], tsne["without"]} if tsne else set()
 
 
 # Search (rules/search.smk): the command of a search job and of its extra workers on the same study.

@@ -1,14 +1,16 @@
-# Reporting: mean ± std over seeds, the paper's tables, figures, and the DVC metrics summary.
+# Reporting: mean ± std over seeds (and the DVC metrics summaries), the paper's tables, figures.
 
 
 rule aggregate:
-    """Mean and sample std over seeds of one experiment's metrics, and its mean learning curve."""
+    """Mean and sample std over seeds of one experiment's metrics, its mean learning curve and its flat test
+    summary (DVC metrics: one file, so one row of `dvc metrics show`, per experiment)."""
     input:
         metrics=lambda w: run_file(w.dataset, w.experiment, "metrics.json"),
         histories=lambda w: run_file(w.dataset, w.experiment, "history.csv"),
     output:
         metrics="results/metrics/{dataset}/{experiment}.json",
         curve="results/curves/{dataset}/{experiment}.csv",
+        summary="results/summary/{dataset}/{experiment}.json",
     params:
         code=CODE["reporting"],
     conda:
@@ -19,24 +21,8 @@ rule aggregate:
         "results/benchmarks/aggregate/{dataset}/{experiment}.tsv"
     localrule: True
     shell:
-        "python -m pipeline aggregate --out {output.metrics} --curve {output.curve} {input.metrics} > {log} 2>&1"
-
-
-rule summary:
-    """Every experiment's test means in one JSON (DVC metrics)."""
-    input:
-        [aggregate_path(d, e) for d, experiments in GRID.items() for e in experiments],
-    output:
-        "results/summary.json",
-    params:
-        code=CODE["reporting"],
-    conda:
-        "../envs/pipeline.yaml"
-    log:
-        "logs/summary.log",
-    localrule: True
-    shell:
-        "python -m pipeline aggregate --summary --out {output} {input} > {log} 2>&1"
+        "python -m pipeline aggregate --out {output.metrics} --curve {output.curve} --summary {output.summary}"
+        " {input.metrics} > {log} 2>&1"
 
 
 rule tables:

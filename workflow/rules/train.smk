@@ -8,7 +8,7 @@ rule settings:
     params:
         settings=lambda w: run_settings(w.experiment),
     wildcard_constraints:
-        experiment=_alternatives(config["experiments"]),
+        experiment=_alternatives(sweeps.experiment_overrides(config)),
     conda:
         "../envs/pipeline.yaml"
     log:
@@ -50,7 +50,8 @@ rule train:
 
 
 rule evaluate:
-    """Test-set metrics, predictions and fused embeddings of the best (validation-selected) checkpoint."""
+    """Test-set metrics, predictions and representations of the best (validation-selected) checkpoint; the
+    fused ones only for the experiments the t-SNE figure reads (tensor fusion's take 405 MB per run)."""
     input:
         model=rules.train.output.model,
         data=rules.align.output[0],
@@ -62,6 +63,7 @@ rule evaluate:
     params:
         run_dir=lambda w, input: Path(input.model).parent,
         features=lambda w: features_arg(w.dataset, w.experiment),
+        fused=lambda w: "--fused" if w.experiment in fused_experiments() else "",
         fingerprint=run_fingerprint,
     conda:
         "../envs/pipeline.yaml"
@@ -76,4 +78,4 @@ rule evaluate:
         gpu=res("evaluate", "gpu", 0),
     shell:
         "python -m pipeline evaluate --run {params.run_dir} --data {input.data} {params.features}"
-        " --dataset {wildcards.dataset} --experiment {wildcards.experiment} > {log} 2>&1"
+        " --dataset {wildcards.dataset} --experiment {wildcards.experiment} {params.fused} > {log} 2>&1"
