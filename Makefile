@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 BIN := $(VENV)/bin
 CORES ?= 4
 
-.PHONY: run test lint bench report
+.PHONY: run test lint bench report sweep gpu-check
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,15 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check pipeline tests benchmarks workflow/scripts
 	$(BIN)/ruff check pipeline tests benchmarks workflow/scripts
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --lint --quiet all
+
+# The config's sweeps (not part of `run`): every cell per seed, a heatmap and a table per sweep.
+sweep: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) sweep
+	$(BIN)/snakemake --report results/report.html
+
+# The CUDA path in one run (benchmarks/gpu.py, under 5 minutes on one GPU); exit status 3 without CUDA.
+gpu-check: $(STAMP)
+	$(BIN)/python benchmarks/gpu.py
 
 report: $(STAMP)
 	$(BIN)/snakemake --report results/report.html
