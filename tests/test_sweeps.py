@@ -8,13 +8,11 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
 
 from pipeline.__main__ import main
 from pipeline.errors import ConfigError
 from pipeline.grid import DEFAULT_CONFIG, experiment_settings, load_config, validate_config
 from pipeline.reporting.aggregate import aggregate_runs
-from pipeline.reporting.sweep import paired_p
 from pipeline.sweeps import format_value, sweep_cells, sweep_seeds, sweep_spec
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -93,16 +91,6 @@ def test_a_cell_named_like_an_experiment_is_an_error():
     config["experiments"]["s__alpha_0.5"] = {}
     with pytest.raises(ConfigError, match="also defined by experiments"):
         validate_config(config)
-
-
-def test_paired_t_test_by_hand():
-    a, b = {0: 1.0, 1: 2.0, 2: 3.0}, {0: 1.1, 1: 2.3, 2: 3.2, 7: 9.0}  # seed 7 is not shared
-    # differences -0.1, -0.3, -0.2: mean -0.2, sd 0.1, t = -0.2 / (0.1 / sqrt(3)), 2 degrees of freedom
-    t = -0.2 / (0.1 / np.sqrt(3))
-    assert paired_p(a, b) == pytest.approx(2 * stats.t.sf(abs(t), df=2))
-    assert paired_p(a, dict(a)) == 1.0
-    assert paired_p(a, {s: v + 0.2 for s, v in a.items()}) == 0.0  # the same shift on every seed
-    assert paired_p({0: 1.0}, {0: 2.0}) is None  # one seed: no test
 
 
 def run_metrics(seed: int, experiment: str, mae: float, acc2: float, valid_mae: float) -> dict:

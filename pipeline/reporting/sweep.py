@@ -3,11 +3,11 @@
 Inputs are the aggregates of the sweep's cells (pipeline.reporting.aggregate; each holds every seed's
 value) and the sweep's spec (pipeline.sweeps.sweep_spec). Per metric, the best cell is the one with the
 best test mean; every other cell is compared with it by a paired t-test over the seeds both share
-(scipy.stats.ttest_rel: the same seed gives both runs the same data order and initialisation), and cells
-whose difference is not significant (p >= 0.05, or no difference at all) are marked, so that a reader does
-not take the argmin of noise for a finding. The validation optimum (lowest validation MAE, the choice a
-user may make without looking at the test set) is marked too. With fewer than two shared seeds there is no
-test, and nothing is marked as such.
+(pipeline.reporting.stats.paired_seed_test, scipy's ttest_rel: the same seed gives both runs the same data
+order and initialisation), and cells whose difference is not significant (p >= 0.05, or no difference at
+all) are marked, so that a reader does not take the argmin of noise for a finding. The validation optimum
+(lowest validation MAE, the choice a user may make without looking at the test set) is marked too. With
+fewer than two shared seeds there is no test, and nothing is marked as such.
 
 Outputs: `<out>.csv` (one row per cell: the swept values, each metric's mean and std in the tables' units,
 the p-values against the best cell, the marks) and `<out>.md`, and the heatmap (PNG).
@@ -17,42 +17,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from pipeline.errors import ConfigError, DataError
 from pipeline.io import atomic_path
 from pipeline.reporting.figures import plt, save_figure
+from pipeline.reporting.stats import paired_seed_test, seed_values
 from pipeline.reporting.tables import COLUMNS, format_value, load_aggregates
 
 SIGNIFICANCE = 0.05
 # The heatmap's panels: paper column (pipeline.reporting.tables.COLUMNS) and whether lower is better.
 PANELS: tuple[tuple[str, bool], ...] = (("mae", True), ("acc2", False))
-
-
-def paired_p(a: Mapping[int, float], b: Mapping[int, float]) -> float | None:
-    """Two-sided paired t-test p-value over the seeds `a` and `b` share (seed -> value); 1.0 when they are
-    equal on every seed, 0.0 when they differ by the same amount on every seed, None with fewer than two
-    shared seeds."""
-    seeds = sorted(s for s in set(a) & set(b) if math.isfinite(a[s]) and math.isfinite(b[s]))
-    if len(seeds) < 2:
-        return None
-    differences = np.array([a[s] - b[s] for s in seeds])
-    if np.ptp(differences) <= 1e-12 * max(1.0, np.abs(differences).max()):
-        return 0.0 if differences.any() else 1.0  # the same difference on every seed: no variance to test
-    return float(stats.ttest_rel([a[s] for s in seeds], [b[s] for s in seeds]).pvalue)
-
-
-def seed_values(aggregate: Mapping[str, Any], split: str, metric: str) -> dict[int, float]:
-    """Seed -> value of one metric in an aggregate (undefined values left out)."""
-    values = aggregate[split][metric]["values"]
-    return {int(s): float(v) for s, v in zip(aggregate["seeds"], values, strict=True) if v is not None}
 
 
 def sweep_frame(spec: Mapping[str, Any], aggregates: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
@@ -76,9 +56,10 @@ def sweep_frame(spec: Mapping[str, Any], aggregates: Mapping[str, Mapping[str, A
         metric, header = COLUMNS[column][0], COLUMNS[column][1]
         means = frame[header].astype(float)
         best = int(means.idxmin() if lower else means.idxmax())
-        reference = seed_values(aggregates[frame.loc[best, "Experiment"]], "test", metric)
+        reference = seed_values(aggregates[frame.loc[best, "Experiment"]], metric)
         p_values = [
-            paired_p(seed_values(aggregates[name], "test", metric), reference) for name in frame["Experiment"]
+            paired_seed_test(seed_values(aggregates[name], metric), reference)[0]
+            for name in frame["Experiment"]
         ]
         frame[f"{header}_p"] = [None if i == best else p for i, p in enumerate(p_values)]
         frame[f"{header}_best"] = frame.index == best
