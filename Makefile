@@ -4,8 +4,9 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 BIN := $(VENV)/bin
 CORES ?= 4
+SHARED ?= ../shared
 
-.PHONY: run test lint bench report
+.PHONY: run test lint bench report cluster-check
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,3 +34,11 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/align.py
 	$(BIN)/python benchmarks/train.py --threads 1
 	$(BIN)/python benchmarks/workflow.py --cores $(CORES)
+
+# The SLURM profile against a real scheduler (root; docs/cluster.md): a single-node cluster from
+# $(SHARED)/tools unless `sinfo` already answers (then stopped again afterwards), then tests/test_slurm.py.
+cluster-check: $(STAMP)
+	@set -e; started=; \
+	if ! sinfo >/dev/null 2>&1; then bash $(SHARED)/tools/slurm-single-node.sh >/dev/null; started=1; sinfo >/dev/null; fi; \
+	status=0; $(BIN)/python -m pytest -q -rP tests/test_slurm.py || status=$$?; \
+	if [ -n "$$started" ]; then bash $(SHARED)/tools/slurm-single-node-stop.sh; fi; exit $$status
