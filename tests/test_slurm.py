@@ -30,6 +30,7 @@ TABLE_SUFFIXES = (".md", ".csv", ".tex")
 # Rules whose jobs go to SLURM on the tiny config (the others are localrules, run on the submitting host).
 SUBMITTED_RULES = {"synthesize", "align", "features", "train", "evaluate", "figures_tsne"}
 PLACEMENT = {"slurm_partition", "slurm_account", "gpu_model"}
+CAPTURE = {"capture_output": True, "text": True, "timeout": 60}
 # The rules a workflow with the SLURM executor runs on the submitting host (Snakemake's own record of
 # `localrule: True`; a dry run does not print it).
 LOCAL_RULES_SCRIPT = """
@@ -150,9 +151,7 @@ def accounting(job_ids: list[str]) -> dict[str, tuple[str, int]] | None:
     """State and allocated CPUs of SLURM jobs from `sacct`, or None where accounting is off."""
     proc = subprocess.run(
         ["sacct", "-X", "-n", "--parsable2", "-o", "JobIdRaw,State,AllocCPUS", "-j", ",".join(job_ids)],
-        capture_output=True,
-        text=True,
-        timeout=60,
+        **CAPTURE,
     )
     if proc.returncode != 0:
         return None
@@ -163,6 +162,10 @@ def accounting(job_ids: list[str]) -> dict[str, tuple[str, int]] | None:
 @pytest.mark.slow
 @pytest.mark.skipif(not _cluster_answers(), reason="no SLURM cluster answers (sbatch/sinfo)")
 def test_tiny_workflow_under_slurm_equals_a_local_run(tmp_path):
+    # A job asking more CPUs than any node has pends for ever (reason PartitionConfig): fail at once.
+    node_cpus = max(int(n) for n in subprocess.run(["sinfo", "-h", "-o", "%c"], **CAPTURE).stdout.split())
+    threads = max(entry.get("threads", 1) for entry in TINY["resources"].values())
+    assert node_cpus >= threads, f"the cluster's nodes have {node_cpus} CPUs; the tiny config asks {threads}"
     local, cluster = tmp_path / "local", tmp_path / "cluster"
     for project in (local, cluster):
         copy_repository(project)
