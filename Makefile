@@ -37,9 +37,10 @@ bench: $(STAMP)
 
 # The SLURM profile against a real scheduler (root; docs/cluster.md): a single-node cluster from
 # $(SHARED)/tools unless `sinfo` already answers (then stopped again afterwards), then tests/test_slurm.py.
-# The script sizes the node with nproc, which OMP_NUM_THREADS=1 would shrink to one CPU.
+# The script sizes the node with nproc, which OMP_NUM_THREADS=1 would shrink to one CPU, and leaves its
+# test job's slurm-N.out in the folder it runs in.
 cluster-check: $(STAMP)
 	@set -e; started=; \
-	if ! sinfo >/dev/null 2>&1; then env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT bash $(SHARED)/tools/slurm-single-node.sh >/dev/null; started=1; sinfo >/dev/null; fi; \
+	if ! sinfo >/dev/null 2>&1; then (cd $${TMPDIR:-/tmp} && env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT bash $(abspath $(SHARED))/tools/slurm-single-node.sh >/dev/null); started=1; sinfo >/dev/null; fi; \
 	status=0; $(BIN)/python -m pytest -q -rP tests/test_slurm.py || status=$$?; \
 	if [ -n "$$started" ]; then bash $(SHARED)/tools/slurm-single-node-stop.sh; fi; exit $$status
