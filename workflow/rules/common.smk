@@ -34,12 +34,12 @@ GRID = grid.dataset_experiments(config)
 USED_DATASETS = sorted(set(GRID) | set(grid.search_datasets(config) if config.get("search") else []))
 FEATURES = grid.feature_settings(config)
 CODE = {group: fingerprints.code_digest(group, REPO_ROOT) for group in fingerprints.CODE_GROUPS}
-# Hub language models of the config, by project folder name (rule `fetch`).
+# Hub language models of the experiments, by project folder name (rule `fetch`).
 HUB_MODELS = {}
-for _settings in [resolve_settings(config["base"])] + [grid.experiment_settings(config, e) for e in config["experiments"]]:
-    _folder = layout.hub_model_dir(_settings["model"]["language_model"])
-    if _folder:
-        HUB_MODELS[_folder.name] = _settings["model"]["language_model"]
+for _experiment in config["experiments"]:
+    _name = grid.experiment_settings(config, _experiment)["model"]["language_model"]
+    if layout.hub_model_dir(_name):
+        HUB_MODELS[layout.hub_model_dir(_name).name] = _name
 
 
 def _alternatives(names):
