@@ -4,8 +4,9 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 BIN := $(VENV)/bin
 CORES ?= 4
+SHARED ?= ../shared
 
-.PHONY: run test lint bench report sweep gpu-check
+.PHONY: run test lint bench report sweep gpu-check cluster-check
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,3 +44,13 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/align.py
 	$(BIN)/python benchmarks/train.py --threads 1
 	$(BIN)/python benchmarks/workflow.py --cores $(CORES)
+
+# The SLURM profile against a real scheduler (root; docs/cluster.md): a single-node cluster from
+# $(SHARED)/tools unless `sinfo` already answers (then stopped again afterwards), then tests/test_slurm.py.
+# The script sizes the node with nproc, which OMP_NUM_THREADS=1 would shrink to one CPU, and leaves its
+# test job's slurm-N.out in the folder it runs in.
+cluster-check: $(STAMP)
+	@set -e; started=; \
+	if ! sinfo >/dev/null 2>&1; then (cd $${TMPDIR:-/tmp} && env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT bash $(abspath $(SHARED))/tools/slurm-single-node.sh >/dev/null); started=1; sinfo >/dev/null; fi; \
+	status=0; $(BIN)/python -m pytest -q -rP tests/test_slurm.py || status=$$?; \
+	if [ -n "$$started" ]; then bash $(SHARED)/tools/slurm-single-node-stop.sh; fi; exit $$status

@@ -20,6 +20,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "synthesize": ("pipeline.data", "generate the embedded synthetic dataset (offline)"),
     "import": ("pipeline.data", "import MMSA, MAG-BERT or MISA pickles into the aligned HDF5"),
     "align": ("pipeline.data", "align audio/visual frames to words and segments into HDF5"),
+    "fetch": ("pipeline.models", "fetch a hub language model into data/models (on the submitting host)"),
     "features": ("pipeline", "cache frozen language-model features for an aligned dataset"),
     "train": ("pipeline", "train one model (config file plus overrides)"),
     "evaluate": ("pipeline", "evaluate a trained checkpoint: metrics, predictions, embeddings"),

@@ -6,6 +6,8 @@ Every stage, rule and test takes these names from here; the templates use the wo
 
 from __future__ import annotations
 
+from pathlib import Path
+
 # Raw dataset folder (data/raw/<dataset>/), as `download` and `synthesize` write it and `align` reads it.
 WORDS = "words.csd"
 LABELS = "labels.csd"
@@ -25,3 +27,16 @@ ALIGNED = "data/aligned/{dataset}.h5"
 FEATURES = "data/features/{dataset}-{lm}.h5"
 SETTINGS = "results/settings/{dataset}/{experiment}.yaml"  # one experiment's resolved run settings
 RUN_DIR = "results/runs/{dataset}/{experiment}/seed{seed}"
+
+# A hub language model's project copy (`model.language_model` other than a bundled name or a local path):
+# fetched once, on the submitting host, by `python -m pipeline fetch`; every job loads it from there.
+BUNDLED_MODELS: tuple[str, ...] = ("minilm", "tiny")
+MODELS_DIR = "data/models"
+
+
+def hub_model_dir(name: str) -> Path | None:
+    """The project folder of a hub model (`org/name` -> data/models/org--name); None for a bundled name or
+    an existing local path. Relative to the working directory (the repository root for every stage)."""
+    if name in BUNDLED_MODELS or Path(name).exists():
+        return None
+    return Path(MODELS_DIR) / name.replace("/", "--")

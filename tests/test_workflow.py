@@ -221,8 +221,6 @@ def test_profiles_parse_and_plan_the_jobs():
     slurm = yaml.safe_load((REPO / "workflow/profiles/slurm/config.yaml").read_text())
     assert default["cores"] >= 1
     assert slurm["executor"] == "slurm"
-    assert {"slurm_partition", "runtime", "mem_mb"} <= set(slurm["default-resources"])
-    assert slurm["set-resources"]["train"]["gpu"] == 1
     planned = len(runs(TINY))  # every (dataset, experiment, seed)
     assert planned == sum(len(names) for names in dataset_experiments(TINY).values()) * len(TINY["seeds"])
     for profile in ("default", "slurm"):
@@ -231,10 +229,6 @@ def test_profiles_parse_and_plan_the_jobs():
         counts = job_counts(proc.stdout + proc.stderr)
         assert counts["train"] == counts["evaluate"] == planned
         assert counts["tables"] == len(active_tables(TINY))
-        if profile == "slurm":  # the executor plugin's resources reach every training job, no sbatch needed
-            train_jobs = proc.stdout.split("rule train:")[1:]
-            assert len(train_jobs) == planned
-            assert all("slurm_partition=gpu" in job and "gpu=1" in job for job in train_jobs)
 
 
 def test_sweep_target_plans_every_cell_per_seed_outside_all():

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from pipeline.errors import ConfigError
+from pipeline.layout import hub_model_dir
 
 # Which states of the language model become the sentence vector (see select_token); the settings add
 # `auto`, resolved to one of these by `pipeline.settings.text_token_of`.
@@ -36,8 +37,9 @@ def load_language_model(name: str) -> tuple[nn.Module, Any]:
 
     'minilm' is the bundled all-MiniLM-L6-v2 (offline). 'tiny' is a randomly initialised 2-layer BERT of
     width 32 with the MiniLM tokenizer, for tests; it is initialised from a fixed seed (0) so that every
-    stage rebuilds the same network. A hub name is looked up in the local cache first and on the hub only
-    when `HF_HUB_OFFLINE` is unset; failure is one `ConfigError` suggesting a local path or 'minilm'.
+    stage rebuilds the same network. A hub name loads from its project copy (data/models/<name>, written
+    by `python -m pipeline fetch`) where present, else from the local cache, and from the hub only when
+    `HF_HUB_OFFLINE` is unset; failure is one `ConfigError` naming the folder to fill.
     """
     from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel
     from transformers.utils import logging as hf_logging
@@ -50,8 +52,14 @@ def load_language_model(name: str) -> tuple[nn.Module, Any]:
             torch.manual_seed(0)
             model = BertModel(config, add_pooling_layer=False)
         return model, tokenizer
-    source = _minilm_path() if name == "minilm" else name
-    local = name == "minilm" or Path(name).exists()
+    folder = hub_model_dir(name)
+    if name == "minilm":
+        source = _minilm_path()
+    elif folder is not None and folder.is_dir():
+        source = str(folder)  # the project copy `fetch` wrote: no hub access
+    else:
+        source = name
+    local = source != name or Path(name).exists()
     attempts = [True] if local or _hub_offline() else [True, False]
     errors = []
     for local_only in attempts:
@@ -66,7 +74,8 @@ def load_language_model(name: str) -> tuple[nn.Module, Any]:
     where = "from the local path" if local else "offline (not in the local cache; hub unreachable or offline)"
     raise ConfigError(
         f"model.language_model {name!r} could not be loaded {where} ({errors[-1]}); "
-        "give a local model folder or use 'minilm' (bundled, offline)"
+        + (f"fetch it into {folder} (`python -m pipeline fetch {name}`), " if folder else "")
+        + "give a local model folder or use 'minilm' (bundled, offline)"
     )
 
 

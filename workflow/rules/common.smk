@@ -20,7 +20,13 @@ except ConfigError as err:
 
 # The interpreter running Snakemake runs the stages too: its environment's bin folder goes first on the
 # jobs' PATH, so that `python -m pipeline` is the project's even when the environment is not activated.
-shell.prefix(f'set -euo pipefail; export PATH={shlex.quote(str(Path(sys.executable).parent))}:"$PATH"; ')
+# Jobs never reach the Hugging Face hub (compute nodes often have no network): a hub language model is
+# fetched once into data/models by rule `fetch`, which runs on the submitting host and restores its
+# HF_HUB_OFFLINE from SUBMIT_HF_HUB_OFFLINE.
+shell.prefix(
+    f'set -euo pipefail; export PATH={shlex.quote(str(Path(sys.executable).parent))}:"$PATH"; '
+    'export SUBMIT_HF_HUB_OFFLINE="${{HF_HUB_OFFLINE:-}}" HF_HUB_OFFLINE=1; '
+)
 RUN_DIR = layout.RUN_DIR
 RAW_DIR = layout.RAW_DIR
 RAW_FILES = [f"{RAW_DIR}/{name}" for name in layout.RAW_FILES]
@@ -32,6 +38,12 @@ USED_DATASETS = sorted(
 )
 FEATURES = grid.feature_settings(config)
 CODE = {group: fingerprints.code_digest(group, REPO_ROOT) for group in fingerprints.CODE_GROUPS}
+# Hub language models of the experiments, by project folder name (rule `fetch`).
+HUB_MODELS = {}
+for _experiment in config["experiments"]:
+    _name = grid.experiment_settings(config, _experiment)["model"]["language_model"]
+    if layout.hub_model_dir(_name):
+        HUB_MODELS[layout.hub_model_dir(_name).name] = _name
 
 
 def _alternatives(names):
@@ -74,6 +86,27 @@ def res(rule_name, key, default):
     """A rule's resource from config `resources`: its own entry, else `resources.default`, else `default`."""
     resources = config.get("resources") or {}
     return resources.get(rule_name, {}).get(key, resources.get("default", {}).get(key, default))
+
+
+def placement(rule_name):
+    """Where a rule's SLURM jobs go: the config's slurm_partition and slurm_account (its own entry, else
+    `resources.default`) and, for a GPU job, gpu_model; only those set (unset: the cluster's defaults)."""
+    keys = ["slurm_partition", "slurm_account"] + (["gpu_model"] if res(rule_name, "gpu", 0) > 0 else [])
+    return {key: res(rule_name, key, None) for key in keys if res(rule_name, key, None) is not None}
+
+
+def language_model_input(name):
+    """The project copy (its config.json) of a hub language model, for the jobs that load it; none for a
+    bundled model or a local path."""
+    folder = layout.hub_model_dir(name)
+    return [f"{folder}/config.json"] if folder else []
+
+
+def run_language_model(experiment):
+    """The hub model copy a run's jobs load: fine-tuned encoders only (frozen runs read cached features). A
+    searched setting loads its experiment's (the space cannot vary the language model)."""
+    model = grid.experiment_settings(config, searched_of(experiment) or experiment)["model"]
+    return language_model_input(model["language_model"]) if model["lm_mode"] == "finetune" else []
 
 
 def data_fp(dataset):

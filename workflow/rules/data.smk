@@ -22,6 +22,7 @@ rule synthesize:
     resources:
         mem_mb=res("default", "mem_mb", 2000),
         runtime=res("default", "runtime", 30),
+        **placement("default"),
     shell:
         "python -m pipeline synthesize {params.raw_dir} {params.options} > {log} 2>&1"
 
@@ -42,10 +43,7 @@ rule download:
         "logs/download/{dataset}.log",
     benchmark:
         "results/benchmarks/download/{dataset}.tsv"
-    threads: 1
-    resources:
-        mem_mb=res("default", "mem_mb", 2000),
-        runtime=res("default", "runtime", 30),
+    localrule: True  # on the submitting host: compute nodes often have no network
     shell:
         "python -m pipeline download {params.name} {params.raw_dir} {params.mirror} > {log} 2>&1"
 
@@ -72,6 +70,7 @@ rule align:
     resources:
         mem_mb=res("default", "mem_mb", 2000),
         runtime=res("default", "runtime", 30),
+        **placement("default"),
     shell:
         "python -m pipeline align {params.raw_dir} {output} --seq-len {params.seq_len} > {log} 2>&1"
 
@@ -100,15 +99,36 @@ rule import_:
     resources:
         mem_mb=res("default", "mem_mb", 2000),
         runtime=res("default", "runtime", 30),
+        **placement("default"),
     shell:
         "python -m pipeline import {params.format} {params.path} {output} --seq-len {params.seq_len}"
         " --dataset {wildcards.dataset} {params.clip_base} > {log} 2>&1"
 
 
+rule fetch:
+    """Copy a hub language model into data/models/<name> once, for every job to load with the hub offline."""
+    output:
+        f"{layout.MODELS_DIR}/{{model}}/config.json",
+    params:
+        name=lambda w: HUB_MODELS[w.model],
+        folder=lambda w, output: Path(output[0]).parent,
+    wildcard_constraints:
+        model=_alternatives(HUB_MODELS),
+    conda:
+        "../envs/pipeline.yaml"
+    log:
+        "logs/fetch/{model}.log",
+    localrule: True  # on the submitting host, with its own HF_HUB_OFFLINE (jobs run with the hub offline)
+    shell:
+        'HF_HUB_OFFLINE="$SUBMIT_HF_HUB_OFFLINE" python -m pipeline fetch {params.name:q} --out {params.folder}'
+        " > {log} 2>&1"
+
+
 rule features:
     """Cache the frozen language model's text features once per dataset (frozen-encoder runs)."""
     input:
-        rules.align.output,
+        data=rules.align.output,
+        model=lambda w: language_model_input(FEATURES[w.lm]["language_model"]),
     output:
         layout.FEATURES,
     params:
@@ -129,8 +149,9 @@ rule features:
         mem_mb=res("features", "mem_mb", 4000),
         runtime=res("features", "runtime", 60),
         gpu=res("features", "gpu", 0),
+        **placement("features"),
     shell:
-        "python -m pipeline features --data {input} --model {params.model} --token {params.token}"
+        "python -m pipeline features --data {input.data} --model {params.model} --token {params.token}"
         " --max-tokens {params.max_tokens} --out {output} > {log} 2>&1"
 
 

@@ -131,6 +131,8 @@ rule figures_tsne:
     threads: 1
     resources:
         mem_mb=res("default", "mem_mb", 2000),
+        runtime=res("default", "runtime", 30),
+        **placement("default"),
     shell:
         "python -m pipeline figures tsne --with {input.with_cl} --without {input.without_cl}"
         " --perplexity {params.perplexity} --max-points {params.max_points} --title {params.label:q}"

@@ -9,6 +9,7 @@ rule search_worker:
     input:
         data=rules.align.output[0],
         features=lambda w: features_input(w.dataset, w.experiment),
+        language_model=lambda w: run_language_model(w.experiment),
     output:
         touch("results/search/{dataset}/{experiment}/workers/{worker}.done"),
     params:
@@ -27,6 +28,7 @@ rule search_worker:
         mem_mb=res("search", "mem_mb", 4000),
         runtime=res("search", "runtime", 720),
         gpu=res("search", "gpu", 0),
+        **placement("search"),
     shell:
         SEARCH_SHELL
 
@@ -37,6 +39,7 @@ rule search:
     input:
         data=rules.align.output[0],
         features=lambda w: features_input(w.dataset, w.experiment),
+        language_model=lambda w: run_language_model(w.experiment),
         workers=search_workers,
     output:
         best="results/search/{dataset}/{experiment}/best.json",
@@ -59,6 +62,7 @@ rule search:
         mem_mb=res("search", "mem_mb", 4000),
         runtime=res("search", "runtime", 720),
         gpu=res("search", "gpu", 0),
+        **placement("search"),
     shell:
         SEARCH_SHELL
 

@@ -24,6 +24,7 @@ rule train:
         settings=layout.SETTINGS,
         data=rules.align.output[0],
         features=lambda w: features_input(w.dataset, w.experiment),
+        language_model=lambda w: run_language_model(w.experiment),
     output:
         model=f"{RUN_DIR}/model.pt",
         history=f"{RUN_DIR}/history.csv",
@@ -44,6 +45,7 @@ rule train:
         mem_mb=res("train", "mem_mb", 4000),
         runtime=res("train", "runtime", 60),
         gpu=res("train", "gpu", 0),
+        **placement("train"),
     shell:
         "python -m pipeline train --config {input.settings} --data {input.data} {params.features}"
         " --seed {wildcards.seed} --out {params.run_dir} > {log} 2>&1"
@@ -56,6 +58,7 @@ rule evaluate:
         model=rules.train.output.model,
         data=rules.align.output[0],
         features=lambda w: features_input(w.dataset, w.experiment),
+        language_model=lambda w: run_language_model(w.experiment),
     output:
         metrics=f"{RUN_DIR}/metrics.json",
         predictions=f"{RUN_DIR}/predictions.csv",
@@ -76,6 +79,7 @@ rule evaluate:
         mem_mb=res("evaluate", "mem_mb", 4000),
         runtime=res("evaluate", "runtime", 30),
         gpu=res("evaluate", "gpu", 0),
+        **placement("evaluate"),
     shell:
         "python -m pipeline evaluate --run {params.run_dir} --data {input.data} {params.features}"
         " --dataset {wildcards.dataset} --experiment {wildcards.experiment} {params.fused} > {log} 2>&1"
