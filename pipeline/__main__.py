@@ -26,7 +26,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "evaluate": ("pipeline", "evaluate a trained checkpoint: metrics, predictions, embeddings"),
     "aggregate": ("pipeline.reporting", "mean and std of run metrics over seeds"),
     "tables": ("pipeline.reporting", "render the paper's tables (Markdown, LaTeX, CSV)"),
-    "figures": ("pipeline.reporting", "t-SNE, learning curves and metric bar charts"),
+    "figures": ("pipeline.reporting", "t-SNE, learning curves and forest plots of the differences"),
     "sweep": ("pipeline.reporting", "table and heatmap of a sweep over one or two settings keys"),
     "search": ("pipeline", "random hyper-parameter search chosen on validation"),
     "workflow": ("pipeline", "run snakemake ARGS once every config file it will read parses"),
