@@ -24,6 +24,7 @@ from pipeline.device import resolve_device
 from pipeline.errors import DataError
 from pipeline.inference import load_datasets, predict
 from pipeline.io import atomic_path, check_output, write_json, write_npz
+from pipeline.losses import MODALITIES
 from pipeline.metrics import regression_metrics
 from pipeline.models import build_model
 from pipeline.settings import resolve_settings
@@ -88,8 +89,9 @@ def _evaluate_locked(
     rows = []
     for split in SPLITS:
         ds = datasets[split]
-        keep_fused = fused and split == "test"
-        preds, reps = predict(model, ds, dev, settings["train"]["batch_size"], amp, fused=keep_fused)
+        # Only the test split's representations are stored; the fused ones only where a figure reads them.
+        keep = (*MODALITIES, *(["fused"] if fused else [])) if split == "test" else ()
+        preds, reps = predict(model, ds, dev, settings["train"]["batch_size"], amp, keep=keep)
         labels = ds.tensors["label"].numpy()
         results[split] = regression_metrics(labels, preds)
         rows.extend(zip([split] * len(ds), ds.ids.tolist(), labels.tolist(), preds.tolist(), strict=True))

@@ -7,6 +7,7 @@ prediction: nothing here trains, so `evaluate` does not load the trainer.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -48,13 +49,12 @@ def load_datasets(
     info["lm_hidden"] = None
     if model["lm_mode"] == "frozen":
         args = tuple(feature_settings_of(settings).values())
+        texts = {split: a["text"] for split, a in arrays.items()}
         if features_path is None:
             log.info("frozen mode without --features: computing %s features in memory", args[0])
-            texts = {split: a["text"].tolist() for split, a in arrays.items()}
-            features.update(compute_features(texts, *args, device=device))
+            features.update(compute_features({s: t.tolist() for s, t in texts.items()}, *args, device=device))
         else:
             ids = {split: a["id"] for split, a in arrays.items()}
-            texts = {split: a["text"] for split, a in arrays.items()}
             features.update(load_features(features_path, ids, *args, texts=texts))
         info["lm_hidden"] = int(features[splits[0]].shape[1])
     elif features_path is not None:
@@ -83,10 +83,11 @@ def predict(
     device: torch.device,
     batch_size: int,
     amp: bool = False,
-    fused: bool = True,
+    keep: Collection[str] = (),
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Predictions [N] and representations in dataset order, in eval mode: the unimodal ones {'l','a','v'}
-    [N, d] and, when `fused`, the fused one ('fused', [N, D]; large for tensor fusion: D = (d + 1)^3)."""
+    """Predictions [N] in dataset order, in eval mode, and the representations named in `keep` that the
+    model returns: unimodal 'l', 'a', 'v' [N, d] and 'fused' [N, D] (large for tensor fusion: D = (d + 1)^3).
+    Nothing is copied off the device for the representations not kept (validation passes keep none)."""
     model.eval()
     preds: list[torch.Tensor] = []
     reps: dict[str, list[torch.Tensor]] = {}
@@ -94,6 +95,7 @@ def predict(
         with autocast(device, amp):
             pred, unimodal, f = model(**model.model_inputs(batch, device))
         preds.append(pred.float().cpu())
-        for name, rep in {**unimodal, **({"fused": f} if fused else {})}.items():
-            reps.setdefault(name, []).append(rep.float().cpu())
+        for name, rep in {**unimodal, "fused": f}.items():
+            if name in keep:
+                reps.setdefault(name, []).append(rep.float().cpu())
     return torch.cat(preds).numpy(), {name: torch.cat(parts).numpy() for name, parts in reps.items()}

@@ -179,7 +179,7 @@ def fit_closed_form(
     clear_outputs(out)  # from here until train.json is written, the folder is an incomplete run
     start = time.perf_counter()
     model, report = family.fit(settings, datasets, info, dev)
-    preds, _ = predict(model, datasets["valid"], dev, settings["train"]["batch_size"], fused=False)
+    preds, _ = predict(model, datasets["valid"], dev, settings["train"]["batch_size"])
     valid = regression_metrics(datasets["valid"].tensors["label"].numpy(), preds)
     mae = report["train_mae"]
     row = {"epoch": 1, "train_loss": mae, "train_pred_loss": mae, "train_hybrid_loss": 0.0}
@@ -231,7 +231,7 @@ def _train_sgd(
         row.update(
             train_epoch(model, datasets["train"], settings, optimizer, scaler, dev, amp, generators, desc)
         )
-        preds, _ = predict(model, datasets["valid"], dev, train_cfg["batch_size"], amp, fused=False)
+        preds, _ = predict(model, datasets["valid"], dev, train_cfg["batch_size"], amp)
         if not np.isfinite(preds).all():
             raise PipelineError(
                 f"training diverged in epoch {epoch}: non-finite validation predictions; lower train.lr"

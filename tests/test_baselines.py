@@ -163,7 +163,7 @@ def test_text_probe_equals_a_direct_scikit_learn_fit(synthetic, tmp_path) -> Non
     }
     assert float(probe.alpha) == min(valid_mae, key=valid_mae.get)  # alpha chosen on validation MAE
     reference = Ridge(alpha=float(probe.alpha)).fit(x["train"], y["train"]).predict(x["test"])
-    preds, reps = predict(probe, datasets["test"], CPU, 64)
+    preds, reps = predict(probe, datasets["test"], CPU, 64, keep=("fused",))
     np.testing.assert_allclose(preds, reference, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(reps["fused"], x["test"])
     assert metrics["test"]["mae"] == pytest.approx(np.abs(reference - y["test"]).mean(), abs=1e-4)
