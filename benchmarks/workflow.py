@@ -4,8 +4,9 @@
 
 Copies the checkout (tracked and untracked, not ignored files) to a temporary folder, so nothing cached
 here (data, features, runs, Snakemake metadata) is reused, runs the target, and prints the wall-clock
-minutes, the number of jobs, and the summed job seconds per rule from the rules' benchmark files
-(results/benchmarks/). The requirement it checks: under 20 minutes on a 2-core CPU machine.
+minutes, the number of jobs, the summed job seconds per rule from the rules' benchmark files
+(results/benchmarks/), and the size of `results/` by kind of file. The requirements it checks: under 20
+minutes on a 2-core CPU machine, `results/` under 150 MB.
 """
 
 from __future__ import annotations
@@ -40,6 +41,18 @@ def seconds_per_rule(root: Path) -> dict[str, tuple[int, float]]:
     return {rule: (int(n), s) for rule, (n, s) in sorted(totals.items())}
 
 
+def results_size(root: Path) -> dict[str, tuple[int, float]]:
+    """File name (model.pt, embeddings.npz, ...; "other" for the rest) -> (files, MB) under results/."""
+    kinds = {"model.pt", "embeddings.npz", "predictions.csv"}
+    totals: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
+    for path in (root / "results").rglob("*"):
+        if path.is_file():
+            kind = path.name if path.name in kinds else "other"
+            totals[kind][0] += 1
+            totals[kind][1] += path.stat().st_size / 1e6
+    return {kind: (int(n), mb) for kind, (n, mb) in sorted(totals.items())}
+
+
 def main() -> int:
     """Run the benchmark and print its figures; non-zero exit when the workflow fails."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -67,6 +80,11 @@ def main() -> int:
     print(f"{'rule':<16}{'jobs':>6}{'job seconds':>14}")
     for rule, (jobs, seconds) in seconds_per_rule(root).items():
         print(f"{rule:<16}{jobs:>6}{seconds:>14.1f}")
+    sizes = results_size(root)
+    print(f"results/: {sum(mb for _, mb in sizes.values()):.1f} MB")
+    print(f"{'file':<16}{'files':>6}{'MB':>14}")
+    for kind, (files, mb) in sizes.items():
+        print(f"{kind:<16}{files:>6}{mb:>14.1f}")
     if args.keep is None:
         shutil.rmtree(root, ignore_errors=True)
     return 0

@@ -3,8 +3,9 @@
 `last.pt` holds everything needed to continue bit-for-bit after any epoch (model, optimizer, grad scaler,
 best state, history, every RNG state) together with the key a resume must match (settings hash without
 `RESUME_EXCLUDED`, seed, data digest, device kind, mixed precision). `model.pt` holds the selected
-epoch's weights with the settings, seed and data dimensions that rebuild the network for `evaluate`, and
-the input normalisation statistics it was trained with (`normalization`, see pipeline/data/normalize.py).
+epoch's weights (in `train.checkpoint_dtype`: `stored_weights`) with the settings, seed and data dimensions
+that rebuild the network for `evaluate`, and the input normalisation statistics it was trained with
+(`normalization`, see pipeline/data/normalize.py).
 
 A run folder is always in one of two states, so a kill at any moment leaves nothing that passes for a
 result of other settings:
@@ -62,7 +63,7 @@ LOCK = ".lock"
 
 
 # Settings that do not change the trajectory of the epochs already run (see the module docstring).
-RESUME_EXCLUDED: tuple[str, ...] = ("train.epochs", "train.keep_last")
+RESUME_EXCLUDED: tuple[str, ...] = ("train.epochs", "train.keep_last", "train.checkpoint_dtype")
 
 
 def rng_state(generators: dict[str, torch.Generator]) -> dict[str, Any]:
@@ -195,6 +196,13 @@ def save_model(path: Path, checkpoint: dict[str, Any]) -> None:
         torch.save(checkpoint, handle)
 
 
+def stored_weights(state_dict: dict[str, torch.Tensor], dtype: str) -> dict[str, torch.Tensor]:
+    """The selected weights as `model.pt` stores them: floating tensors in `train.checkpoint_dtype`
+    (float16 halves the file), the others as they are; `load_checkpoint` reads them back as float32."""
+    target = getattr(torch, dtype)
+    return {k: v.to(target) if v.is_floating_point() else v for k, v in state_dict.items()}
+
+
 def load_checkpoint(run_dir: str | Path) -> dict[str, Any]:
     """The `model.pt` of a complete run (state_dict, settings, seed, epoch, dims); DataError if it is
     missing or unreadable, or the folder is incomplete or mixed (module docstring)."""
@@ -225,4 +233,7 @@ def load_checkpoint(run_dir: str | Path) -> dict[str, Any]:
             f"{run_dir}: model.pt (settings {mine['settings_hash']}, seed {mine['seed']}) is not the one "
             f"train.json describes ({theirs['settings_hash']}, seed {theirs['seed']}); retrain the run"
         )
+    checkpoint["state_dict"] = {
+        k: v.float() if v.dtype == torch.float16 else v for k, v in checkpoint["state_dict"].items()
+    }
     return checkpoint

@@ -5,10 +5,10 @@ experiments override keys with dotted names (`{"loss.alpha": 0.5}`); unknown key
 raise `ConfigError` naming the key, before any work starts.
 
 Keys added beyond the architecture document (each documented in `DEFAULTS`):
-`model.arch`, `model.positional`, `model.max_text_tokens`, `train.keep_last`, `data.normalize`. The baselines
-(`model.arch` other than hycon) have their published sizes fixed in their modules: HyCon's architecture keys
-do not apply to them (text_only reads `model.d`, `head_hidden`, `dropout` and `nonneg`), and they need
-`loss.contrastive=none` (no unimodal representations to contrast).
+`model.arch`, `model.positional`, `model.max_text_tokens`, `train.keep_last`, `train.checkpoint_dtype`,
+`data.normalize`. The baselines (`model.arch` other than hycon) have their published sizes fixed in their
+modules: HyCon's architecture keys do not apply to them (text_only reads `model.d`, `head_hidden`, `dropout`
+and `nonneg`), and they need `loss.contrastive=none` (no unimodal representations to contrast).
 """
 
 from __future__ import annotations
@@ -69,6 +69,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "grad_clip": 1.0,  # max gradient norm; 0 disables clipping
         "amp": True,  # mixed precision, CUDA only
         "keep_last": False,  # keep last.pt after a completed run (it allows extending `epochs` later)
+        # precision of the selected weights in model.pt: float32 (exact) | float16 (half the file; the
+        # test metrics are those of the stored weights, measured in docs/benchmarks.md)
+        "checkpoint_dtype": "float32",
     },
     "data": {
         # zscore: per-dimension mean/std of the train split, stored in model.pt (pipeline/data/normalize.py)
@@ -88,6 +91,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "loss.zero_class": ("nonneg", "negative"),
     "loss.reduction": ("mean", "sum"),
     "data.normalize": ("zscore", "none"),
+    "train.checkpoint_dtype": ("float32", "float16"),
     "train.select": ("mae", "corr", "acc7", "acc2_non0", "f1_non0", "acc2_has0", "f1_has0"),
 }
 

@@ -40,6 +40,7 @@ from pipeline.checkpoint import (
     save_last,
     save_model,
     set_rng_state,
+    stored_weights,
     write_history,
 )
 from pipeline.data.loader import AlignedDataset, iterate_batches
@@ -331,7 +332,7 @@ def _train_locked(
         }
     best = state["best"]
     checkpoint = {
-        "state_dict": best["state_dict"],
+        "state_dict": stored_weights(best["state_dict"], train_cfg["checkpoint_dtype"]),
         "settings": settings,
         "seed": seed,
         "epoch": best["epoch"],

@@ -147,6 +147,36 @@ def test_same_seed_same_metrics_other_seed_differs(synthetic, tmp_path) -> None:
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_half_precision_checkpoint_halves_the_file_and_keeps_the_predictions(synthetic, tmp_path) -> None:
+    settings = {**FAST, "model.fusion": "tensor"}  # the largest HyCon head: (d + 1)^3 x head_hidden
+    runs = {}
+    for dtype in ("float32", "float16"):
+        run_dir = tmp_path / dtype
+        train_run(
+            {**settings, "train.checkpoint_dtype": dtype},
+            synthetic["data"],
+            run_dir,
+            0,
+            synthetic["features"],
+        )
+        evaluate_run(run_dir, synthetic["data"], synthetic["features"])
+        runs[dtype] = run_dir
+    assert _history(runs["float32"]) == _history(runs["float16"])  # the same trajectory: storage only
+    state = {d: torch.load(runs[d] / "model.pt", weights_only=False)["state_dict"] for d in runs}
+    assert {v.dtype for v in state["float16"].values() if v.is_floating_point()} == {torch.float16}
+    for name, exact in state["float32"].items():
+        assert exact.dtype != torch.float16
+        torch.testing.assert_close(state["float16"][name].float(), exact, rtol=1e-3, atol=1e-4)
+    sizes = {d: (runs[d] / "model.pt").stat().st_size for d in runs}
+    assert 0.45 < sizes["float16"] / sizes["float32"] < 0.55
+    predictions = {}
+    for dtype, run_dir in runs.items():
+        with open(run_dir / "predictions.csv", newline="") as handle:
+            predictions[dtype] = np.array([float(r["prediction"]) for r in csv.DictReader(handle)])
+    assert not np.array_equal(predictions["float16"], predictions["float32"])  # the stored weights are used
+    np.testing.assert_allclose(predictions["float16"], predictions["float32"], atol=2e-2)
+
+
 class Interrupted(Exception):
     """Raised by the test hook to simulate a crash after an epoch."""
 
