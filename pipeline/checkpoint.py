@@ -3,9 +3,10 @@
 `last.pt` holds everything needed to continue bit-for-bit after any epoch (model, optimizer, grad scaler,
 best state, history, every RNG state) together with the key a resume must match (settings hash without
 `RESUME_EXCLUDED`, seed, data digest, device kind, mixed precision). `model.pt` holds the selected
-epoch's weights (in `train.checkpoint_dtype`: `stored_weights`) with the settings, seed and data dimensions
-that rebuild the network for `evaluate`, and the input normalisation statistics it was trained with
-(`normalization`, see pipeline/data/normalize.py).
+epoch's weights (in `train.checkpoint_dtype`, a fine-tuned language model's as the rows training changed:
+`stored_weights`; read them with `load_weights`) with the settings, seed and data dimensions that rebuild
+the network for `evaluate`, and the input normalisation statistics it was trained with (`normalization`,
+see pipeline/data/normalize.py).
 
 A run folder is always in one of two states, so a kill at any moment leaves nothing that passes for a
 result of other settings:
@@ -196,11 +197,59 @@ def save_model(path: Path, checkpoint: dict[str, Any]) -> None:
         torch.save(checkpoint, handle)
 
 
-def stored_weights(state_dict: dict[str, torch.Tensor], dtype: str) -> dict[str, torch.Tensor]:
-    """The selected weights as `model.pt` stores them: floating tensors in `train.checkpoint_dtype`
-    (float16 halves the file), the others as they are; `load_checkpoint` reads them back as float32."""
+def tensor_digest(tensor: torch.Tensor) -> str:
+    """Digest of a tensor's values (CPU bytes): the pretrained rows a checkpoint leaves out must match it."""
+    return hashlib.sha256(tensor.detach().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
+
+
+def stored_weights(
+    state_dict: dict[str, torch.Tensor], dtype: str, pretrained: dict[str, torch.Tensor]
+) -> tuple[dict[str, torch.Tensor], dict[str, dict[str, Any]]]:
+    """The selected weights as `model.pt` stores them, and the index of the rows stored of pretrained ones.
+
+    float32 tensors are cast to `train.checkpoint_dtype` (float16 halves the file). A tensor of the
+    fine-tuned language model (`pretrained`: its weights as loaded, by name) is stored as the rows that
+    training changed when that is smaller: `rows[name]` = {"index": [K] row numbers, "base": the digest of
+    the pretrained tensor they go over}. Fine-tuning leaves most of the word-piece embedding table as it
+    was (a word piece absent from the data gets no gradient), and that table is half of MiniLM.
+    """
     target = getattr(torch, dtype)
-    return {k: v.to(target) if v.is_floating_point() else v for k, v in state_dict.items()}
+    weights, rows = {}, {}
+    for name, value in state_dict.items():
+        value = value.to(target) if value.dtype == torch.float32 else value
+        base = pretrained.get(name)
+        if base is not None and value.dim() > 0 and base.shape == value.shape:
+            exact = state_dict[name].cpu()
+            changed = (exact != base).reshape(len(value), -1).any(dim=1).nonzero().squeeze(1)
+            row_bytes = value[0].numel() * value.element_size()
+            if len(changed) * (row_bytes + changed.element_size()) < len(value) * row_bytes:
+                rows[name] = {"index": changed, "base": tensor_digest(base)}
+                value = value[changed]
+        weights[name] = value
+    return weights, rows
+
+
+def load_weights(model: torch.nn.Module, checkpoint: dict[str, Any], path: Path) -> None:
+    """Load `model.pt`'s weights into `model`, freshly built by `build_model` (in the model's own dtypes).
+
+    Rows stored of a pretrained tensor (`stored_weights`) go over that tensor as the model loaded it from
+    the language model's files, after checking that those are the weights the run was fine-tuned from;
+    DataError otherwise.
+    """
+    built = model.state_dict()
+    full = {}
+    for name, value in checkpoint["state_dict"].items():
+        base = built[name].detach().cpu()
+        value = value.to(base.dtype)
+        if (stored := checkpoint.get("pretrained_rows", {}).get(name)) is not None:
+            if tensor_digest(base) != stored["base"]:
+                raise DataError(
+                    f"{path}: {name} as loaded now differs from the weights the run was fine-tuned from "
+                    "(another version of model.language_model?); load that version or retrain the run"
+                )
+            value = base.clone().index_copy_(0, stored["index"], value)
+        full[name] = value
+    model.load_state_dict(full)
 
 
 def load_checkpoint(run_dir: str | Path) -> dict[str, Any]:
@@ -233,7 +282,4 @@ def load_checkpoint(run_dir: str | Path) -> dict[str, Any]:
             f"{run_dir}: model.pt (settings {mine['settings_hash']}, seed {mine['seed']}) is not the one "
             f"train.json describes ({theirs['settings_hash']}, seed {theirs['seed']}); retrain the run"
         )
-    checkpoint["state_dict"] = {
-        k: v.float() if v.dtype == torch.float16 else v for k, v in checkpoint["state_dict"].items()
-    }
     return checkpoint

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.checkpoint import load_checkpoint, run_lock
+from pipeline.checkpoint import load_checkpoint, load_weights, run_lock
 from pipeline.device import resolve_device
 from pipeline.errors import DataError
 from pipeline.inference import load_datasets, predict
@@ -78,7 +78,7 @@ def _evaluate_locked(
                 f"{data_path}: {key}={info[key]} but the run at {run_dir} was trained with {value}"
             )
     model = build_model(settings, checkpoint["dims"]).to(dev)
-    model.load_state_dict(checkpoint["state_dict"])
+    load_weights(model, checkpoint, run_dir / "model.pt")
     amp = bool(settings["train"]["amp"] and dev.type == "cuda")
     results: dict[str, Any] = {
         "dataset": dataset or info["dataset"],

@@ -50,7 +50,7 @@ from pipeline.inference import load_datasets, predict
 from pipeline.io import check_output, write_json
 from pipeline.losses import class_labels, hybrid_loss
 from pipeline.metrics import regression_metrics
-from pipeline.models import build_model, model_class
+from pipeline.models import build_model, model_class, pretrained_weights
 from pipeline.settings import LOWER_IS_BETTER, load_settings, resolve_settings, settings_hash
 
 log = logging.getLogger(__name__)
@@ -331,8 +331,12 @@ def _train_locked(
             "state_dict": state["model"],
         }
     best = state["best"]
+    weights, rows = stored_weights(
+        best["state_dict"], train_cfg["checkpoint_dtype"], pretrained_weights(settings)
+    )
     checkpoint = {
-        "state_dict": stored_weights(best["state_dict"], train_cfg["checkpoint_dtype"]),
+        "state_dict": weights,
+        "pretrained_rows": rows,
         "settings": settings,
         "seed": seed,
         "epoch": best["epoch"],

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from pipeline.errors import DataError
 from pipeline.evaluate import evaluate_run
 from pipeline.features import load_features, write_features
 from pipeline.metrics import regression_metrics
+from pipeline.models import language, pretrained_weights
 from pipeline.models.hycon import HyConModel
 from pipeline.models.language import tokenize
 from pipeline.settings import resolve_settings
@@ -175,6 +177,33 @@ def test_half_precision_checkpoint_halves_the_file_and_keeps_the_predictions(syn
             predictions[dtype] = np.array([float(r["prediction"]) for r in csv.DictReader(handle)])
     assert not np.array_equal(predictions["float16"], predictions["float32"])  # the stored weights are used
     np.testing.assert_allclose(predictions["float16"], predictions["float32"], atol=2e-2)
+
+
+def test_a_fine_tuned_language_model_is_stored_as_the_rows_training_changed(
+    synthetic, tmp_path, monkeypatch
+) -> None:
+    settings = {**FAST, "train.epochs": 2, "model.lm_mode": "finetune", "model.language_model": "tiny"}
+    summary = train_run({**settings, "model.max_text_tokens": 16}, synthetic["data"], tmp_path, 0)
+    checkpoint = torch.load(tmp_path / "model.pt", weights_only=False)
+    name = "language_model.embeddings.word_embeddings.weight"
+    pretrained = pretrained_weights(resolve_settings(None, settings))[name]
+    index = checkpoint["pretrained_rows"][name]["index"]
+    assert 0 < len(index) < len(pretrained) / 10  # the word pieces of 30 videos' texts, not the vocabulary
+    assert checkpoint["state_dict"][name].shape == (len(index), pretrained.shape[1])
+    metrics = evaluate_run(tmp_path, synthetic["data"])
+    assert metrics["valid"]["mae"] == pytest.approx(summary["best_valid"]["mae"])  # the selected weights
+
+    real = language.load_language_model
+
+    def other_version(model_name: str):
+        model, tokenizer = real(model_name)
+        with torch.no_grad():
+            model.embeddings.word_embeddings.weight[-1] += 1e-3  # a row the run never changed
+        return model, tokenizer
+
+    monkeypatch.setattr("pipeline.models.base.load_language_model", other_version)
+    with pytest.raises(DataError, match=rf"model\.pt: {re.escape(name)} as loaded now differs"):
+        evaluate_run(tmp_path, synthetic["data"])
 
 
 class Interrupted(Exception):

@@ -15,6 +15,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
 # `model.arch` -> "module:class"; every class has HyConModel's constructor, forward and model_inputs.
@@ -31,6 +32,8 @@ FAMILIES: dict[str, str] = {
     "text_only": "pipeline.models.text_only:TextOnly",
 }
 ARCHS: tuple[str, ...] = tuple(FAMILIES)
+# State-dict prefix of the language model in every family that fine-tunes one (its `language_model`).
+PRETRAINED_PREFIX = "language_model."
 # Families that run in one language-model mode only, and why.
 LM_MODE_OF: dict[str, tuple[str, str]] = {
     "mag_bert": (
@@ -70,3 +73,14 @@ def build_model(settings: dict[str, Any], info: dict[str, Any]) -> nn.Module:
     """The model for a data file's dimensions (`info` from `load_datasets` or a checkpoint's `dims`)."""
     cls = model_class(settings["model"]["arch"])
     return cls(settings, info["audio_dim"], info["visual_dim"], info["seq_len"], info["lm_hidden"])
+
+
+def pretrained_weights(settings: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The fine-tuned language model's weights as `build_model` loads them from their files, by state-dict
+    name; {} when the language model is frozen (it is then no part of the model's state)."""
+    if settings["model"]["lm_mode"] != "finetune":
+        return {}
+    from pipeline.models.language import load_language_model
+
+    language_model, _ = load_language_model(settings["model"]["language_model"])
+    return {PRETRAINED_PREFIX + name: value for name, value in language_model.state_dict().items()}
