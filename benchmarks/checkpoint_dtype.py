@@ -4,8 +4,8 @@
         --features data/features/synthetic-minilm.h5 --out /tmp/dtype [--experiments hycon fusion_tensor ...]
 
 Trains each experiment of config/config.yaml (its settings as the workflow resolves them, its seeds unless
-`--seeds`) once per `train.checkpoint_dtype`. CPU training is deterministic and the key is left out of the
-resume key, so both runs follow one trajectory (checked: same history) and differ only in how `model.pt`
+`--seeds`) once per `train.checkpoint_dtype`. CPU training is deterministic and the key does not enter
+training, so both runs follow one trajectory (checked: same history) and differ only in how `model.pt`
 stores the selected weights. Both are evaluated as the workflow does, and one Markdown table is printed:
 the file sizes, the test MAE and Acc2 of each, and the largest change of a test prediction.
 """

@@ -198,8 +198,11 @@ def save_model(path: Path, checkpoint: dict[str, Any]) -> None:
 
 
 def tensor_digest(tensor: torch.Tensor) -> str:
-    """Digest of a tensor's values (CPU bytes): the pretrained rows a checkpoint leaves out must match it."""
-    return hashlib.sha256(tensor.detach().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
+    """Digest of a tensor's dtype, shape and bytes (on the CPU, any dtype, bfloat16 included): the pretrained
+    rows a checkpoint leaves out must match it."""
+    digest = hashlib.sha256(f"{tensor.dtype} {tuple(tensor.shape)}".encode())
+    digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def stored_weights(
@@ -207,16 +210,19 @@ def stored_weights(
 ) -> tuple[dict[str, torch.Tensor], dict[str, dict[str, Any]]]:
     """The selected weights as `model.pt` stores them, and the index of the rows stored of pretrained ones.
 
-    float32 tensors are cast to `train.checkpoint_dtype` (float16 halves the file). A tensor of the
+    float32 tensors are cast to `train.checkpoint_dtype` (float16 halves the file), except one with a value
+    beyond the dtype's range (a running variance of raw features, say), kept in float32. A tensor of the
     fine-tuned language model (`pretrained`: its weights as loaded, by name) is stored as the rows that
     training changed when that is smaller: `rows[name]` = {"index": [K] row numbers, "base": the digest of
     the pretrained tensor they go over}. Fine-tuning leaves most of the word-piece embedding table as it
-    was (a word piece absent from the data gets no gradient), and that table is half of MiniLM.
+    was (a word piece absent from the data gets no gradient, with no weight decay), and that table is half
+    of MiniLM. Rows are compared by value: whatever the optimiser did, the rows not stored are exact.
     """
     target = getattr(torch, dtype)
     weights, rows = {}, {}
     for name, value in state_dict.items():
-        value = value.to(target) if value.dtype == torch.float32 else value
+        if value.dtype == torch.float32 and not (value.abs() > torch.finfo(target).max).any():
+            value = value.to(target)
         base = pretrained.get(name)
         if base is not None and value.dim() > 0 and base.shape == value.shape:
             exact = state_dict[name].cpu()

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from pipeline.__main__ import main
-from pipeline.checkpoint import HISTORY_COLUMNS
+from pipeline.checkpoint import HISTORY_COLUMNS, load_checkpoint, load_weights, stored_weights, tensor_digest
 from pipeline.data import dataset as dataset_module
 from pipeline.data.align import align_dataset
 from pipeline.data.dataset import load_split
@@ -25,7 +25,7 @@ from pipeline.errors import DataError
 from pipeline.evaluate import evaluate_run
 from pipeline.features import load_features, write_features
 from pipeline.metrics import regression_metrics
-from pipeline.models import language, pretrained_weights
+from pipeline.models import build_model, language, pretrained_weights
 from pipeline.models.hycon import HyConModel
 from pipeline.models.language import tokenize
 from pipeline.settings import resolve_settings
@@ -179,19 +179,31 @@ def test_half_precision_checkpoint_halves_the_file_and_keeps_the_predictions(syn
     np.testing.assert_allclose(predictions["float16"], predictions["float32"], atol=2e-2)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
 def test_a_fine_tuned_language_model_is_stored_as_the_rows_training_changed(
-    synthetic, tmp_path, monkeypatch
+    synthetic, tmp_path, monkeypatch, dtype
 ) -> None:
     settings = {**FAST, "train.epochs": 2, "model.lm_mode": "finetune", "model.language_model": "tiny"}
-    summary = train_run({**settings, "model.max_text_tokens": 16}, synthetic["data"], tmp_path, 0)
-    checkpoint = torch.load(tmp_path / "model.pt", weights_only=False)
+    settings.update({"model.max_text_tokens": 16, "train.keep_last": True, "train.checkpoint_dtype": dtype})
+    train_run(settings, synthetic["data"], tmp_path, 0)
+    best = torch.load(tmp_path / "last.pt", weights_only=False)["best"]["state_dict"]  # float32, in memory
+    checkpoint = load_checkpoint(tmp_path)
     name = "language_model.embeddings.word_embeddings.weight"
     pretrained = pretrained_weights(resolve_settings(None, settings))[name]
     index = checkpoint["pretrained_rows"][name]["index"]
     assert 0 < len(index) < len(pretrained) / 10  # the word pieces of 30 videos' texts, not the vocabulary
     assert checkpoint["state_dict"][name].shape == (len(index), pretrained.shape[1])
-    metrics = evaluate_run(tmp_path, synthetic["data"])
-    assert metrics["valid"]["mae"] == pytest.approx(summary["best_valid"]["mae"])  # the selected weights
+    model = build_model(checkpoint["settings"], checkpoint["dims"])
+    load_weights(model, checkpoint, tmp_path / "model.pt")
+    for key, restored in model.state_dict().items():
+        expected = best[key].clone()
+        rounded = expected.half().float() if dtype == "float16" else expected
+        if key in checkpoint["pretrained_rows"]:  # the rows not stored are the pretrained ones, exact
+            rows = checkpoint["pretrained_rows"][key]["index"]
+            expected[rows] = rounded[rows]
+        else:
+            expected = rounded
+        assert torch.equal(restored, expected), key
 
     real = language.load_language_model
 
@@ -204,6 +216,23 @@ def test_a_fine_tuned_language_model_is_stored_as_the_rows_training_changed(
     monkeypatch.setattr("pipeline.models.base.load_language_model", other_version)
     with pytest.raises(DataError, match=rf"model\.pt: {re.escape(name)} as loaded now differs"):
         evaluate_run(tmp_path, synthetic["data"])
+
+
+def test_stored_weights_keep_what_half_precision_cannot_hold() -> None:
+    state = {
+        "big": torch.tensor([1.0, 7e4]),
+        "small": torch.tensor([1.0, 2.0]),
+        "alpha": torch.tensor(1e-3).double(),
+    }
+    weights, rows = stored_weights(state, "float16", {})
+    assert {k: v.dtype for k, v in weights.items()} == {
+        "big": torch.float32,  # 7e4 > float16's 65,504: kept exact, not turned into inf
+        "small": torch.float16,
+        "alpha": torch.float64,
+    }
+    assert rows == {} and torch.equal(weights["big"], state["big"])
+    bf16 = torch.arange(6.0).reshape(3, 2).to(torch.bfloat16)  # hub models may load in bfloat16
+    assert tensor_digest(bf16) == tensor_digest(bf16.clone()) != tensor_digest(bf16.float())
 
 
 class Interrupted(Exception):
@@ -308,6 +337,7 @@ def test_finetune_mode_trains_the_language_model_at_its_own_rate(synthetic, tmp_
     state = torch.load(tmp_path / "model.pt", weights_only=False)["state_dict"]
     fresh = HyConModel(resolve_settings(settings), 74, 47, 20)
     name = "language_model.encoder.layer.0.attention.self.query.weight"
+    assert state[name].shape == fresh.state_dict()[name].shape  # a whole tensor, not stored rows
     assert not torch.equal(state[name], fresh.state_dict()[name])
     groups = make_optimizer(fresh, resolve_settings(settings)["train"]).param_groups
     assert [(g["name"], g["lr"]) for g in groups] == [("rest", 1e-3), ("language_model", 1e-3)]
