@@ -220,13 +220,12 @@ def stored_weights(
     """
     target = getattr(torch, dtype)
     weights, rows = {}, {}
-    for name, value in state_dict.items():
-        if value.dtype == torch.float32 and not (value.abs() > torch.finfo(target).max).any():
-            value = value.to(target)
+    for name, exact in state_dict.items():
+        fits = exact.dtype == torch.float32 and not (exact.abs() > torch.finfo(target).max).any()
+        value = exact.to(target) if fits else exact
         base = pretrained.get(name)
         if base is not None and value.dim() > 0 and base.shape == value.shape:
-            exact = state_dict[name].cpu()
-            changed = (exact != base).reshape(len(value), -1).any(dim=1).nonzero().squeeze(1)
+            changed = (exact.cpu() != base).reshape(len(value), -1).any(dim=1).nonzero().squeeze(1)
             row_bytes = value[0].numel() * value.element_size()
             if len(changed) * (row_bytes + changed.element_size()) < len(value) * row_bytes:
                 rows[name] = {"index": changed, "base": tensor_digest(base)}

@@ -8,7 +8,8 @@ import json
 import os
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -91,3 +92,16 @@ def sha256sum(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         for block in iter(lambda: handle.read(chunk), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def background_checksums(paths: Mapping[str, Path]) -> Iterator[dict[str, Future[str]]]:
+    """`sha256sum` of each file (by name), started on another thread at once: hashing releases the GIL and
+    needs nothing validated, so it runs on another core alongside the caller's reading of the same files.
+    Leaving the block cancels the queued hashes and does not wait for a running one (on bad input the
+    error is raised at once); read the results inside it."""
+    pool = ThreadPoolExecutor(max_workers=1)
+    try:
+        yield {name: pool.submit(sha256sum, path) for name, path in paths.items()}
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)

@@ -16,7 +16,8 @@ FRAME_FILES: dict[str, str] = {"audio": "covarep.csd", "visual": "facet.csd"}
 FOLDS = "folds.json"
 MANIFEST = "manifest.json"  # file name -> SHA-256 of the files above
 CSD_FILES: tuple[str, ...] = (WORDS, *FRAME_FILES.values(), LABELS)
-RAW_FILES: tuple[str, ...] = (*CSD_FILES, FOLDS, MANIFEST)
+HASHED_FILES: tuple[str, ...] = (*CSD_FILES, FOLDS)  # what align reads: the manifest's entries
+RAW_FILES: tuple[str, ...] = (*HASHED_FILES, MANIFEST)
 
 # Display names of the CMU datasets that `download` can fetch.
 CMU_DATASETS: dict[str, str] = {"mosi": "CMU-MOSI", "mosei": "CMU-MOSEI"}

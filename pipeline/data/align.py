@@ -35,7 +35,6 @@ import logging
 import sys
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,14 +47,13 @@ from pipeline.data.csd import CSD, Sequence
 from pipeline.data.dataset import append_rows, create_split
 from pipeline.data.plan import Plan, plan_alignment
 from pipeline.errors import ConfigError, DataError
-from pipeline.io import atomic_path, check_output, sha256sum
-from pipeline.layout import CSD_FILES, FOLDS, FRAME_FILES
+from pipeline.io import atomic_path, background_checksums, check_output
+from pipeline.layout import CSD_FILES, FOLDS, FRAME_FILES, HASHED_FILES
 
 log = logging.getLogger(__name__)
 
 EPSILON = 1e-3  # the SDK's `epsilon = 10e-4`
 SILENCE = "sp"
-RAW_FILES = (*CSD_FILES, FOLDS)  # what alignment reads
 _PAIR_BUDGET = 1 << 22  # candidate (reference, frame) pairs examined per vectorised block
 _FLUSH_ROWS = 512  # segments buffered per split before a write
 
@@ -99,16 +97,19 @@ def _intersections(ref: np.ndarray, sub: np.ndarray) -> tuple[np.ndarray, np.nda
 
 def _word_means(
     intervals: np.ndarray, frames: Sequence, stats: Counter, name: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """Plain average of the frames intersecting each word interval [U, 2]: ([U, d] float32, has-frame [U]).
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Plain average of the frames intersecting each word interval [U, 2]: ([U, d] float32, has-frame [U],
+    the number of frames with a non-finite value).
 
     Non-finite values in `frames.features` are set to 0 in place (the caller reads into a reused buffer).
     """
     features = frames.features
     finite = np.isfinite(features)
+    lost = 0
     if not finite.all():
+        lost = int((~finite.all(axis=1)).sum())
         stats[f"nonfinite_values:{name}"] += int(finite.size - np.count_nonzero(finite))
-        stats[f"nonfinite_frames:{name}"] += int((~finite.all(axis=1)).sum())
+        stats[f"nonfinite_frames:{name}"] += lost
         features[~finite] = 0
     starts = frames.intervals[:, 0]
     if np.all(starts[1:] >= starts[:-1]):  # frames usually come sorted: skip the sort
@@ -128,7 +129,7 @@ def _word_means(
         shape=(len(intervals), len(features)),
     )
     means = weights @ features.astype(dtype, copy=False)
-    return means.astype(np.float32, copy=False), count > 0
+    return means.astype(np.float32, copy=False), count > 0, lost
 
 
 @dataclass
@@ -194,10 +195,8 @@ def _align_video(video: str, csds: dict[str, CSD], plan: Plan, seq_len: int, sta
             )
         else:
             frames = csds[name].load(video, reuse=True)
-            n_frames, lost = len(frames.features), stats[f"nonfinite_frames:{name}"]
-            means, has_frame = _word_means(word_iv[unique], frames, stats, name)
-            lost = stats[f"nonfinite_frames:{name}"] - lost
-            if lost > n_frames / 2:
+            means, has_frame, lost = _word_means(word_iv[unique], frames, stats, name)
+            if lost > (n_frames := len(frames.features)) / 2:
                 stats[f"videos_mostly_nonfinite:{name}"] += 1
                 message = "%s: video '%s' lost %d of its %d frames to non-finite values (zeroed)"
                 log.warning(message, csds[name].path, video, lost, n_frames)
@@ -231,12 +230,10 @@ class _Writer:
         self.datasets: dict[str, h5py.Dataset] = {}
         self.pending: list[dict[str, np.ndarray]] = []  # the per-segment columns of the buffered rows
         self.rows = 0  # rows buffered
-        self.count = 0  # rows written to the current split
 
     def start(self, split: str) -> None:
         """Create the datasets of `split` (the previous split must be finished)."""
         self.datasets = create_split(self.out, split, self.seq_len, self.dims)
-        self.count = 0
 
     def append(self, rows: _Rows) -> None:
         """Buffer one video's rows, writing the buffered ones first where they would not fit."""
@@ -260,13 +257,12 @@ class _Writer:
         append_rows(self.datasets, columns)
         for buffer in self.buffers.values():
             buffer[:n] = 0
-        self.count += n
         self.pending, self.rows = [], 0
 
     def finish(self) -> int:
         """Write what is buffered; return the number of rows of the current split."""
         self.flush()
-        return self.count
+        return len(self.datasets["label"])
 
 
 def _summary(stats: Counter, segments: dict[str, int], plan: Plan) -> dict:
@@ -312,13 +308,9 @@ def align_dataset(raw_dir: str | Path, out_path: str | Path, seq_len: int = 50, 
         raise DataError(f"{raw_dir}: raw dataset folder not found")
     with contextlib.ExitStack() as stack:
         csds = {name: stack.enter_context(CSD(raw_dir / name)) for name in CSD_FILES}
-        # Hashing releases the GIL and needs nothing validated: the checksums are computed on another core
-        # from the start, alongside validation and alignment (started after validation, hashing was the
-        # last thing running). On bad input the error is raised at once: queued hashes are cancelled, and
-        # the file being hashed is not waited for.
-        hashing = ThreadPoolExecutor(max_workers=1)
-        stack.callback(hashing.shutdown, wait=False, cancel_futures=True)
-        checksums = {name: hashing.submit(sha256sum, raw_dir / name) for name in RAW_FILES}
+        # From the start, alongside validation and alignment (started after validation, hashing was the
+        # last thing running).
+        checksums = stack.enter_context(background_checksums({name: raw_dir / name for name in HASHED_FILES}))
         plan = plan_alignment(csds, raw_dir / FOLDS, strict)
         stats: Counter = Counter()
         segments: dict[str, int] = {}

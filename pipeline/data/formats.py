@@ -28,7 +28,7 @@ import numpy as np
 from pipeline.data.dataset import SPLITS
 from pipeline.data.pickles import load_pickle
 from pipeline.errors import DataError
-from pipeline.io import sha256sum
+from pipeline.io import background_checksums
 
 SOURCE_SPLITS = {"mmsa": ("train", "valid", "test"), "mag": ("train", "dev", "test")}
 SOURCE_SPLITS["misa"] = SOURCE_SPLITS["mag"]
@@ -230,28 +230,29 @@ def read_source(fmt: str, source: Path, seq_len: int) -> tuple[dict[str, Split],
         for split, path in files.items():
             if not path.is_file():
                 raise DataError(f"{path}: missing split '{split}' of the misa folder {source}")
-        checksums = {path.name: sha256sum(path) for path in files.values()}
-        raw = {split: (path, load_pickle(path)) for split, path in files.items()}
-    else:
-        if not source.is_file():
-            raise DataError(f"{source}: {fmt} source file not found")
-        checksums = {source.name: sha256sum(source)}
-        data = load_pickle(source)
-        if not isinstance(data, dict):
-            raise DataError(f"{source}: expected a dict of splits, found {type(data).__name__}")
-        for split in SOURCE_SPLITS[fmt]:
-            if split not in data:
-                found = ", ".join(sorted(map(str, data))) or "none"
-                raise DataError(f"{source}: missing split '{split}' (splits found: {found})")
-        raw = {split: (source, data[split]) for split in SOURCE_SPLITS[fmt]}
-    read: Callable[[Where, object, int], Split] = (
-        _mmsa_split if fmt == "mmsa" else lambda where, data, n: _segments_split(where, data, n, fmt)
-    )
-    splits = {
-        out: read(Where(path, split), data, seq_len)
-        for out, (split, (path, data)) in zip(SPLITS, raw.items(), strict=True)
-    }
-    return splits, checksums
+    elif not source.is_file():
+        raise DataError(f"{source}: {fmt} source file not found")
+    paths = list(files.values()) if fmt == "misa" else [source]
+    with background_checksums({path.name: path for path in paths}) as hashing:
+        if fmt == "misa":
+            raw = {split: (path, load_pickle(path)) for split, path in files.items()}
+        else:
+            data = load_pickle(source)
+            if not isinstance(data, dict):
+                raise DataError(f"{source}: expected a dict of splits, found {type(data).__name__}")
+            for split in SOURCE_SPLITS[fmt]:
+                if split not in data:
+                    found = ", ".join(sorted(map(str, data))) or "none"
+                    raise DataError(f"{source}: missing split '{split}' (splits found: {found})")
+            raw = {split: (source, data[split]) for split in SOURCE_SPLITS[fmt]}
+        read: Callable[[Where, object, int], Split] = (
+            _mmsa_split if fmt == "mmsa" else lambda where, data, n: _segments_split(where, data, n, fmt)
+        )
+        splits = {
+            out: read(Where(path, split), data, seq_len)
+            for out, (split, (path, data)) in zip(SPLITS, raw.items(), strict=True)
+        }
+        return splits, {name: job.result() for name, job in hashing.items()}
 
 
 def clip_base_of(splits: dict[str, Split], clip_base: int | None) -> int:

@@ -22,7 +22,7 @@ import numpy as np
 
 from pipeline.data.dataset import write_aligned
 from pipeline.data.formats import SOURCE_SPLITS, Split, clip_base_of, read_source, rename_mmsa
-from pipeline.data.plan import LABEL_RANGE
+from pipeline.data.plan import LABEL_RANGE, first_bad_label
 from pipeline.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -39,9 +39,7 @@ def _check(splits: dict[str, Split], stats: Counter) -> dict[str, int]:
         where = split.where
         if not split.ids:
             raise where.error("has no segments")
-        bad = ~np.isfinite(split.labels) | (np.abs(split.labels) > LABEL_RANGE)
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
+        if (row := first_bad_label(split.labels)) is not None:
             raise where.error(
                 f"label {split.labels[row]} is not a finite value in [-{LABEL_RANGE:g}, {LABEL_RANGE:g}]",
                 split.ids[row],

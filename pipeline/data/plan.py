@@ -56,10 +56,14 @@ class Plan:
     unassigned: list[str] = field(default_factory=list)  # labelled videos in no fold (sorted)
 
 
+def first_bad_label(values: np.ndarray) -> int | None:
+    """Index of the first label that is not a finite value in [-LABEL_RANGE, LABEL_RANGE], or None."""
+    bad = ~np.isfinite(values) | (np.abs(values) > LABEL_RANGE)
+    return int(np.flatnonzero(bad)[0]) if bad.any() else None
+
+
 def check_intervals(path: Path, video: str, intervals: np.ndarray) -> None:
     """Intervals must be finite with end >= start; anything else breaks the interval search."""
-    if np.isfinite(intervals).all() and (intervals[:, 1] >= intervals[:, 0]).all():
-        return
     bad = ~np.isfinite(intervals).all(axis=1) | (intervals[:, 1] < intervals[:, 0])
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
@@ -145,9 +149,7 @@ def plan_alignment(csds: dict[str, CSD], folds_path: Path, strict: bool) -> Plan
                 )
             check_intervals(labels.path, video, seq.intervals)
             values = seq.features[:, 0].astype(np.float64)
-            bad = ~np.isfinite(values) | (np.abs(values) > LABEL_RANGE)
-            if bad.any():
-                k = int(np.flatnonzero(bad)[0])
+            if (k := first_bad_label(values)) is not None:
                 raise DataError(
                     f"{labels.path}: video '{video}' segment {k} has label {values[k]}, "
                     f"outside [-{LABEL_RANGE:g}, {LABEL_RANGE:g}]"

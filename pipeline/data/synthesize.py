@@ -43,7 +43,7 @@ from pipeline.data import csd
 from pipeline.data.folds import SPLITS, write_folds
 from pipeline.errors import ConfigError
 from pipeline.io import sha256sum, write_json
-from pipeline.layout import CSD_FILES, FOLDS, FRAME_FILES, LABELS, MANIFEST, WORDS
+from pipeline.layout import FOLDS, FRAME_FILES, HASHED_FILES, LABELS, MANIFEST, WORDS
 
 log = logging.getLogger(__name__)
 
@@ -357,7 +357,7 @@ def synthesize(out_dir: str | os.PathLike, videos: int = 93, seed: int = 0, faul
         csd.write_csd(out / FRAME_FILES[modality], root, frames, meta(root, description, names))
     folds = make_folds(ids, seed)
     write_folds(out / FOLDS, folds)
-    manifest = {name: sha256sum(out / name) for name in (*CSD_FILES, FOLDS)}
+    manifest = {name: sha256sum(out / name) for name in HASHED_FILES}
     write_json(out / MANIFEST, manifest)
     segments = dict(zip(ids, (p.labels.size for p in plans), strict=True))
     return {
