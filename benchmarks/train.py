@@ -28,6 +28,7 @@ from pipeline.data.align import align_dataset  # noqa: E402
 from pipeline.data.dataset import load_split, validate_aligned  # noqa: E402
 from pipeline.data.loader import AlignedDataset  # noqa: E402
 from pipeline.data.synthesize import synthesize  # noqa: E402
+from pipeline.device import use_amp  # noqa: E402
 from pipeline.features import compute_features  # noqa: E402
 from pipeline.models import build_model  # noqa: E402
 from pipeline.settings import feature_settings_of, resolve_settings  # noqa: E402
@@ -54,7 +55,7 @@ def throughput(
     seed_everything(0)
     model = build_model(settings, info).to(device)
     optimizer = make_optimizer(model, settings["train"])
-    amp = bool(settings["train"]["amp"] and device.type == "cuda")
+    amp = use_amp(settings["train"]["amp"], device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp)
     generators = {"loader": torch.Generator().manual_seed(0), "loss": torch.Generator().manual_seed(1)}
     n = len(arrays["label"])

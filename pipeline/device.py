@@ -20,8 +20,13 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def use_amp(requested: bool, device: torch.device) -> bool:
+    """Whether a run uses mixed precision: `train.amp` requested and a CUDA device (AMP is CUDA only)."""
+    return bool(requested and device.type == "cuda")
+
+
 def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
     """float16 autocast on CUDA when `enabled`; a no-op elsewhere."""
-    if enabled and device.type == "cuda":
+    if use_amp(enabled, device):
         return torch.autocast("cuda", dtype=torch.float16)
     return contextlib.nullcontext()

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.checkpoint import load_checkpoint, load_weights, run_lock
-from pipeline.device import resolve_device
+from pipeline.device import resolve_device, use_amp
 from pipeline.errors import DataError
 from pipeline.inference import load_datasets, predict
 from pipeline.io import atomic_path, check_output, write_json, write_npz
@@ -79,7 +79,7 @@ def _evaluate_locked(
             )
     model = build_model(settings, checkpoint["dims"]).to(dev)
     load_weights(model, checkpoint, run_dir / "model.pt")
-    amp = bool(settings["train"]["amp"] and dev.type == "cuda")
+    amp = use_amp(settings["train"]["amp"], dev)
     results: dict[str, Any] = {
         "dataset": dataset or info["dataset"],
         "experiment": experiment or run_dir.parent.name,
@@ -106,7 +106,6 @@ def _evaluate_locked(
     }
     write_npz(
         run_dir / "embeddings.npz",
-        compressed=True,
         labels=test.tensors["label"].numpy(),
         ids=test.ids.astype(str),
         **stored,

@@ -69,11 +69,10 @@ def write_json(target: str | os.PathLike, obj: Any) -> None:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
-def write_npz(target: str | os.PathLike, *, compressed: bool = False, **arrays: np.ndarray) -> None:
-    """`numpy.savez` (`savez_compressed` when `compressed`) atomically, with fixed member timestamps: the
-    same arrays give the same bytes."""
-    method = zipfile.ZIP_DEFLATED if compressed else zipfile.ZIP_STORED
-    with atomic_path(target) as tmp, zipfile.ZipFile(tmp, "w", method, allowZip64=True) as zf:
+def write_npz(target: str | os.PathLike, **arrays: np.ndarray) -> None:
+    """`numpy.savez_compressed` atomically, with fixed member timestamps: the same arrays give the same
+    bytes."""
+    with atomic_path(target) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
         for name, array in arrays.items():
             with zf.open(zipfile.ZipInfo(f"{name}.npy", ZIP_DATE), "w", force_zip64=True) as member:
                 np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)

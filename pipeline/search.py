@@ -133,7 +133,7 @@ def open_study(out: Path, spec: Mapping[str, Any], sampler_name: str, trials: in
     sampler, pruner = make_sampler(sampler_name, spec["seed"], trials)
     return optuna.create_study(
         storage=storage,
-        study_name=f"search-{digest_json(key)[:16]}",
+        study_name=f"search-{digest_json(key)}",
         sampler=sampler,
         pruner=pruner,
         direction="minimize" if metric in LOWER_IS_BETTER else "maximize",
@@ -215,7 +215,7 @@ def run_search(
         except ConfigError as err:
             study.tell(trial, state=TrialState.FAIL)
             raise ConfigError(f"search trial {trial.number} ({overrides}): {err}") from None
-        trial_dir = out / "trials" / digest_json(settings)[:12]
+        trial_dir = out / "trials" / digest_json(settings, 12)
         start = time.perf_counter()
         with trial_lock(trial_dir):
             trial.set_user_attr("dir", str(trial_dir))

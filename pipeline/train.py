@@ -44,7 +44,7 @@ from pipeline.checkpoint import (
     write_history,
 )
 from pipeline.data.loader import AlignedDataset, iterate_batches
-from pipeline.device import autocast, resolve_device
+from pipeline.device import autocast, resolve_device, use_amp
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.inference import load_datasets, predict
 from pipeline.io import check_output, write_json
@@ -124,7 +124,7 @@ def train_epoch(
         with autocast(device, amp):
             pred, reps, _ = model(**model.model_inputs(batch, device))
         pred_loss = (pred.float() - labels).abs().mean()  # Eq. 2, MAE
-        if not reps:  # a baseline: no unimodal representations, no contrastive terms (loss.contrastive=none)
+        if loss_cfg["contrastive"] == "none":  # every baseline (settings.contrastive_conflict), an ablation
             hybrid = torch.zeros((), device=device)
         else:
             hybrid, _ = hybrid_loss(
@@ -300,9 +300,8 @@ def _train_locked(
     train_cfg = settings["train"]
     dev = resolve_device(device)
     datasets, info = load_datasets(settings, data_path, ("train", "valid"), features_path, dev)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    amp = bool(train_cfg["amp"] and dev.type == "cuda")
+    out = Path(out_dir)  # made by run_lock
+    amp = use_amp(train_cfg["amp"], dev)
     device_name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
     log.info("training on %s (%s), mixed precision %s", dev.type, device_name, "on" if amp else "off")
     key = {
