@@ -32,6 +32,8 @@ CODE_EXCLUDED = frozenset(
         "pipeline/grid.py",
         "pipeline/fingerprints.py",
         "pipeline/search.py",
+        "pipeline/sweeps.py",
+        "pipeline/workflow.py",
     }
 )
 

@@ -24,6 +24,15 @@ def dataset_label(spec: Mapping[str, Any], dataset: str) -> str:
     return f"the synthetic dataset '{dataset}' (generated, MOSI-like)"
 
 
+def tested_reference(spec: Mapping[str, Any]) -> str | None:
+    """The table's `reference` experiment (resolved by `grid.table_spec`) when other rows are tested
+    against it, else None (no reference, or every row runs it)."""
+    reference = spec.get("reference")
+    if reference is None or all(row["experiment"] == reference for row in spec["rows"]):
+        return None
+    return reference
+
+
 def table_caption(spec: Mapping[str, Any]) -> str:
     """Caption of a rendered table: what was measured, on which data, over which seeds, what is reported."""
     head = f"Table {spec['number']}" if spec["number"] is not None else spec["name"]
@@ -38,8 +47,7 @@ def table_caption(spec: Mapping[str, Any]) -> str:
             f" Rows marked † are the numbers reported in the paper (its Table {spec['paper'][5:]}, "
             f"{spec['paper_dataset']}), not rerun."
         )
-    reference = spec.get("reference")
-    if reference is not None and any(row["experiment"] != reference for row in spec["rows"]):
+    if (reference := tested_reference(spec)) is not None:
         label = next(row["label"] for row in spec["rows"] if row["experiment"] == reference)
         text += (
             f" Marked {MARKERS['mae']} (MAE) and {MARKERS['acc2']} (Acc2): the difference from {label} is "

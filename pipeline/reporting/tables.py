@@ -28,9 +28,8 @@ from typing import Any
 import pandas as pd
 
 from pipeline.errors import ConfigError, DataError
-from pipeline.grid import reference_experiment
 from pipeline.io import atomic_path
-from pipeline.reporting.captions import ALPHA, MARKERS
+from pipeline.reporting.captions import ALPHA, MARKERS, tested_reference
 from pipeline.reporting.paper import PAPER_TABLES
 from pipeline.reporting.stats import Comparison, group_predictions, table_statistics
 
@@ -130,8 +129,7 @@ def build_rows(
                 f"'{aggregate['dataset']}', the table is on '{spec['dataset']}'"
             )
         rows.append(measured_row(entry["label"], aggregate, paper_rows.get(entry["label"])))
-    reference = reference_experiment(spec["rows"], spec.get("reference"), f"tables.{spec['name']}")
-    if reference is None or all(entry["experiment"] == reference for entry in spec["rows"]):
+    if (reference := tested_reference(spec)) is None:
         return rows
     comparisons = table_statistics(
         spec["name"], spec["rows"], reference, aggregates, group_predictions(predictions)

@@ -10,7 +10,7 @@ REPO_ROOT = Path(workflow.basedir).resolve().parent  # the Snakefile put it firs
 from pipeline import fingerprints, grid, layout, sweeps
 from pipeline.data.formats import misa_files
 from pipeline.errors import ConfigError
-from pipeline.reporting.captions import dataset_label
+from pipeline.reporting.captions import dataset_label, tested_reference
 from snakemake.exceptions import WorkflowError
 
 try:
@@ -190,11 +190,12 @@ def all_targets():
     """Everything `all` builds: every run's model and metrics, every experiment's summary (DVC metrics),
     the tables in three formats and the figures. Runs are listed so that a deleted model is retrained (it is a product that
     DVC versions), not only what the tables need."""
-    targets = []
-    for dataset, experiments in GRID.items():
-        for experiment in experiments:
-            targets += run_file(dataset, experiment, "model.pt") + run_file(dataset, experiment, "metrics.json")
-            targets.append(f"results/summary/{dataset}/{experiment}.json")
+    targets = [
+        f"{RUN_DIR}/{name}".format(dataset=dataset, experiment=experiment, seed=seed)
+        for dataset, experiment, seed in grid.runs(config)
+        for name in ("model.pt", "metrics.json")
+    ]
+    targets += [f"results/summary/{d}/{e}.json" for d, experiments in GRID.items() for e in experiments]
     for table in grid.active_tables(config):
         targets += [f"results/tables/{table}.{ext}" for ext in ("md", "tex", "csv")]
         targets.append(f"results/figures/{table}_forest.png")
@@ -210,7 +211,7 @@ def data_targets():
     targets = set()
     for dataset in GRID:
         targets.add(layout.ALIGNED.format(dataset=dataset))
-        for experiment in GRID.get(dataset, []):
+        for experiment in GRID[dataset]:
             path = features_path(dataset, experiment)
             if path:
                 targets.add(path)
@@ -226,9 +227,9 @@ def table_inputs(wildcards, spec_of=grid.table_spec):
 def table_predictions(wildcards, spec_of=grid.table_spec):
     """Every seed's predictions.csv of a table's measured rows, when it tests rows against a reference."""
     spec = spec_of(config, wildcards.table)
-    experiments = list(dict.fromkeys(row["experiment"] for row in spec["rows"]))
-    if spec["reference"] is None or experiments == [spec["reference"]]:
+    if tested_reference(spec) is None:
         return []
+    experiments = dict.fromkeys(row["experiment"] for row in spec["rows"])
     return [path for e in experiments for path in run_file(spec["dataset"], e, "predictions.csv")]
 
 
