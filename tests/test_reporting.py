@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from test_stats import _run
+from test_stats import render_table
 
 from pipeline.__main__ import main
 from pipeline.errors import ConfigError, DataError
@@ -208,18 +208,8 @@ def test_table_beyond_the_paper_renders_without_paper_numbers(tmp_path):
     assert "beyond the paper" in spec["caption"] and "†" not in spec["caption"]
     assert spec["reference"] == "hycon"  # the default's mean row: cls and last are compared with it
     labels = np.random.default_rng(0).choice([-2.0, -1.0, 1.0, 2.0], 30)
-    predictions, aggregates = [], []
-    for shift, row in zip((0.1, 0.5, 0.9), spec["rows"], strict=True):
-        runs = []
-        for seed in (0, 1, 2):
-            path, run = _run(tmp_path / "runs", row["experiment"], seed, labels, labels + shift)
-            predictions.append(path)
-            runs.append(run)
-        aggregates.append(tmp_path / f"{row['experiment']}.json")
-        aggregates[-1].write_text(json.dumps(aggregate_runs(runs)))
-    prefix = tmp_path / "tables" / "table7"
-    args = ["tables", "--spec", json.dumps(spec), "--out", str(prefix), *map(str, aggregates)]
-    assert main([*args, "--predictions", *map(str, predictions)]) == 0
+    shifts = dict(zip((r["experiment"] for r in spec["rows"]), (0.1, 0.5, 0.9), strict=True))
+    prefix, _, _ = render_table(tmp_path, spec, labels, lambda experiment, _seed: labels + shifts[experiment])
     frame = pd.read_csv(prefix.with_suffix(".csv"))
     assert frame["Method"].tolist() == [r["label"] for r in spec["rows"]]
     assert (frame["Source"] == "measured").all() and frame["MAE"].tolist() == pytest.approx([0.1, 0.5, 0.9])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -210,6 +211,27 @@ def _run(root, experiment, seed, labels, predictions):
     return path, run
 
 
+def render_table(
+    tmp_path: Path, spec: dict, labels: np.ndarray, prediction_of
+) -> tuple[Path, list[str], list[Path]]:
+    """Runs of every row's experiment (seeds 0-2, predictions `prediction_of(experiment, seed)`), their
+    aggregates, and the table rendered through the `tables` CLI with the statistics; its output prefix,
+    the CLI arguments before `--predictions`, and the predictions files."""
+    predictions, aggregates = [], []
+    for experiment in dict.fromkeys(row["experiment"] for row in spec["rows"]):
+        runs = []
+        for seed in (0, 1, 2):
+            path, run = _run(tmp_path / "runs", experiment, seed, labels, prediction_of(experiment, seed))
+            predictions.append(path)
+            runs.append(run)
+        aggregates.append(tmp_path / f"{experiment}.json")
+        aggregates[-1].write_text(json.dumps(aggregate_runs(runs)))
+    prefix = tmp_path / "tables" / spec["name"]
+    args = ["tables", "--spec", json.dumps(spec), "--out", str(prefix), *map(str, aggregates)]
+    assert main([*args, "--predictions", *map(str, predictions)]) == 0
+    return prefix, args, predictions
+
+
 def test_tables_cli_marks_significant_rows_and_writes_the_statistics(tmp_path):
     config = load_config([DEFAULT_CONFIG])
     spec = table_spec(config, "table5")  # rows alpha_0.5, alpha_0.7, hycon (the reference), alpha_0.9
@@ -221,25 +243,14 @@ def test_tables_cli_marks_significant_rows_and_writes_the_statistics(tmp_path):
     rng = np.random.default_rng(0)
     labels = rng.choice([-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0], 90)  # |label| >= 1: a 0.3 shift keeps signs
     flipped = np.where(np.arange(90) % 2 == 0, -labels, labels)
-    predictions, aggregates = [], []
-    for experiment in ("alpha_0.5", "alpha_0.7", "hycon", "alpha_0.9"):
-        runs = []
-        for seed in (0, 1, 2):
-            base = labels + 0.1 + 0.05 * seed  # every prediction above its label
-            prediction = {
-                "alpha_0.5": base + 0.3,
-                "alpha_0.7": base,
-                "hycon": base,
-                "alpha_0.9": flipped + 0.1,
-            }
-            path, run = _run(tmp_path / "runs", experiment, seed, labels, prediction[experiment])
-            predictions.append(path)
-            runs.append(run)
-        aggregates.append(tmp_path / f"{experiment}.json")
-        aggregates[-1].write_text(json.dumps(aggregate_runs(runs)))
-    prefix = tmp_path / "tables" / "table5"
-    args = ["tables", "--spec", json.dumps(spec), "--out", str(prefix), *map(str, aggregates)]
-    assert main([*args, "--predictions", *map(str, predictions)]) == 0
+
+    def prediction_of(experiment: str, seed: int) -> np.ndarray:
+        base = labels + 0.1 + 0.05 * seed  # every prediction above its label
+        return {"alpha_0.5": base + 0.3, "alpha_0.7": base, "hycon": base, "alpha_0.9": flipped + 0.1}[
+            experiment
+        ]
+
+    prefix, args, predictions = render_table(tmp_path, spec, labels, prediction_of)
     frame = pd.read_csv(prefix.with_suffix(".csv")).set_index("Method")
     shifted, same, reference, worse = (frame.loc[r["label"]] for r in spec["rows"])
     assert frame["Compared_with"].isna().tolist() == [False, False, True, False]
