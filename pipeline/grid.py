@@ -127,24 +127,20 @@ def check_config(config: Mapping[str, Any]) -> None:
         where = f"tables.{table}"
         check_dataset(config, spec["dataset"], f"{where}.dataset")
         labels = [row["label"] for row in spec["rows"]] + list(spec.get("reported", []))
-        duplicates = sorted({label for label in labels if labels.count(label) > 1})
-        if duplicates:
+        if duplicates := sorted({label for label in labels if labels.count(label) > 1}):
             raise ConfigError(f"{where}: row labels appear twice: {', '.join(duplicates)}")
         for row in spec["rows"]:
             _check_experiment(config, row["experiment"], f"{where} row '{row['label']}'")
         reference_experiment(spec["rows"], spec.get("reference"), where)
         if spec.get("reported"):
             if "paper" not in spec:
-                raise ConfigError(
-                    f"{where}: `reported` rows need `paper` (the paper's table to take them from)"
-                )
+                raise ConfigError(f"{where}: `reported` rows need `paper` (the paper's table of them)")
             for label in spec["reported"]:
                 try:
                     reported_row(spec["paper"], label)
                 except ConfigError as err:
                     raise ConfigError(f"{where}.reported: {err}") from None
-    tsne = tsne_spec(config)
-    if tsne:
+    if tsne := tsne_spec(config):
         for key in ("with", "without"):
             _check_experiment(config, tsne[key], f"figures.tsne.{key}")
     search = config.get("search")
@@ -254,16 +250,19 @@ def runs(config: Mapping[str, Any]) -> list[tuple[str, str, int]]:
     ]
 
 
-def trimmed_rows(config: Mapping[str, Any], rows: Sequence[Mapping[str, str]]) -> dict[str, str]:
+def trimmed_rows(
+    config: Mapping[str, Any], rows: Sequence[Mapping[str, str]], searched: bool = False
+) -> dict[str, str]:
     """Row label -> how its experiment is run with less than the others (fewer seeds or epochs than the
-    global `seeds` and `base`), for the caption; rows run in full are left out."""
+    global `seeds` and `base`), for the caption; rows run in full are left out. `searched`: the rows'
+    searched settings, which all run the table's `search.seeds`, so only epochs can be fewer."""
     base_epochs = resolve_settings(config["base"])["train"]["epochs"]
     notes = {}
     for row in rows:
         seeds = experiment_seeds(config, row["experiment"])
         epochs = experiment_settings(config, row["experiment"])["train"]["epochs"]
         parts = []
-        if seeds != list(config["seeds"]):
+        if not searched and seeds != list(config["seeds"]):
             parts.append(f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}")
         if epochs < base_epochs:
             parts.append(f"at most {epochs} epochs")
@@ -386,6 +385,7 @@ def search_spec(config: Mapping[str, Any], experiment: str) -> dict[str, Any]:
 def searched_table_spec(config: Mapping[str, Any], table: str) -> dict[str, Any]:
     """`table_spec` with each row's experiment replaced by its searched setting, trained with search.seeds."""
     spec = table_spec(config, table)
+    spec["trimmed"] = trimmed_rows(config, spec["rows"], searched=True)
     spec["rows"] = [{**row, "experiment": searched_name(row["experiment"])} for row in spec["rows"]]
     spec["reference"] = spec["reference"] and searched_name(spec["reference"])
     spec["seeds"] = list(config["search"]["seeds"])

@@ -34,6 +34,7 @@ from pipeline.grid import (
     load_config,
     runs,
     search_experiments,
+    searched_table_spec,
     table_spec,
 )
 from pipeline.models import ARCHS
@@ -214,6 +215,13 @@ def test_default_grid_trains_every_baseline_and_captions_say_what_is_trimmed():
     assert len(runs(config)) == sum(
         len(experiment_seeds(config, e)) for e in dataset_experiments(config)["synthetic"]
     )
+
+
+def test_searched_tables_caption_only_the_epochs_their_rows_trim():
+    config = load_config([REPO / "config" / "config.yaml"])
+    spec = searched_table_spec(config, "table1")  # every searched row trains with search.seeds
+    assert spec["seeds"] == config["search"]["seeds"] and spec["trimmed"]["TFN"] == "at most 3 epochs"
+    assert "MAG-BERT: at most 2 epochs" in spec["caption"] and "seed 0" not in spec["caption"]
 
 
 def test_profiles_parse_and_plan_the_jobs():
