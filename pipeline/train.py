@@ -167,6 +167,12 @@ def make_optimizer(model: torch.nn.Module, train_cfg: dict[str, Any]) -> torch.o
     return torch.optim.Adam(groups, weight_decay=train_cfg["weight_decay"])
 
 
+def _best_entry(epoch: int, valid: dict[str, float], metric: str, model: torch.nn.Module) -> dict[str, Any]:
+    """The selected epoch: its number, `train.select` score, validation metrics and weights (on the CPU)."""
+    weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    return {"epoch": epoch, "score": valid[metric], "metrics": valid, "state_dict": weights}
+
+
 def fit_closed_form(
     family: type[torch.nn.Module],
     settings: dict[str, Any],
@@ -186,8 +192,7 @@ def fit_closed_form(
     row = {"epoch": 1, "train_loss": mae, "train_pred_loss": mae, "train_hybrid_loss": 0.0}
     row.update({f"valid_{k}": valid[k] for k in VALID_COLUMNS}, seconds=time.perf_counter() - start)
     log.info("closed-form fit (%s): valid mae %.4f", report["chosen"], valid["mae"])
-    weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    best = {"epoch": 1, "score": valid[settings["train"]["select"]], "metrics": valid, "state_dict": weights}
+    best = _best_entry(1, valid, settings["train"]["select"], model)
     return {"epoch": 1, "best": best, "bad_epochs": 0, "stopped": False, "history": [row]}
 
 
@@ -242,13 +247,7 @@ def _train_sgd(
         row["seconds"] = time.perf_counter() - start
         best = state["best"]
         if _is_better(valid[metric], best and best["score"], metric):
-            state["best"] = {
-                "epoch": epoch,
-                "score": valid[metric],
-                "metrics": valid,
-                "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-            }
-            state["bad_epochs"] = 0
+            state["best"], state["bad_epochs"] = _best_entry(epoch, valid, metric, model), 0
         else:
             state["bad_epochs"] += 1
         state["stopped"] = state["bad_epochs"] >= train_cfg["patience"]
