@@ -24,12 +24,11 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.train import benchmark_arguments, throughput, training_arrays  # noqa: E402
+from benchmarks.train import benchmark_arguments, frozen_features, throughput, training_arrays  # noqa: E402
 from pipeline.data.loader import AlignedDataset  # noqa: E402
-from pipeline.features import compute_features  # noqa: E402
 from pipeline.models import ARCHS, model_class  # noqa: E402
 from pipeline.models.probe import ALPHAS, ridge_path  # noqa: E402
-from pipeline.settings import feature_settings_of, resolve_settings  # noqa: E402
+from pipeline.settings import resolve_settings  # noqa: E402
 
 
 def probe_rate(settings: dict, info: dict, arrays: dict, device: torch.device) -> float:
@@ -51,10 +50,7 @@ def main() -> None:
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     rates: dict[str, dict[str, float]] = {arch: {} for arch in archs}
     for device in devices:
-        frozen = feature_settings_of(resolve_settings(None, {}))  # `auto` resolved: the cached vector
-        features = compute_features({"train": arrays["text"].tolist()}, *frozen.values(), device=device)[
-            "train"
-        ]
+        features = frozen_features(resolve_settings(None, {}), arrays["text"], device)
         for arch in archs:
             overrides = {"model.arch": arch}
             if arch != "hycon":

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
-import importlib.util
 import json
 import math
 import sys
@@ -39,19 +38,15 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.train import frozen_features, subset, throughput  # noqa: E402
 from pipeline.data.align import align_dataset  # noqa: E402
 from pipeline.data.dataset import load_split, validate_aligned  # noqa: E402
 from pipeline.data.synthesize import synthesize  # noqa: E402
 from pipeline.evaluate import evaluate_run  # noqa: E402
-from pipeline.features import compute_features  # noqa: E402
-from pipeline.settings import feature_settings_of, resolve_settings  # noqa: E402
+from pipeline.settings import resolve_settings  # noqa: E402
 from pipeline.train import train_run  # noqa: E402
 
 NO_CUDA = 3  # exit status when there is no CUDA device (distinct from a failed check)
-# train_epoch's throughput measurement, shared with the CPU benchmark (benchmarks/ is not a package)
-_spec = importlib.util.spec_from_file_location("train_benchmark", Path(__file__).with_name("train.py"))
-train_benchmark = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(train_benchmark)
 
 
 class Interrupted(Exception):
@@ -190,20 +185,17 @@ def throughput_rows(
     with random_bert(args.smoke) as bert:
         for device in devices:
             n = args.gpu_samples if device.type == "cuda" else args.cpu_samples
-            arrays = train_benchmark.subset(train, n)
+            arrays = subset(train, n)
             for mode, label in (("finetune", "fine-tuned"), ("frozen", "frozen-cached")):
                 settings = resolve_settings(None, {"model.lm_mode": mode, "model.language_model": bert})
                 features, info["lm_hidden"] = None, None
                 if mode == "frozen":
-                    lm = feature_settings_of(settings)  # `text_token: auto` resolved
-                    features = compute_features(
-                        {"train": arrays["text"].tolist()}, *lm.values(), device=device
-                    )["train"]
+                    features = frozen_features(settings, arrays["text"], device)
                     info["lm_hidden"] = features.shape[1]
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
                     torch.cuda.reset_peak_memory_stats(device)
-                rate = train_benchmark.throughput(settings, info, arrays, features, device)
+                rate = throughput(settings, info, arrays, features, device)
                 peak = (
                     f", peak {torch.cuda.max_memory_allocated(device) / 2**20:,.0f} MiB"
                     if device.type == "cuda"

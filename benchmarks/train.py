@@ -75,6 +75,19 @@ def throughput(
     return max(rates[1:])
 
 
+def frozen_features(settings: dict, texts: np.ndarray, device: torch.device) -> np.ndarray:
+    """The cached language vectors [N, H] of `texts` as the features stage makes them for `settings`."""
+    lm = feature_settings_of(settings)  # `text_token: auto` resolved
+    vectors = compute_features(
+        {"train": texts.tolist()},
+        lm["language_model"],
+        lm["text_token"],
+        lm["max_text_tokens"],
+        device=device,
+    )
+    return vectors["train"]
+
+
 def benchmark_arguments(description: str, samples: int) -> argparse.ArgumentParser:
     """The options every training benchmark shares: data, samples, repeats, threads."""
     parser = argparse.ArgumentParser(description=description)
@@ -118,10 +131,7 @@ def main() -> None:
             features = None
             if mode == "frozen":
                 start = time.perf_counter()
-                lm = feature_settings_of(settings)
-                features = compute_features({"train": arrays["text"].tolist()}, *lm.values(), device=device)[
-                    "train"
-                ]
+                features = frozen_features(settings, arrays["text"], device)
                 rows["caching"][device.type] = len(features) / (time.perf_counter() - start)
                 info["lm_hidden"] = features.shape[1]
             rows[mode][device.type] = throughput(settings, info, arrays, features, device, args.repeats)
