@@ -16,7 +16,14 @@ import pytest
 import torch
 
 from pipeline.__main__ import main
-from pipeline.checkpoint import HISTORY_COLUMNS, load_checkpoint, load_weights, stored_weights, tensor_digest
+from pipeline.checkpoint import (
+    HISTORY_COLUMNS,
+    load_checkpoint,
+    load_weights,
+    save_model,
+    stored_weights,
+    tensor_digest,
+)
 from pipeline.data import dataset as dataset_module
 from pipeline.data.align import align_dataset
 from pipeline.data.dataset import load_split
@@ -48,6 +55,14 @@ def synthetic(tmp_path_factory) -> dict:
         "features": root / "minilm.h5",
         "constant_mae": float(np.abs(test_labels - train_mean).mean()),
     }
+
+
+def rewrite_model(run_dir: Path, checkpoint: dict) -> None:
+    """Replace a complete run's model.pt as `train` writes it, train.json recording its weights digest:
+    how the tests give `evaluate` a deliberately altered model that it must accept."""
+    digest = save_model(run_dir / "model.pt", {k: v for k, v in checkpoint.items() if k != "summary"})
+    summary = json.loads((run_dir / "train.json").read_text())
+    (run_dir / "train.json").write_text(json.dumps({**summary, "weights_digest": digest}))
 
 
 def _history(run_dir: Path) -> list[dict[str, str]]:
