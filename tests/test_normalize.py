@@ -7,7 +7,7 @@ import json
 import h5py
 import numpy as np
 import pytest
-from test_train import rewrite_model
+from helpers import rewrite_model
 
 from pipeline.checkpoint import load_checkpoint
 from pipeline.data.dataset import load_split, write_aligned
