@@ -25,11 +25,9 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO))
 
-from test_workflow import copy_repository  # noqa: E402  (the test suite's fresh-clone copy)
-
+from pipeline.devtools.repository import copy_repository  # noqa: E402
 from pipeline.grid import load_config  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -59,7 +57,7 @@ def main() -> int:
     args = parser.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="hycon-dvc-exp-bench-"))
     root.mkdir(parents=True, exist_ok=True)
-    copy_repository(root)
+    copy_repository(REPO, root)
     if args.configfile:
         config = load_config([REPO / "config" / "config.yaml", *(REPO / path for path in args.configfile)])
         (root / "config" / "config.yaml").write_text(

@@ -1,4 +1,5 @@
-"""Train one HyCon model (stage `train`): Adam on MAE (Eq. 2) plus the hybrid loss (Eqs. 13-14).
+"""Train one run of any model family (stage `train`): HyCon and the SGD-trained baselines with Adam on MAE
+(Eq. 2), plus HyCon's hybrid loss (Eqs. 13-14); the text probe in closed form (a ridge path).
 
 Model selection uses the validation split only (the test split is never read here); the best epoch by
 `train.select` is restored and written to `model.pt`; training stops after `train.patience` epochs without
@@ -34,7 +35,6 @@ from tqdm import tqdm
 from pipeline.checkpoint import (
     RESUME_EXCLUDED,
     clear_outputs,
-    data_digest,
     load_resumable,
     run_lock,
     save_last,
@@ -45,12 +45,13 @@ from pipeline.checkpoint import (
 )
 from pipeline.data.loader import AlignedDataset, iterate_batches
 from pipeline.device import autocast, resolve_device, use_amp
-from pipeline.errors import ConfigError, PipelineError
-from pipeline.inference import load_datasets, predict
+from pipeline.errors import ConfigError
+from pipeline.inference import check_training_predictions, input_digests, load_datasets, predict
 from pipeline.io import check_output, write_json
 from pipeline.losses import class_labels, hybrid_loss
 from pipeline.metrics import regression_metrics
 from pipeline.models import build_model, model_class, pretrained_weights
+from pipeline.optimizer import make_optimizer, set_scheduled_lr
 from pipeline.settings import LOWER_IS_BETTER, load_settings, resolve_settings, settings_hash
 
 log = logging.getLogger(__name__)
@@ -103,9 +104,11 @@ def train_epoch(
     amp: bool,
     generators: dict[str, torch.Generator],
     desc: str,
+    epoch: int = 1,
 ) -> dict[str, float]:
-    """One pass over the shuffled training split (`generators`: 'loader' and 'loss' RNGs); returns the
-    sample-weighted mean losses. Public so that benchmarks/train.py times exactly this loop."""
+    """One pass over the shuffled training split (`generators`: 'loader' and 'loss' RNGs; `epoch`: its
+    number, from 1, which places its steps on the `train.schedule`); returns the sample-weighted mean
+    losses. Public so that benchmarks/train.py times exactly this loop."""
     loss_cfg, train_cfg = settings["loss"], settings["train"]
     lambdas = (loss_cfg["lambda_iamcl"], loss_cfg["lambda_iemcl"], loss_cfg["lambda_scl"])
     model.train()
@@ -119,7 +122,12 @@ def train_epoch(
     batches = iterate_batches(dataset, train_cfg["batch_size"], generators["loader"])
     # disable=None: a bar on a terminal only; off one (a job's log file) the epoch's log line is the record,
     # not hundreds of carriage-return frames.
-    for batch in tqdm(batches, total=n_batches, desc=desc, unit="batch", leave=False, disable=None):
+    for step, batch in enumerate(
+        tqdm(batches, total=n_batches, desc=desc, unit="batch", leave=False, disable=None)
+    ):
+        set_scheduled_lr(
+            optimizer, train_cfg, (epoch - 1) * n_batches + step, train_cfg["epochs"] * n_batches
+        )
         labels = batch["label"].to(device)
         with autocast(device, amp):
             pred, reps, _ = model(**model.model_inputs(batch, device))
@@ -154,17 +162,6 @@ def train_epoch(
         ):
             sums[name] += value.detach().float() * size
     return {name: float(total) / max(seen, 1) for name, total in sums.items()}
-
-
-def make_optimizer(model: torch.nn.Module, train_cfg: dict[str, Any]) -> torch.optim.Adam:
-    """Adam with two parameter groups: the language model at `lr_lm` (paper: 1e-5), the rest at `lr`."""
-    lm_params = list(model.language_model.parameters()) if model.language_model is not None else []
-    lm_ids = {id(p) for p in lm_params}
-    rest = [p for p in model.parameters() if id(p) not in lm_ids]
-    groups = [{"params": rest, "lr": train_cfg["lr"], "name": "rest"}]
-    if lm_params:
-        groups.append({"params": lm_params, "lr": train_cfg["lr_lm"], "name": "language_model"})
-    return torch.optim.Adam(groups, weight_decay=train_cfg["weight_decay"])
 
 
 def _best_entry(epoch: int, valid: dict[str, float], metric: str, model: torch.nn.Module) -> dict[str, Any]:
@@ -235,13 +232,12 @@ def _train_sgd(
         desc = f"epoch {epoch}/{train_cfg['epochs']}"
         row: dict[str, float] = {"epoch": epoch}
         row.update(
-            train_epoch(model, datasets["train"], settings, optimizer, scaler, dev, amp, generators, desc)
+            train_epoch(
+                model, datasets["train"], settings, optimizer, scaler, dev, amp, generators, desc, epoch
+            )
         )
         preds, _ = predict(model, datasets["valid"], dev, train_cfg["batch_size"], amp)
-        if not np.isfinite(preds).all():
-            raise PipelineError(
-                f"training diverged in epoch {epoch}: non-finite validation predictions; lower train.lr"
-            )
+        check_training_predictions(epoch, preds, datasets, info["path"])
         valid = regression_metrics(datasets["valid"].tensors["label"].numpy(), preds)
         row.update({f"valid_{k}": valid[k] for k in VALID_COLUMNS})
         row["seconds"] = time.perf_counter() - start
@@ -303,10 +299,11 @@ def _train_locked(
     amp = use_amp(train_cfg["amp"], dev)
     device_name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
     log.info("training on %s (%s), mixed precision %s", dev.type, device_name, "on" if amp else "off")
+    inputs = input_digests(settings, data_path, features_path)
     key = {
         "settings_hash": settings_hash(settings, exclude=RESUME_EXCLUDED),
         "seed": seed,
-        "data": data_digest(datasets),
+        "data": inputs,
         # A CPU state cannot continue a mixed-precision CUDA run bit for bit (nor the reverse: its grad
         # scaler state is empty), so the device kind and AMP are part of what must match.
         "device": dev.type,
@@ -341,7 +338,7 @@ def _train_locked(
         "dims": {k: info[k] for k in ("audio_dim", "visual_dim", "seq_len", "lm_hidden")},
         "normalization": info["normalization"],
     }
-    save_model(out / "model.pt", checkpoint)
+    digest = save_model(out / "model.pt", checkpoint)
     write_history(out / "history.csv", state["history"])
     seconds = [row["seconds"] for row in state["history"]]
     write_json(out / "timings.json", {"seconds": sum(seconds), "epoch_seconds": seconds})
@@ -362,6 +359,8 @@ def _train_locked(
         "n_valid": len(datasets["valid"]),
         "data": str(data_path),
         "features": None if features_path is None else str(features_path),
+        "inputs": inputs,  # by content: evaluate refuses other data (checkpoint.load_checkpoint's caller)
+        "weights_digest": digest,  # load_checkpoint refuses a model.pt that no longer matches it
     }
     write_json(out / "train.json", summary)  # last: it marks the folder a complete run
     if not train_cfg["keep_last"]:
