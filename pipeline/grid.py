@@ -346,6 +346,7 @@ def table_spec(config: Mapping[str, Any], table: str) -> dict[str, Any]:
         "rows": [{"label": row["label"], "experiment": row["experiment"]} for row in spec["rows"]],
         "reference": reference_experiment(spec["rows"], spec.get("reference"), f"tables.{table}"),
         "trimmed": trimmed_rows(config, spec["rows"]),
+        "row_seeds": {row["experiment"]: experiment_seeds(config, row["experiment"]) for row in spec["rows"]},
     }
     out["caption"] = table_caption(out)
     return out
@@ -389,6 +390,7 @@ def searched_table_spec(config: Mapping[str, Any], table: str) -> dict[str, Any]
     spec["rows"] = [{**row, "experiment": searched_name(row["experiment"])} for row in spec["rows"]]
     spec["reference"] = spec["reference"] and searched_name(spec["reference"])
     spec["seeds"] = list(config["search"]["seeds"])
+    spec["row_seeds"] = {row["experiment"]: spec["seeds"] for row in spec["rows"]}
     spec["title"] += " (searched settings)"
     spec["caption"] = table_caption(spec)
     return spec

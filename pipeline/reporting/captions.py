@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pipeline.layout import CMU_DATASETS
@@ -48,13 +48,7 @@ def table_caption(spec: Mapping[str, Any]) -> str:
             f"{spec['paper_dataset']}), not rerun."
         )
     if (reference := tested_reference(spec)) is not None:
-        label = next(row["label"] for row in spec["rows"] if row["experiment"] == reference)
-        text += (
-            f" Marked {MARKERS['mae']} (MAE) and {MARKERS['acc2']} (Acc2): the difference from {label} is "
-            f"significant at p < {ALPHA} in a paired bootstrap over the test segments ({RESAMPLES:,} "
-            "resamples of the seed-averaged predictions); the CSV gives every metric's difference, its 95% "
-            "interval and a paired t-test over seeds."
-        )
+        text += statistics_caption(spec, reference)
     if spec.get("trimmed"):
         rows = "; ".join(f"{label}: {note}" for label, note in spec["trimmed"].items())
         text += f" Run with less, for CPU time: {rows}."
@@ -64,3 +58,43 @@ def table_caption(spec: Mapping[str, Any]) -> str:
             "rows are not comparable with the paper's numbers."
         )
     return text
+
+
+def statistics_caption(spec: Mapping[str, Any], reference: str) -> str:
+    """The caption's sentences on the significance marks: which test marked which rows (rows that share
+    one seed with the reference are tested over test segments only; rows that share none, not at all)."""
+    label = next(row["label"] for row in spec["rows"] if row["experiment"] == reference)
+    reference_seeds = set(spec["row_seeds"][reference])
+    shared = {
+        row["label"]: sorted(reference_seeds & set(spec["row_seeds"][row["experiment"]]))
+        for row in spec["rows"]
+        if row["experiment"] != reference
+    }
+    text = (
+        f" Marked {MARKERS['mae']} (MAE) and {MARKERS['acc2']} (Acc2): the difference from {label} is "
+        f"significant at p < {ALPHA} in a paired bootstrap ({RESAMPLES:,} resamples) that compares each run "
+        f"with {label}'s run of the same seed and resamples both the seeds the two rows share and the test "
+        "segments"
+    )
+    one = {name: seeds[0] for name, seeds in shared.items() if len(seeds) == 1}
+    if one:
+        seeds = ", ".join(str(s) for s in sorted(set(one.values())))
+        text += (
+            f"; {_listing(list(one))} (one seed in common with it, seed {seeds}): compared on that seed's "
+            "runs over the test segments alone (training randomness not counted)"
+        )
+    if none := [name for name, seeds in shared.items() if not seeds]:
+        text += f"; {_listing(none)} (no seed in common with it): not tested"
+    smallest = 2 / 2 ** len(reference_seeds)
+    return text + (
+        ". The CSV gives each metric's difference (the mean over the shared seeds of the per-seed "
+        "difference), its 95% interval, and two tests over seeds that mark nothing: an exact paired "
+        f"permutation test (its smallest p with {len(reference_seeds)} seeds is {smallest:.2g}) and a paired "
+        "t-test."
+    )
+
+
+def _listing(names: Sequence[str]) -> str:
+    """'A', 'A and B', 'A, B and C'."""
+    names = list(names)
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
