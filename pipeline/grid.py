@@ -26,7 +26,7 @@ import yaml
 
 from pipeline.errors import ConfigError
 from pipeline.layout import CMU_DATASETS
-from pipeline.reporting.captions import dataset_label, table_caption
+from pipeline.reporting.captions import dataset_label, reference_experiment, table_caption
 from pipeline.reporting.paper import paper_table, reported_row
 from pipeline.settings import AUTO_TEXT_TOKEN, check_search_space, feature_settings_of, resolve_settings
 from pipeline.sweeps import check_sweeps, experiment_overrides, sweep_seeds
@@ -39,7 +39,6 @@ DEFAULT_CONFIG = REPO / "config" / "config.yaml"
 IMPORT_KEYS = ("format", "path", "clip_base")
 # Prefix of the experiment names under which each experiment's searched setting is trained (reserved).
 SEARCHED_PREFIX = "searched_"
-DEFAULT_REFERENCE = "hycon"  # the row a table's other rows are compared with, unless its `reference` says
 
 
 def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
@@ -308,22 +307,6 @@ def is_synthetic(config: Mapping[str, Any], dataset: str) -> bool:
 def dataset_seq_len(config: Mapping[str, Any], dataset: str) -> int:
     """Word-level sequence length of a dataset: its own `seq_len`, else the global one."""
     return int(config["datasets"][dataset].get("seq_len", config.get("seq_len", 50)))
-
-
-def reference_experiment(rows: Sequence[Mapping[str, str]], reference: str | None, where: str) -> str | None:
-    """The experiment a table's rows are compared with: `reference`, else `hycon` when a row runs it.
-
-    A `reference` that no row of the table runs is a ConfigError naming `where`; None: no statistics.
-    """
-    experiments = [row["experiment"] for row in rows]
-    if reference is None:
-        return DEFAULT_REFERENCE if DEFAULT_REFERENCE in experiments else None
-    if reference not in experiments:
-        raise ConfigError(
-            f"{where}.reference: '{reference}' is not the experiment of a row of the table "
-            f"(its rows run {', '.join(experiments)})"
-        )
-    return reference
 
 
 def table_spec(config: Mapping[str, Any], table: str) -> dict[str, Any]:

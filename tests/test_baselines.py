@@ -9,9 +9,8 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers import DA, DV, TEXTS, H, T, make_batch
 from sklearn.linear_model import Ridge
-from test_model import DA, DV, TEXTS, H, T, make_batch
-from test_train import synthetic  # noqa: F401 - the shared synthetic-data fixture
 
 from pipeline.__main__ import main
 from pipeline.checkpoint import HISTORY_COLUMNS

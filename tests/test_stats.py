@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import render_table, write_predictions
 
 from pipeline.__main__ import main
 from pipeline.errors import ConfigError, DataError
-from pipeline.grid import DEFAULT_CONFIG, experiment_seeds, load_config, reference_experiment, table_spec
+from pipeline.grid import DEFAULT_CONFIG, experiment_seeds, load_config, table_spec
 from pipeline.metrics import METRIC_KEYS, regression_metrics
-from pipeline.reporting.aggregate import aggregate_runs
+from pipeline.reporting.captions import reference_experiment
 from pipeline.reporting.stats import (
     Segments,
     align,
@@ -173,29 +172,18 @@ def test_reference_defaults_to_the_hycon_row_and_is_validated():
         reference_experiment(rows, "npair", "tables.table3")
 
 
-def _write_predictions(path, ids, labels, predictions, valid=True):
-    frame = pd.DataFrame({"split": "test", "id": ids, "label": labels, "prediction": predictions})
-    if valid:
-        frame = pd.concat(
-            [pd.DataFrame({"split": ["valid"], "id": ["x"], "label": [0.0], "prediction": [9.0]}), frame]
-        )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(path, index=False)
-    return path
-
-
 def test_load_runs_keeps_each_seed_in_one_segment_order(tmp_path):
     ids, labels = ["a_1", "b_2", "c_3"], [1.0, -2.0, 0.0]
-    seed0 = _write_predictions(tmp_path / "seed0.csv", ids, labels, [0.5, -1.0, 0.2])
-    seed1 = _write_predictions(tmp_path / "seed1.csv", ids[::-1], labels[::-1], [0.4, -3.0, 1.5])  # reversed
+    seed0 = write_predictions(tmp_path / "seed0.csv", ids, labels, [0.5, -1.0, 0.2])
+    seed1 = write_predictions(tmp_path / "seed1.csv", ids[::-1], labels[::-1], [0.4, -3.0, 1.5])  # reversed
     runs = load_runs({1: seed1, 0: seed0})
     assert list(runs) == [0, 1] and all(list(run.ids) == ids for run in runs.values())
     assert list(runs[1].labels) == labels
     assert list(runs[0].predictions) == [0.5, -1.0, 0.2] and list(runs[1].predictions) == [1.5, -3.0, 0.4]
-    other = _write_predictions(tmp_path / "other.csv", ["a_1", "b_2", "d_4"], labels, [0.0, 0.0, 0.0])
+    other = write_predictions(tmp_path / "other.csv", ["a_1", "b_2", "d_4"], labels, [0.0, 0.0, 0.0])
     with pytest.raises(DataError, match=r"cannot pair .*other\.csv with .*seed0\.csv: .*segments differ"):
         load_runs({0: seed0, 1: other})
-    relabelled = _write_predictions(tmp_path / "relabelled.csv", ids, [1.0, -2.0, 0.5], [0.0, 0.0, 0.0])
+    relabelled = write_predictions(tmp_path / "relabelled.csv", ids, [1.0, -2.0, 0.5], [0.0, 0.0, 0.0])
     with pytest.raises(DataError, match=r"relabelled\.csv with .*: their test labels differ"):
         load_runs({0: seed0, 1: relabelled})
 
@@ -304,36 +292,6 @@ def test_compare_table_pairs_seeds_and_aligns_segments():
 
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def _run(root, experiment, seed, labels, predictions):
-    """A run's predictions.csv (in <experiment>/seed<k>/) and its metrics, as `evaluate` writes them."""
-    ids = [f"vid{i // 3}_{i % 3}" for i in range(len(labels))]
-    path = _write_predictions(root / experiment / f"seed{seed}" / "predictions.csv", ids, labels, predictions)
-    metrics = regression_metrics(labels, predictions)
-    run = {"dataset": "synthetic", "experiment": experiment, "seed": seed, "valid": metrics, "test": metrics}
-    return path, run
-
-
-def render_table(
-    tmp_path: Path, spec: dict, labels: np.ndarray, prediction_of, seeds: dict | None = None
-) -> tuple[Path, list[str], list[Path]]:
-    """Runs of every row's experiment (`seeds[experiment]`, default 0-2; predictions `prediction_of(
-    experiment, seed)`), their aggregates, and the table rendered through the `tables` CLI with the
-    statistics; its output prefix, the CLI arguments before `--predictions`, and the predictions files."""
-    predictions, aggregates = [], []
-    for experiment in dict.fromkeys(row["experiment"] for row in spec["rows"]):
-        runs = []
-        for seed in (seeds or {}).get(experiment, (0, 1, 2)):
-            path, run = _run(tmp_path / "runs", experiment, seed, labels, prediction_of(experiment, seed))
-            predictions.append(path)
-            runs.append(run)
-        aggregates.append(tmp_path / f"{experiment}.json")
-        aggregates[-1].write_text(json.dumps(aggregate_runs(runs)))
-    prefix = tmp_path / "tables" / spec["name"]
-    args = ["tables", "--spec", json.dumps(spec), "--out", str(prefix), *map(str, aggregates)]
-    assert main([*args, "--predictions", *map(str, predictions)]) == 0
-    return prefix, args, predictions
 
 
 def test_tables_cli_marks_significant_rows_and_writes_the_statistics(tmp_path):

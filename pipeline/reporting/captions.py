@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pipeline.errors import ConfigError
 from pipeline.layout import CMU_DATASETS
 
 # The tables' significance test (pipeline.reporting.stats) and its markers (pipeline.reporting.tables),
@@ -12,6 +13,7 @@ from pipeline.layout import CMU_DATASETS
 ALPHA = 0.05  # significance level of the markers
 RESAMPLES = 10_000  # paired-bootstrap resamples of the test segments
 MARKERS: dict[str, str] = {"mae": "*", "acc2": "‡"}  # table column -> marker of a significant difference
+DEFAULT_REFERENCE = "hycon"  # the row a table's other rows are compared with, unless its `reference` says
 
 
 def dataset_label(spec: Mapping[str, Any], dataset: str) -> str:
@@ -22,6 +24,22 @@ def dataset_label(spec: Mapping[str, Any], dataset: str) -> str:
     if spec["source"] == "download":
         return CMU_DATASETS[spec.get("name", dataset)]
     return f"the synthetic dataset '{dataset}' (generated, MOSI-like)"
+
+
+def reference_experiment(rows: Sequence[Mapping[str, str]], reference: str | None, where: str) -> str | None:
+    """The experiment a table's rows are compared with: `reference`, else `hycon` when a row runs it.
+
+    A `reference` that no row of the table runs is a ConfigError naming `where`; None: no statistics.
+    """
+    experiments = [row["experiment"] for row in rows]
+    if reference is None:
+        return DEFAULT_REFERENCE if DEFAULT_REFERENCE in experiments else None
+    if reference not in experiments:
+        raise ConfigError(
+            f"{where}.reference: '{reference}' is not the experiment of a row of the table "
+            f"(its rows run {', '.join(experiments)})"
+        )
+    return reference
 
 
 def tested_reference(spec: Mapping[str, Any]) -> str | None:
