@@ -13,6 +13,10 @@ from pipeline.layout import CMU_DATASETS
 ALPHA = 0.05  # significance level of the markers
 RESAMPLES = 10_000  # paired-bootstrap resamples of the test segments
 MARKERS: dict[str, str] = {"mae": "*", "acc2": "‡"}  # table column -> marker of a significant difference
+# Marks need this many seeds shared with the reference: with one, the bootstrap resamples test segments
+# only and cannot see training randomness (a row's seed 0 against HyCon's seed 0 is marked in 12% of
+# null tables at a seed spread of 0.02 in benchmarks/bootstrap.py --calibrate; docs/statistics.md).
+MIN_MARKED_SEEDS = 2
 DEFAULT_REFERENCE = "hycon"  # the row a table's other rows are compared with, unless its `reference` says
 
 
@@ -99,7 +103,8 @@ def statistics_caption(spec: Mapping[str, Any], reference: str) -> str:
         seeds = ", ".join(str(s) for s in sorted(set(one.values())))
         text += (
             f"; {_listing(list(one))} (one seed in common with it, seed {seeds}): compared on that seed's "
-            "runs over the test segments alone (training randomness not counted)"
+            "runs over the test segments alone and never marked, since one seed cannot show training "
+            "randomness (the CSV gives their intervals)"
         )
     if none := [name for name, seeds in shared.items() if not seeds]:
         text += f"; {_listing(none)} (no seed in common with it): not tested"

@@ -9,8 +9,8 @@
 - `forest`: for a rendered table (its CSV), each row's difference from the table's reference row (HyCon),
   the mean over the seeds both ran of the per-seed difference, with its 95% paired-bootstrap interval
   (seeds and segments resampled; a row sharing one seed is labelled with it: segments only), one panel
-  per metric, significant rows (p < 0.05) filled red. Differences, not bars from zero: the gaps between
-  variants are one or two points.
+  per metric, the rows the tables mark (p < 0.05 over two or more shared seeds) filled red. Differences,
+  not bars from zero: the gaps between variants are one or two points.
 Matplotlib's Agg backend: no display needed.
 """
 
@@ -32,7 +32,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from pipeline.errors import DataError  # noqa: E402
 from pipeline.io import atomic_path  # noqa: E402
 from pipeline.reporting.aggregate import load_history  # noqa: E402
-from pipeline.reporting.captions import ALPHA, RESAMPLES  # noqa: E402
+from pipeline.reporting.captions import ALPHA, MIN_MARKED_SEEDS, RESAMPLES  # noqa: E402
 from pipeline.reporting.tables import COLUMNS  # noqa: E402
 
 TSNE_SEED = 0  # random_state of t-SNE and of the subsampling of large test sets
@@ -175,7 +175,9 @@ def plot_forest(table_csv: str | Path, out: str | Path, title: str) -> None:
             compared[f"{header}_ci_low"].to_numpy(float),
             compared[f"{header}_ci_high"].to_numpy(float),
         )
-        significant = compared[f"{header}_p_boot"].to_numpy(float) < ALPHA
+        significant = (compared[f"{header}_p_boot"].to_numpy(float) < ALPHA) & (
+            compared["Seed_pairs"].to_numpy(float) >= MIN_MARKED_SEEDS
+        )  # the tables' marks (tables.is_marked)
         ax.axvline(0.0, color="black", lw=0.8)
         for is_significant, color, face in ((False, "tab:blue", "white"), (True, "tab:red", "tab:red")):
             keep = significant == is_significant
@@ -187,7 +189,7 @@ def plot_forest(table_csv: str | Path, out: str | Path, title: str) -> None:
                 color=color,
                 mfc=face,
                 capsize=3,
-                label=f"p {'<' if is_significant else '≥'} {ALPHA}",
+                label=f"marked (p < {ALPHA})" if is_significant else "not marked",
             )
         ax.set_yticks(positions, labels if ax is axes[0] else [""] * len(compared), fontsize=8)
         ax.set_ylim(len(compared) - 0.5, -0.5)
@@ -199,7 +201,7 @@ def plot_forest(table_csv: str | Path, out: str | Path, title: str) -> None:
     fig.suptitle(
         f"{heading}difference from {compared['Compared_with'].iloc[0]} (row minus reference, mean over the "
         f"seeds both ran of each seed's difference)\nwith its 95% paired-bootstrap interval ({RESAMPLES:,} "
-        "resamples of those seeds and the test segments; [seed k]: one seed shared, segments only)",
+        "resamples of those seeds and the test segments; [seed k]: one seed, segments only, not marked)",
         fontsize=10,
     )
     save_figure(fig, out)

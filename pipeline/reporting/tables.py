@@ -12,7 +12,8 @@ the seeds both ran (`Compared_seeds`, `Seed_pairs`), seed by seed: the CSV gives
 per-seed difference (`*_diff`, row minus reference), its 95% paired-bootstrap interval (`*_ci_low`,
 `*_ci_high`) and p-value (`*_p_boot`; seeds and segments resampled, segments only with one shared seed),
 the exact paired permutation test over seeds (`*_p_perm`) and the paired t-test (`*_p_ttest`); Markdown
-and LaTeX mark a MAE cell * and an Acc2 cell ‡ where the bootstrap p-value is below 0.05.
+and LaTeX mark a MAE cell * and an Acc2 cell ‡ where the bootstrap p-value is below 0.05 and the row shares
+two or more seeds with the reference.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import pandas as pd
 
 from pipeline.errors import ConfigError, DataError
 from pipeline.io import atomic_path
-from pipeline.reporting.captions import ALPHA, MARKERS, tested_reference
+from pipeline.reporting.captions import ALPHA, MARKERS, MIN_MARKED_SEEDS, tested_reference
 from pipeline.reporting.paper import PAPER_TABLES
 from pipeline.reporting.stats import Comparison, group_predictions, table_statistics
 
@@ -85,10 +86,19 @@ def format_cell(row: Row, column: str) -> str:
 
 
 def marked_cell(row: Row, column: str) -> str:
-    """format_cell, followed by the column's marker when the row differs significantly from the reference."""
-    comparison = row.stats.get(column)
-    significant = comparison is not None and comparison.p_boot is not None and comparison.p_boot < ALPHA
-    return format_cell(row, column) + (MARKERS.get(column, "") if significant else "")
+    """format_cell, followed by the column's marker when the row differs significantly from the reference
+    in the bootstrap over seeds and segments (MIN_MARKED_SEEDS shared seeds or more)."""
+    return format_cell(row, column) + (MARKERS.get(column, "") if is_marked(row.stats.get(column)) else "")
+
+
+def is_marked(comparison: Comparison | None) -> bool:
+    """Whether a comparison earns its column's marker: bootstrap p < ALPHA over MIN_MARKED_SEEDS+ seeds."""
+    return (
+        comparison is not None
+        and comparison.pairs >= MIN_MARKED_SEEDS
+        and comparison.p_boot is not None
+        and comparison.p_boot < ALPHA
+    )
 
 
 def measured_row(label: str, aggregate: Mapping[str, Any], paper: dict[str, float | None] | None) -> Row:
