@@ -25,12 +25,10 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.language_vector import stage  # noqa: E402
+from benchmarks.language_vector import stage, summarise  # noqa: E402
 from pipeline.grid import DEFAULT_CONFIG, experiment_settings, load_config  # noqa: E402
 from pipeline.settings import write_settings  # noqa: E402
 
@@ -83,16 +81,6 @@ def valid_metrics(
     return {**result["valid"], "best_epoch": result["best_epoch"]}
 
 
-def cells(runs: list[dict]) -> list[str]:
-    """'mean ± sample std' over the seeds for each column."""
-    out = []
-    for key, _, scale in COLUMNS:
-        values = np.array([r[key] for r in runs]) * scale
-        digits = 1 if scale == 100.0 else 3
-        out.append(f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}")
-    return out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=REPO / "results" / "benchmarks" / "defaults")
@@ -109,7 +97,7 @@ def main() -> None:
         token = next((s.split("=", 1)[1] for s in sets if s.startswith("model.text_token=")), "mean")
         runs = [valid_metrics(args.work, data, features[token], f"s{index}", sets, s) for s in args.seeds]
         epochs = ",".join(str(r["best_epoch"]) for r in runs)
-        lines.append("| " + " | ".join((label, *cells(runs), epochs)) + " |")
+        lines.append("| " + " | ".join((label, *summarise(runs, COLUMNS, ddof=1), epochs)) + " |")
         print(lines[-1], flush=True)
     command = shlex.join(["python", "benchmarks/defaults.py", *sys.argv[1:]])
     footer = f"\n{command}  (validation split, seeds {args.seeds}; {(time.time() - started) / 60:.1f} min)"
