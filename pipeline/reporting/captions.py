@@ -71,6 +71,10 @@ def table_caption(spec: Mapping[str, Any]) -> str:
         )
     if (reference := tested_reference(spec)) is not None:
         text += statistics_caption(spec, reference)
+    text += _training_caption(spec)
+    if spec.get("unsearched"):
+        rows = "; ".join(f"{label} ({why})" for label, why in spec["unsearched"].items())
+        text += f" Not searched, as in the unsearched table: {rows}."
     if spec.get("trimmed"):
         rows = "; ".join(f"{label}: {note}" for label, note in spec["trimmed"].items())
         text += f" Run with less, for CPU time: {rows}."
@@ -121,3 +125,15 @@ def _listing(names: Sequence[str]) -> str:
     """'A', 'A and B', 'A, B and C'."""
     names = list(names)
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _training_caption(spec: Mapping[str, Any]) -> str:
+    """What the rows trained with, grouped by setting, when they differ (each baseline trains with its
+    reference's settings, pipeline/presets.py; HyCon's rows with the config's `base`); else ''."""
+    groups: dict[str, list[str]] = {}
+    for label, note in (spec.get("training") or {}).items():
+        groups.setdefault(note, []).append(label)
+    if len(groups) < 2:
+        return ""
+    parts = "; ".join(f"{', '.join(labels)}: {note}" for note, labels in groups.items())
+    return f" Trained with (each baseline its reference's settings, pipeline/presets.py): {parts}."
