@@ -27,7 +27,7 @@ import yaml
 from pipeline import presets
 from pipeline.errors import ConfigError
 from pipeline.layout import CMU_DATASETS
-from pipeline.reporting.captions import dataset_label, table_caption
+from pipeline.reporting.captions import dataset_label, reference_experiment, table_caption
 from pipeline.reporting.paper import paper_table, reported_row
 from pipeline.settings import AUTO_TEXT_TOKEN, check_search_space, feature_settings_of, resolve_settings
 from pipeline.sweeps import check_sweeps, experiment_overrides, sweep_seeds
@@ -40,7 +40,6 @@ DEFAULT_CONFIG = REPO / "config" / "config.yaml"
 IMPORT_KEYS = ("format", "path", "clip_base")
 # Prefix of the experiment names under which each experiment's searched setting is trained (reserved).
 SEARCHED_PREFIX = "searched_"
-DEFAULT_REFERENCE = "hycon"  # the row a table's other rows are compared with, unless its `reference` says
 
 
 def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
@@ -314,22 +313,6 @@ def dataset_seq_len(config: Mapping[str, Any], dataset: str) -> int:
     return int(config["datasets"][dataset].get("seq_len", config.get("seq_len", 50)))
 
 
-def reference_experiment(rows: Sequence[Mapping[str, str]], reference: str | None, where: str) -> str | None:
-    """The experiment a table's rows are compared with: `reference`, else `hycon` when a row runs it.
-
-    A `reference` that no row of the table runs is a ConfigError naming `where`; None: no statistics.
-    """
-    experiments = [row["experiment"] for row in rows]
-    if reference is None:
-        return DEFAULT_REFERENCE if DEFAULT_REFERENCE in experiments else None
-    if reference not in experiments:
-        raise ConfigError(
-            f"{where}.reference: '{reference}' is not the experiment of a row of the table "
-            f"(its rows run {', '.join(experiments)})"
-        )
-    return reference
-
-
 def table_spec(config: Mapping[str, Any], table: str) -> dict[str, Any]:
     """Everything the tables stage needs for one table, as plain JSON (passed to the rule as params)."""
     spec = active_tables(config)[table]
@@ -350,6 +333,7 @@ def table_spec(config: Mapping[str, Any], table: str) -> dict[str, Any]:
         "rows": [{"label": row["label"], "experiment": row["experiment"]} for row in spec["rows"]],
         "reference": reference_experiment(spec["rows"], spec.get("reference"), f"tables.{table}"),
         "trimmed": trimmed_rows(config, spec["rows"]),
+        "row_seeds": {row["experiment"]: experiment_seeds(config, row["experiment"]) for row in spec["rows"]},
         "training": presets.training_notes(spec["rows"], lambda e: experiment_settings(config, e)),
     }
     out["caption"] = table_caption(out)
@@ -407,6 +391,12 @@ def searched_table_spec(config: Mapping[str, Any], table: str) -> dict[str, Any]
     ]
     spec["reference"] = spec["reference"] and searched_name(spec["reference"])
     spec["seeds"] = list(config["search"]["seeds"])
+    spec["row_seeds"] = {  # an unsearched row keeps its own runs and seeds
+        row["experiment"]: spec["row_seeds"][row["experiment"]]
+        if row["label"] in spec["unsearched"]
+        else spec["seeds"]
+        for row in spec["rows"]
+    }
     spec["title"] += " (searched settings)"
     spec["caption"] = table_caption(spec)
     return spec
