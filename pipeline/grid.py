@@ -29,6 +29,7 @@ from pipeline.layout import CMU_DATASETS
 from pipeline.reporting.captions import dataset_label, table_caption
 from pipeline.reporting.paper import paper_table, reported_row
 from pipeline.settings import AUTO_TEXT_TOKEN, check_search_space, feature_settings_of, resolve_settings
+from pipeline.space import check_space
 from pipeline.sweeps import check_sweeps, experiment_overrides, sweep_seeds
 
 REPO = Path(__file__).resolve().parents[1]
@@ -149,13 +150,10 @@ def check_config(config: Mapping[str, Any]) -> None:
             check_dataset(config, dataset, "search.datasets")
         for name in sorted({e for names in search_experiments(config).values() for e in names}):
             check_search_space(search["space"], name, config["experiments"][name])
-            for key in search["space"]:
-                try:
-                    resolve_settings(
-                        experiment_settings(config, name), {key: _space_example(search["space"][key])}
-                    )
-                except ConfigError as err:
-                    raise ConfigError(f"search.space.{key} (experiment {name}): {err}") from None
+            try:
+                check_space(search["space"], experiment_settings(config, name))
+            except ConfigError as err:
+                raise ConfigError(f"{err} (searching experiment {name})") from None
 
 
 def _check_import(name: str, spec: Mapping[str, Any]) -> None:
@@ -173,14 +171,6 @@ def _check_import(name: str, spec: Mapping[str, Any]) -> None:
     for key in IMPORT_KEYS:
         if key in spec:
             raise ConfigError(f"datasets.{name}.{key}: only a dataset with `source: import` takes it")
-
-
-def _space_example(choice: Any) -> Any:
-    """One admissible value of a search-space entry, used to validate its key before any trial."""
-    if isinstance(choice, list):
-        return choice[0]
-    (kind, (low, _high)), *_ = choice.items()
-    return int(low) if kind == "int_uniform" else float(low)
 
 
 def check_dataset(config: Mapping[str, Any], name: str, where: str) -> None:
