@@ -30,7 +30,7 @@ from pipeline.reporting.captions import dataset_label, table_caption
 from pipeline.reporting.paper import paper_table, reported_row
 from pipeline.settings import AUTO_TEXT_TOKEN, check_search_space, feature_settings_of, resolve_settings
 from pipeline.space import check_space
-from pipeline.sweeps import check_sweeps, experiment_overrides, sweep_seeds
+from pipeline.sweeps import active_sweeps, check_sweeps, experiment_overrides, sweep_seeds
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
@@ -91,8 +91,8 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     schema = yaml.safe_load(SCHEMA.read_text())
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(config))
     if error is not None:
-        where = "/".join(str(part) for part in error.absolute_path) or "(top level)"
-        raise ConfigError(f"config does not match {SCHEMA.relative_to(REPO)} at '{where}': {error.message}")
+        where = ".".join(str(part) for part in error.absolute_path) or "(top level)"
+        raise ConfigError(f"{where}: {error.message} (schema {SCHEMA.relative_to(REPO)})")
     validate(config, str(SCHEMA), set_default=True)
     check_config(config)
     return config
@@ -171,6 +171,12 @@ def _check_import(name: str, spec: Mapping[str, Any]) -> None:
     for key in IMPORT_KEYS:
         if key in spec:
             raise ConfigError(f"datasets.{name}.{key}: only a dataset with `source: import` takes it")
+
+
+def used_datasets(config: Mapping[str, Any]) -> list[str]:
+    """The datasets the workflow builds: those of the tables, of the search and of the sweeps, sorted."""
+    used = set(dataset_experiments(config)) | {spec["dataset"] for spec in active_sweeps(config).values()}
+    return sorted(used | set(search_datasets(config) if config.get("search") else []))
 
 
 def check_dataset(config: Mapping[str, Any], name: str, where: str) -> None:

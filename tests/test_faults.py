@@ -58,6 +58,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -428,3 +429,96 @@ def test_killed_workflow_reruns_to_the_same_tables(tmp_path):
     for ext in ("csv", "md", "tex"):
         table = f"results/tables/table1.{ext}"
         assert (straight / table).read_bytes() == (killed / table).read_bytes(), table
+
+
+# ======================================================== issue 19, defects 6-12 (branch trust-inputs)
+# Each of these failed at 284a4d7: the search, its space and arguments; importer input; sweep spellings;
+# output before input; workflow config errors.
+
+SEARCH_SPACE = {"train.lr": {"log_uniform": [1e-4, 1e-2]}, "model.dropout": [0.0, 0.1, 0.2]}
+
+
+def _search_spec(space: dict | None = None, trials: int = 6) -> dict:
+    return {"settings": SMALL, "space": space or SEARCH_SPACE, "trials": trials, "seed": 0}
+
+
+def _search_argv(tiny: dict[str, Path], out: Path, spec: dict) -> list[str]:
+    return ["search", "--spec", json.dumps(spec), "--dataset", "tiny", *_data_args(tiny), "--out", str(out)]
+
+
+def _search_until(tiny: dict[str, Path], out: Path, trial: int, mid_training: bool) -> None:
+    """Start a search process and kill -9 it in trial `trial`: as soon as the trial is claimed, or once its
+    first epoch has written last.pt."""
+    argv = [sys.executable, "-m", "pipeline", *_search_argv(tiny, out, _search_spec())]
+    proc = subprocess.Popen(argv, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:
+        if f"search: trial {trial}: " in line:
+            break
+    else:
+        pytest.fail(f"the search finished before trial {trial}")
+    deadline = time.monotonic() + 60
+    while mid_training and not list(out.glob("trials/*/last.pt")) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stderr.close()
+    assert not mid_training or list(out.glob("trials/*/last.pt"))  # killed mid-training: a resume to do
+
+
+@pytest.mark.slow
+def test_a_search_killed_in_trials_1_3_and_5_resumes_to_the_uninterrupted_trials(tiny, tmp_path, capsys):
+    """Defect 6: kill -9 in trials 1, 3 and 5 (before training, and mid-training with last.pt to resume),
+    rerun each time: trials.csv is the uninterrupted search's (numbers, parameters, order, values)."""
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    assert main(_search_argv(tiny, straight, _search_spec())) == 0
+    for trial, mid_training in ((1, False), (3, True), (5, True)):
+        _search_until(tiny, killed, trial, mid_training)
+        assert not (killed / "trials.csv").exists()
+    assert main(_search_argv(tiny, killed, _search_spec())) == 0
+    frames = [pd.read_csv(out / "trials.csv").drop(columns="seconds") for out in (straight, killed)]
+    pd.testing.assert_frame_equal(*frames)
+    assert frames[0]["state"].tolist() == ["complete"] * 6
+    best = [json.loads((out / "best.json").read_text()) for out in (straight, killed)]
+    assert best[0]["trial"] == best[1]["trial"] and best[0]["score"] == best[1]["score"]
+
+
+def test_a_failed_search_start_leaves_no_trial(tiny, tmp_path, capsys):
+    """Defect 6: a start that fails on its inputs (here a missing --data) creates no trial in the journal."""
+    argv = _search_argv(tiny, tmp_path / "s", _search_spec(trials=2))
+    argv[argv.index("--data") + 1] = str(tmp_path / "missing.h5")
+    fails(argv, capsys, f"{tmp_path / 'missing.h5'}: aligned data file not found")
+    journal = tmp_path / "s" / "study.journal"
+    assert not journal.exists() or "trial" not in journal.read_text()
+
+
+@pytest.mark.parametrize(
+    ("space", "fragments"),
+    [
+        ({"model.dropout": {"uniform": [0.0, 1.5]}}, ("search.space.model.dropout: bound 1.5", "in [0, 1)")),
+        ({"train.batch_size": [32, 1]}, ("search.space.train.batch_size: choice 1", ">= 2")),
+        ({"model.d": [8, 10], "model.heads": [2, 4]}, ("the combination", "must divide 'model.d'")),
+    ],
+)
+def test_every_value_of_the_search_space_is_checked_before_any_trial(
+    tiny, tmp_path, capsys, space, fragments
+):
+    """Defect 7: an impossible value anywhere in the space is one line before the first trial."""
+    fails(_search_argv(tiny, tmp_path / "s", _search_spec(space)), capsys, *fragments)
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize(
+    ("spec", "extra", "fragment"),
+    [
+        (None, ["--trials", "0"], "search.trials: must be an integer >= 1; got 0"),
+        ({}, [], "search spec: missing settings, space, trials, seed"),
+        ([], [], "search spec: expected a mapping"),
+        ({"settings": SMALL, "trials": 2, "seed": 0}, [], "search spec: missing space"),
+        ({"settings": SMALL, "space": {}, "trials": 2, "seed": 0}, [], "search.space: expected a non-empty"),
+    ],
+)
+def test_search_arguments_are_one_line(tiny, tmp_path, capsys, spec, extra, fragment):
+    """Defect 8: `--trials 0` is refused (a search of no trial has no best), and so is a malformed spec."""
+    argv = _search_argv(tiny, tmp_path / "s", _search_spec() if spec is None else spec)
+    fails([*argv, *extra], capsys, fragment)
+    assert not (tmp_path / "s").exists()
