@@ -86,11 +86,14 @@ def check_spec(spec: Any, trials: int | None = None, sampler: str | None = None)
 
 
 def _check_inputs(data_path: Path, features_path: Path | None, out: Path) -> None:
-    """The outputs writable and the input files present, before the study is opened (no trial is made)."""
+    """The outputs writable, then the input files present and HDF5 (the trainer's own wording), before the
+    study is opened: a start that fails on them makes no trial."""
+    from pipeline.data.dataset import open_hdf5  # h5py: only when a search runs
+
     check_output(out / "trials.csv", out / "best.json", out / JOURNAL)
-    for what, path in (("aligned data", data_path), ("features", features_path)):
-        if path is not None and not path.is_file():
-            raise DataError(f"{path}: {what} file not found")
+    open_hdf5(data_path).close()
+    if features_path is not None:
+        open_hdf5(features_path, "features file").close()
 
 
 def run_search(

@@ -63,15 +63,18 @@ import pytest
 import torch
 import yaml
 from test_align import frames, write_raw
+from test_import import _dump, _mmsa, _segments
 from test_workflow import BIN, copy_repository
 
 from pipeline.__main__ import main
 from pipeline.checkpoint import run_lock
 from pipeline.data.align import align_dataset
 from pipeline.data.synthesize import synthesize
+from pipeline.errors import ConfigError
 from pipeline.evaluate import evaluate_run
 from pipeline.features import write_features
 from pipeline.grid import load_config
+from pipeline.settings import resolve_settings
 from pipeline.train import train_run
 from pipeline.workflow import configfiles
 
@@ -439,7 +442,7 @@ SEARCH_SPACE = {"train.lr": {"log_uniform": [1e-4, 1e-2]}, "model.dropout": [0.0
 
 
 def _search_spec(space: dict | None = None, trials: int = 6) -> dict:
-    return {"settings": SMALL, "space": space or SEARCH_SPACE, "trials": trials, "seed": 0}
+    return {"settings": resolve_settings(SMALL), "space": space or SEARCH_SPACE, "trials": trials, "seed": 0}
 
 
 def _search_argv(tiny: dict[str, Path], out: Path, spec: dict) -> list[str]:
@@ -486,7 +489,7 @@ def test_a_failed_search_start_leaves_no_trial(tiny, tmp_path, capsys):
     """Defect 6: a start that fails on its inputs (here a missing --data) creates no trial in the journal."""
     argv = _search_argv(tiny, tmp_path / "s", _search_spec(trials=2))
     argv[argv.index("--data") + 1] = str(tmp_path / "missing.h5")
-    fails(argv, capsys, f"{tmp_path / 'missing.h5'}: aligned data file not found")
+    fails(argv, capsys, f"{tmp_path / 'missing.h5'}: aligned dataset file does not exist")
     journal = tmp_path / "s" / "study.journal"
     assert not journal.exists() or "trial" not in journal.read_text()
 
@@ -522,3 +525,133 @@ def test_search_arguments_are_one_line(tiny, tmp_path, capsys, spec, extra, frag
     argv = _search_argv(tiny, tmp_path / "s", _search_spec() if spec is None else spec)
     fails([*argv, *extra], capsys, fragment)
     assert not (tmp_path / "s").exists()
+
+
+def _mmsa_source(path: Path, split: str, change) -> Path:
+    """An MMSA pickle (tests/test_import.py's) with `change(split_dict)` applied to one split."""
+    data = _mmsa(np.random.default_rng(3))
+    change(data[split])
+    return _dump(data, path)
+
+
+def _mag_source(path: Path, segment: object) -> Path:
+    """A MAG-BERT pickle whose first training segment is named `segment`."""
+    rng = np.random.default_rng(4)
+    data = {split: _segments(rng, "mag", split) for split in ("train", "dev", "test")}
+    data["train"][0] = (*data["train"][0][:2], segment)
+    return _dump(data, path)
+
+
+def _set_row(key: str, row: int, value: object):
+    def change(split: dict) -> None:
+        values = list(split[key])
+        values[row] = value
+        split[key] = np.array(values, dtype=object) if key != "audio_lengths" else np.array(values, float)
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("fmt", "build", "fragments"),
+    [
+        (
+            "mmsa",
+            lambda p: _mmsa_source(p, "valid", _set_row("id", 1, b"v\xff$_$2")),
+            ("split 'valid' segment 'v\\xff$_$2': id is not valid UTF-8",),
+        ),
+        (
+            "mmsa",
+            lambda p: _mmsa_source(p, "test", _set_row("id", 0, "v\ud800$_$1")),
+            ("split 'test' segment 'v\\ud800$_$1': id is not valid UTF-8",),
+        ),
+        (
+            "mmsa",
+            lambda p: _mmsa_source(p, "train", _set_row("raw_text", 2, "so \udcff good")),
+            ("split 'train' segment 'train1$_$1': text is not valid UTF-8",),
+        ),
+        (
+            "mag",
+            lambda p: _mag_source(p, b"vid\xfe[0]"),
+            ("split 'train' segment 'vid\\xfe[0]': segment name is not valid UTF-8",),
+        ),
+        (
+            "mmsa",
+            lambda p: _mmsa_source(p, "train", _set_row("audio_lengths", 3, np.nan)),
+            ("split 'train' segment 'train1$_$2': 'audio_lengths' is nan", "not a non-negative number"),
+        ),
+        (
+            "mmsa",
+            lambda p: _mmsa_source(p, "train", _set_row("audio_lengths", 0, np.inf)),
+            ("'audio_lengths' is inf",),
+        ),
+    ],
+)
+def test_importer_input_that_hdf5_cannot_hold_is_one_line_naming_the_segment(
+    tmp_path, capsys, fmt, build, fragments
+):
+    """Defect 9: undecodable bytes and lone surrogates in ids, names and text, NaN/inf lengths."""
+    source, out = build(tmp_path / "src.pkl"), tmp_path / "out" / "a.h5"
+    fails(["import", fmt, str(source), str(out)], capsys, str(source), *fragments)
+    assert not out.parent.exists()
+
+
+def test_sweep_values_are_compared_as_numbers(tmp_path):
+    """Defect 10: `train.lr: [1e-3, 0.001]` (YAML 1.1 reads `1e-3` as a string) is one value, refused."""
+    overlay = tmp_path / "sweep.yaml"
+    overlay.write_text("sweeps:\n  lr:\n    dataset: synthetic\n    keys: {train.lr: [1e-3, 0.001]}\n")
+    with pytest.raises(
+        ConfigError, match=r"sweeps\.lr\.keys\.train\.lr: '1e-3' and 0\.001 are the same value"
+    ):
+        load_config([REPO / "config" / "config.yaml", overlay])
+
+
+def test_import_refuses_an_impossible_output_before_reading_and_names_it(tmp_path, capsys):
+    """Defect 11: the output is checked first (here the input does not even exist), and an unwritable
+    folder the permission bits do not reveal (/proc, even as root) names the output, not a temporary file."""
+    source = _mag_source(tmp_path / "src.pkl", "vid[0]")
+    for out in (Path("/proc/a.h5"), Path("/proc/sub/a.h5")):
+        fails(
+            ["import", "mag", str(tmp_path / "absent.pkl"), str(out)], capsys, f"error: {out}: cannot write"
+        )
+        err = fails(["import", "mag", str(source), str(out)], capsys, f"error: {out}: cannot write in /proc")
+        assert ".tmp" not in err
+
+
+def _workflow_overlay(root: Path, text: str) -> str:
+    (root / "config" / "bad.yaml").write_text(text)
+    return "config/bad.yaml"
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("seeds: [0, zero]\n", "error: config/bad.yaml: seeds.1: 'zero' is not of type 'integer'"),
+        (
+            "tables:\n  table1: {dataset: nowhere}\n",
+            "error: config/bad.yaml: tables.table1.dataset: unknown dataset 'nowhere'",
+        ),
+        (
+            "datasets:\n  imp: {source: import, format: mag, path: data/raw/none.pkl}\n"
+            "search: {datasets: [imp]}\n",
+            "error: config/bad.yaml: datasets.imp.path: data/raw/none.pkl does not exist",
+        ),
+    ],
+)
+def test_workflow_config_errors_are_one_line_naming_the_file_and_key(tmp_path, text, line):
+    """Defect 12: `python -m pipeline workflow` prints exactly that line (exit 2); plain `snakemake` ends with
+    it and exits 2, without a frame of common.smk or MissingInputException (its own notices come first)."""
+    copy_repository(tmp_path)
+    bad = _workflow_overlay(tmp_path, text)
+    env = {**_env(), "PYTHONPATH": str(tmp_path)}
+    for command in (
+        [sys.executable, "-m", "pipeline", "workflow", "-n", "--configfile", bad],
+        [str(BIN / "snakemake"), "-n", "--configfile", bad],
+    ):
+        proc = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 2, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert lines[-1].startswith(line), proc.stderr
+        if command[0] == sys.executable:
+            assert len(lines) == 1 and not proc.stdout, proc.stderr
+        output = proc.stdout + proc.stderr
+        assert "common.smk" not in output and "Missing" not in output and "Traceback" not in output

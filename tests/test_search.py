@@ -11,6 +11,7 @@ import json
 import math
 from pathlib import Path
 
+import h5py
 import optuna
 import pandas as pd
 import pytest
@@ -68,8 +69,9 @@ def spec(epochs: int = 2) -> dict:
 
 
 def run(out: Path, trials: int, **kwargs) -> dict:
-    data = out.parent / "data.h5"  # the fake trainer does not read it; the search checks that it exists
-    data.touch()
+    data = out.parent / "data.h5"  # the fake trainer does not read it; the search checks that it is HDF5
+    if not data.exists():
+        h5py.File(data, "w").close()
     return search.run_search(spec(kwargs.pop("epochs", 2)), trials, data, out, **kwargs)
 
 
