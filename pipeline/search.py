@@ -209,13 +209,19 @@ def _log_cost(trials: int, seconds: float, source: str) -> None:
 
 def _pruning_callback(trial: optuna.Trial, metric: str, epochs: int) -> Callable[[int, dict], None]:
     """Epoch callback reporting the validation score and raising TrialPruned when the pruner says so (not
-    after the last epoch: the trial has then cost all it will)."""
+    after the last epoch: the trial has then cost all it will). A trial taken up from a dead worker replays
+    the epochs its last.pt holds: those already reported are not reported again, but the pruner is asked
+    again, as it was (or would have been) after that epoch."""
+    frozen = trial.study.get_trials(deepcopy=False)[trial.number]
+    reported = set(frozen.intermediate_values)
 
     def report(epoch: int, row: dict[str, float]) -> None:
         value = row.get(f"valid_{metric}")
         if value is None or not math.isfinite(value):
             return
-        trial.report(value, epoch)
+        if epoch not in reported:
+            trial.report(value, epoch)
+            reported.add(epoch)
         if epoch < epochs and trial.should_prune():
             raise optuna.TrialPruned(f"pruned after epoch {epoch}")
 

@@ -1,8 +1,10 @@
 """The Optuna study of one search (pipeline/search.py): samplers seeded per draw, the journal, and how workers
 claim trials so that a search stopped at any point and resumed tries what an uninterrupted one tries.
 
-Three locks (fcntl, released by the operating system when a process dies, even by kill -9):
+Four locks (fcntl, released by the operating system when a process dies, even by kill -9):
 
+- `<out>/study.journal.flock`, held while the journal is written (Optuna's own lock, a lock
+  file, would outlive a kill -9 and stall the next worker for its 30-s grace period);
 - `<out>/study.lock`, held only while a worker claims a trial, so that claims never interleave;
 - `<out>/claims/<number>.lock`, held by the worker training trial `number` from its claim until it tells
   the result: under the study lock, a RUNNING trial whose claim lock is free belongs to a worker that died;
@@ -23,7 +25,7 @@ import hashlib
 import logging
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import optuna
 from optuna.trial import TrialState
@@ -88,12 +90,35 @@ def make_sampler(
     raise ConfigError(f"search.sampler: {name!r} is not one of {', '.join(SAMPLERS)}")
 
 
+class _FlockJournalLock:
+    """The journal's write lock (Optuna's `acquire`/`release` lock protocol) as an fcntl lock on
+    `<out>/study.journal.flock`, which the kernel releases when its holder dies: Optuna's own lock, a lock
+    file, outlives a kill -9 and makes every later worker wait its 30-s grace period before forcing it."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._handle: IO[str] | None = None
+
+    def acquire(self) -> bool:
+        handle = open(self._path, "a")  # noqa: SIM115 - held until release()
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        self._handle = handle
+        return True
+
+    def release(self) -> None:
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
+
+
 def open_study(out: Path, spec: Mapping[str, Any], sampler_name: str, trials: int) -> optuna.Study:
     """The study of `spec` in `<out>/study.journal`, created or resumed. Its name is a digest of what
     defines the trials (settings, space, sampler, seed), so a changed search starts a new study beside the
     old one while a longer one extends it."""
     out.mkdir(parents=True, exist_ok=True)
-    backend = optuna.storages.journal.JournalFileBackend(str(out / JOURNAL))
+    lock = _FlockJournalLock(out / f"{JOURNAL}.flock")
+    backend = optuna.storages.journal.JournalFileBackend(str(out / JOURNAL), lock_obj=lock)
     storage = optuna.storages.JournalStorage(backend)
     key = {k: spec[k] for k in ("settings", "space", "seed")} | {"sampler": sampler_name}
     metric = spec["settings"]["train"]["select"]
