@@ -2,9 +2,11 @@
 
 The paper searches each algorithm (each table row) with fifty random trials, then trains the chosen setting
 with five seeds. Here one study searches one experiment: its resolved settings are the starting point and
-`search.space` says what varies (entries and their checks: pipeline/space.py); the space may not vary a key
-the experiment itself sets (`settings.check_search_space`: alpha_0.5 cannot search `loss.alpha`). Every
-value the space can give is checked before the first trial (`space.check_space`), and so are the
+the row's space says what varies (`grid.search_spec`: a baseline's family space from `pipeline.presets`,
+HyCon's family `search.space`; entries and their checks: pipeline/space.py); the space may not vary a key
+the experiment itself sets (`settings.check_search_space`: alpha_0.5 cannot search `loss.alpha`) nor one
+its family does not read (`presets.check_family_space`, which also refuses the closed-form text probe).
+Every value the space can give is checked before the first trial (`space.check_space`), and so are the
 arguments: a bad spec, `--trials` below 1, a missing data file are one line, and no trial is created.
 
 Samplers (`search.sampler`):
@@ -48,6 +50,7 @@ from pipeline import grid
 from pipeline.errors import ConfigError, DataError, PipelineError
 from pipeline.io import atomic_path, check_output, digest_json, write_json
 from pipeline.layout import ALIGNED, FEATURES
+from pipeline.presets import check_family_space
 from pipeline.settings import check_search_space, resolve_settings
 from pipeline.space import check_space, distribution
 from pipeline.study import FINISHED, JOURNAL, SAMPLERS, claim_trial, open_study, trial_lock
@@ -79,9 +82,11 @@ def check_spec(spec: Any, trials: int | None = None, sampler: str | None = None)
             raise ConfigError(f"search.{key}: must be {wanted}; got {value!r}")
     if merged["sampler"] not in SAMPLERS:
         raise ConfigError(f"search.sampler: {merged['sampler']!r} is not one of {', '.join(SAMPLERS)}")
-    merged["settings"] = resolve_settings(merged["settings"])
-    check_search_space(merged["space"] if isinstance(merged["space"], Mapping) else {})
-    check_space(merged["space"], merged["settings"])
+    merged["settings"] = settings = resolve_settings(merged["settings"])
+    if isinstance(merged["space"], Mapping):  # which keys may vary, then (check_space) every value
+        check_family_space(settings, merged["space"])
+        check_search_space(merged["space"])
+    check_space(merged["space"], settings)
     return merged
 
 

@@ -50,6 +50,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
 import shutil
 import signal
 import subprocess
@@ -62,14 +63,14 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from test_align import frames, write_raw
-from test_import import _dump, _mmsa, _segments
-from test_workflow import BIN, copy_repository
+from helpers import BIN, REPO
 
 from pipeline.__main__ import main
 from pipeline.checkpoint import run_lock
 from pipeline.data.align import align_dataset
 from pipeline.data.synthesize import synthesize
+from pipeline.devtools.raw import frames, write_raw
+from pipeline.devtools.repository import copy_repository
 from pipeline.errors import ConfigError
 from pipeline.evaluate import evaluate_run
 from pipeline.features import write_features
@@ -78,7 +79,6 @@ from pipeline.settings import resolve_settings
 from pipeline.train import train_run
 from pipeline.workflow import configfiles
 
-REPO = Path(__file__).resolve().parents[1]
 SMALL = {
     "model.language_model": "tiny",
     "model.max_text_tokens": 16,
@@ -281,7 +281,7 @@ def test_yaml_error_in_a_workflow_config_names_file_and_line(tmp_path):
     workflow` on a broken overlay (Snakemake parses --configfile files before any workflow code)."""
     args = ["--cores", "2", "--configfile", "a.yaml", "b.yaml", "-n", "--configfile=c.yaml", "all"]
     assert configfiles(args) == ["a.yaml", "b.yaml", "c.yaml"]
-    copy_repository(tmp_path)
+    copy_repository(REPO, tmp_path)
     overlay = tmp_path / "config" / "broken.yaml"
     overlay.write_text("seeds: [0, 1]\nbase:\n  model: {d: 8\n  x: 1\n")
     env = {**_env(), "PYTHONPATH": str(tmp_path)}
@@ -395,7 +395,7 @@ def test_kill_9_of_train_resumes_to_the_same_bytes(tiny, tmp_path):
 
 def _tiny_project(root: Path) -> Path:
     """A copy of the repository on the tiny config, one seed (config/config.yaml + config/test.yaml)."""
-    copy_repository(root)
+    copy_repository(REPO, root)
     config = load_config([REPO / "config" / "config.yaml", REPO / "config" / "test.yaml"])
     config["seeds"] = [0]
     (root / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
@@ -527,19 +527,37 @@ def test_search_arguments_are_one_line(tiny, tmp_path, capsys, spec, extra, frag
     assert not (tmp_path / "s").exists()
 
 
+def _pickle(obj: object, path: Path) -> Path:
+    path.write_bytes(pickle.dumps(obj, protocol=4))
+    return path
+
+
 def _mmsa_source(path: Path, split: str, change) -> Path:
-    """An MMSA pickle (tests/test_import.py's) with `change(split_dict)` applied to one split."""
-    data = _mmsa(np.random.default_rng(3))
+    """An MMSA pickle of three splits of four clips (ids `<split><v>$_$<clip>`, 1-based clips), with
+    `change(split_dict)` applied to one split."""
+    data = {}
+    for name in ("train", "valid", "test"):
+        ids = [f"{name}{video}$_${clip}" for video in range(2) for clip in (1, 2)]
+        data[name] = {
+            "id": np.array(ids, dtype=object),
+            "raw_text": np.array([f"words of {i}" for i in ids], dtype=object),
+            "audio": np.ones((4, 3, 2), np.float32),
+            "vision": np.ones((4, 3, 5), np.float32),
+            "regression_labels": np.linspace(-1, 1, 4),
+            "audio_lengths": np.full(4, 3.0),
+        }
     change(data[split])
-    return _dump(data, path)
+    return _pickle(data, path)
 
 
 def _mag_source(path: Path, segment: object) -> Path:
-    """A MAG-BERT pickle whose first training segment is named `segment`."""
-    rng = np.random.default_rng(4)
-    data = {split: _segments(rng, "mag", split) for split in ("train", "dev", "test")}
+    """A MAG-BERT pickle of three splits of two segments; the first training segment is named `segment`."""
+    data = {
+        name: [((["a", "b"], np.ones((2, 5)), np.ones((2, 3))), 0.5, f"{name}v[{k}]") for k in range(2)]
+        for name in ("train", "dev", "test")
+    }
     data["train"][0] = (*data["train"][0][:2], segment)
-    return _dump(data, path)
+    return _pickle(data, path)
 
 
 def _set_row(key: str, row: int, value: object):
@@ -640,7 +658,7 @@ def _workflow_overlay(root: Path, text: str) -> str:
 def test_workflow_config_errors_are_one_line_naming_the_file_and_key(tmp_path, text, line):
     """Defect 12: `python -m pipeline workflow` prints exactly that line (exit 2); plain `snakemake` ends with
     it and exits 2, without a frame of common.smk or MissingInputException (its own notices come first)."""
-    copy_repository(tmp_path)
+    copy_repository(REPO, tmp_path)
     bad = _workflow_overlay(tmp_path, text)
     env = {**_env(), "PYTHONPATH": str(tmp_path)}
     for command in (
