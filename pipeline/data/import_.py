@@ -26,6 +26,7 @@ from pipeline.data.formats import SOURCE_SPLITS, Split, clip_base_of, read_sourc
 from pipeline.data.plan import LABEL_RANGE, first_bad_label
 from pipeline.errors import ConfigError, DataError
 from pipeline.io import check_output
+from pipeline.layout import FRAME_FILES
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,7 @@ def import_dataset(
         }
         for out, split in splits.items()
     }
-    write_aligned(out_path, arrays, attrs)
+    write_aligned(out_path, arrays, attrs, dict.fromkeys(FRAME_FILES, source))
     summary = {
         "format": fmt,
         "dataset": name,
