@@ -30,7 +30,8 @@ from pipeline.layout import CMU_DATASETS
 from pipeline.reporting.captions import dataset_label, reference_experiment, table_caption
 from pipeline.reporting.paper import paper_table, reported_row
 from pipeline.settings import AUTO_TEXT_TOKEN, check_search_space, feature_settings_of, resolve_settings
-from pipeline.sweeps import check_sweeps, experiment_overrides, sweep_seeds
+from pipeline.space import check_space
+from pipeline.sweeps import active_sweeps, check_sweeps, experiment_overrides, sweep_seeds
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
@@ -90,8 +91,8 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     schema = yaml.safe_load(SCHEMA.read_text())
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(config))
     if error is not None:
-        where = "/".join(str(part) for part in error.absolute_path) or "(top level)"
-        raise ConfigError(f"config does not match {SCHEMA.relative_to(REPO)} at '{where}': {error.message}")
+        where = ".".join(str(part) for part in error.absolute_path) or "(top level)"
+        raise ConfigError(f"{where}: {error.message} (schema {SCHEMA.relative_to(REPO)})")
     validate(config, str(SCHEMA), set_default=True)
     check_config(config)
     return config
@@ -151,11 +152,10 @@ def check_config(config: Mapping[str, Any]) -> None:
             space, settings = search_spec(config, name)["space"], experiment_settings(config, name)
             check_search_space(space, name, config["experiments"][name])
             presets.check_family_space(settings, space, f"search.space (experiment {name})")
-            for key in space:
-                try:
-                    resolve_settings(settings, {key: _space_example(space[key])})
-                except ConfigError as err:
-                    raise ConfigError(f"search.space.{key} (experiment {name}): {err}") from None
+            try:
+                check_space(space, settings)
+            except ConfigError as err:
+                raise ConfigError(f"{err} (searching experiment {name})") from None
 
 
 def _check_import(name: str, spec: Mapping[str, Any]) -> None:
@@ -175,12 +175,10 @@ def _check_import(name: str, spec: Mapping[str, Any]) -> None:
             raise ConfigError(f"datasets.{name}.{key}: only a dataset with `source: import` takes it")
 
 
-def _space_example(choice: Any) -> Any:
-    """One admissible value of a search-space entry, used to validate its key before any trial."""
-    if isinstance(choice, list):
-        return choice[0]
-    (kind, (low, _high)), *_ = choice.items()
-    return int(low) if kind == "int_uniform" else float(low)
+def used_datasets(config: Mapping[str, Any]) -> list[str]:
+    """The datasets the workflow builds: those of the tables, of the search and of the sweeps, sorted."""
+    used = set(dataset_experiments(config)) | {spec["dataset"] for spec in active_sweeps(config).values()}
+    return sorted(used | set(search_datasets(config) if config.get("search") else []))
 
 
 def check_dataset(config: Mapping[str, Any], name: str, where: str) -> None:

@@ -63,7 +63,7 @@ def dry_run(project: Path, *extra: str) -> dict[str, int]:
     [
         ("tables:\n  table3: {rows: [{label: X, experiment: nope}]}\n", "names experiment 'nope'"),
         ("tables:\n  table4: {dataset: imdb}\n", "unknown dataset 'imdb'"),
-        ("seeds: 3\n", "at 'seeds': 3 is not of type 'array'"),
+        ("seeds: 3\n", "seeds: 3 is not of type 'array'"),
         ("datasets:\n  imp: {source: import, format: mag}\n", "datasets.imp: source 'import' needs path"),
         ("experiment_seeds: {nope: [0]}\n", "experiment_seeds names experiment 'nope'"),
     ],
@@ -84,7 +84,7 @@ def test_bad_config_is_one_error_before_any_job(tmp_path, overlay, message):
         ({"source": "import", "path": "x.pkl"}, r"datasets\.imp: source 'import' needs format \(format: mag"),
         (
             {"source": "import", "format": "cmu", "path": "x.pkl"},
-            r"at 'datasets/imp/format': 'cmu' is not one of",
+            r"datasets\.imp\.format: 'cmu' is not one of",
         ),
         (
             {"source": "import", "format": "mag", "path": "x.pkl", "clip_base": 0},

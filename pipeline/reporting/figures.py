@@ -30,7 +30,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from pipeline.errors import DataError  # noqa: E402
-from pipeline.io import atomic_path  # noqa: E402
+from pipeline.io import atomic_path, check_output  # noqa: E402
 from pipeline.reporting.aggregate import load_history  # noqa: E402
 from pipeline.reporting.captions import ALPHA, MIN_MARKED_SEEDS, RESAMPLES  # noqa: E402
 from pipeline.reporting.tables import COLUMNS  # noqa: E402
@@ -241,6 +241,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     """Entry of `python -m pipeline figures`."""
+    check_output(args.out)  # outputs before inputs
     if args.figure == "tsne":
         panels = [
             ("(a) learned by HyCon", args.with_cl),

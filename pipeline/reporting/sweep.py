@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import ConfigError, DataError
-from pipeline.io import atomic_path
+from pipeline.io import atomic_path, check_output
 from pipeline.reporting.figures import plt, save_figure
 from pipeline.reporting.stats import paired_differences, paired_t_test, seed_values
 from pipeline.reporting.tables import COLUMNS, format_value, load_aggregates
@@ -173,6 +173,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     """Entry of `python -m pipeline sweep`."""
+    check_output(args.figure, *(args.out.with_name(args.out.name + suffix) for suffix in (".csv", ".md")))
     try:
         spec = json.loads(args.spec)
     except json.JSONDecodeError as err:

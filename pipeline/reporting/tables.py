@@ -30,7 +30,7 @@ from typing import Any
 import pandas as pd
 
 from pipeline.errors import ConfigError, DataError
-from pipeline.io import atomic_path
+from pipeline.io import atomic_path, check_output
 from pipeline.reporting.captions import ALPHA, MARKERS, MIN_MARKED_SEEDS, tested_reference
 from pipeline.reporting.paper import PAPER_TABLES
 from pipeline.reporting.stats import Comparison, group_predictions, table_statistics
@@ -330,6 +330,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     """Entry of `python -m pipeline tables`."""
+    check_output(*(args.out.with_name(args.out.name + suffix) for suffix in (".md", ".tex", ".csv")))
     try:
         raw = args.spec if args.spec.lstrip().startswith("{") else Path(args.spec).read_text()
         spec = json.loads(raw)
