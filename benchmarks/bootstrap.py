@@ -2,12 +2,23 @@
 
     python benchmarks/bootstrap.py                  # CMU-MOSI's and CMU-MOSEI's test-set sizes
     python benchmarks/bootstrap.py --segments 686 --rows 7 --repeats 5
+    python benchmarks/bootstrap.py --calibrate 300  # false-positive rates under no difference
 
 Times `scored` (drawing the resamples and scoring the reference and every row on them) plus `bootstrap`
 (differences, intervals, p-values) for the reference and one other row, and for the reference and six
-others (Table 3's shape), on generated MOSI-like labels and noisy predictions. Prints the fastest of
+others (Table 3's shape), each row one run (one seed), on generated MOSI-like labels and noisy
+predictions. A table of k seeds scores k runs per row: k times the time of a row. Prints the fastest of
 `--repeats` runs (the machine is shared; the minimum is the least disturbed figure). Single-threaded BLAS
 gives the CPU figure of one workflow job: run with OMP_NUM_THREADS=1.
+
+`--calibrate N`: N simulated tables where the row and the reference are the SAME model (no real
+difference), each run being the labels plus per-segment noise (N(0, 0.8)), its seed moving the offset
+and the noise's scale (training randomness of about `sd`, relative: `run_predictions`), on 686 segments.
+For each seed spread it prints how often the MAE and Acc2 are marked (p < 0.05; 5% is the nominal rate)
+by the tables' tests: the two-level bootstrap over `--seeds` (3) shared seeds, the one-level bootstrap
+of one shared seed, and what the tables did before, a bootstrap of the segments of the seed-averaged
+predictions (of all seeds against all, and of one seed against all); and (MAE) the exact permutation
+test over the seeds.
 """
 
 from __future__ import annotations
@@ -23,7 +34,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from pipeline.reporting.captions import RESAMPLES  # noqa: E402
-from pipeline.reporting.stats import Segments, bootstrap, scored  # noqa: E402
+from pipeline.reporting.stats import (  # noqa: E402
+    Segments,
+    bootstrap,
+    scored,
+    seed_differences,
+    seed_weights,
+    sign_flip_test,
+)
 
 
 def time_table(rows: list[Segments], repeats: int) -> float:
@@ -33,9 +51,59 @@ def time_table(rows: list[Segments], repeats: int) -> float:
         start = time.perf_counter()
         reference, *others = scored(rows)
         for scores in others:
-            bootstrap(scores, reference)
+            bootstrap(seed_differences([scores], [reference]), seed_weights(1, RESAMPLES))
         best = min(best, time.perf_counter() - start)
     return best
+
+
+def marked(rows: list[Segments], references: list[Segments], resamples: int) -> dict[str, bool]:
+    """metric -> p_boot < 0.05 for the runs of a row and the reference's runs of the same seeds."""
+    scores = scored([*rows, *references], resamples)
+    differences = seed_differences(scores[: len(rows)], scores[len(rows) :])
+    boot = bootstrap(differences, seed_weights(len(rows), resamples))
+    return {m: boot[m][3] < 0.05 for m in ("mae", "acc2_non0")}
+
+
+def run_predictions(rng: np.random.Generator, labels: np.ndarray, spread: float) -> np.ndarray:
+    """One simulated run [N]: the labels, an offset N(0, spread) and noise whose scale 0.8 is multiplied by
+    exp(N(0, spread)): a seed moves Acc2 (the offset) and the MAE (the scale) by about `spread` relative."""
+    return labels + rng.normal(0, spread) + rng.normal(0, 0.8 * np.exp(rng.normal(0, spread)), len(labels))
+
+
+def calibrate(tables: int, resamples: int, spreads: list[float], seeds: int) -> None:
+    """Print how often each test marks a difference between two runs of the same simulated model."""
+    rng = np.random.default_rng(1)
+    n = 686
+    labels = np.round(rng.uniform(-3, 3, n) * 3) / 3
+    ids = np.arange(n).astype(str)
+    print(f"{tables} tables per spread, {n} segments, {resamples:,} resamples; share marked (MAE / Acc2)")
+    header = (
+        f"{seeds} seeds, two-level",
+        "1 seed",
+        f"old: {seeds} averaged",
+        f"old: 1 vs {seeds} avg.",
+        "permutation",
+    )
+    print(f"{'seed sd':>7}" + "".join(f"  {h:>18}" for h in header))
+    for spread in spreads:
+        counts = {name: np.zeros(2) for name in ("two", "one", "old", "old_one", "perm")}
+        for _ in range(tables):
+            runs = [
+                [Segments(ids, labels, run_predictions(rng, labels, spread)) for _ in range(seeds)]
+                for _ in range(2)
+            ]
+            row, reference = runs
+            counts["two"] += list(marked(row, reference, resamples).values())
+            counts["one"] += list(marked(row[:1], reference[:1], resamples).values())
+            averaged = [Segments(ids, labels, np.mean([r.predictions for r in rs], axis=0)) for rs in runs]
+            counts["old"] += list(marked(averaged[:1], averaged[1:], resamples).values())
+            counts["old_one"] += list(marked(row[:1], averaged[1:], resamples).values())
+            per_seed = [np.abs(a.predictions - labels).mean() - np.abs(b.predictions - labels).mean()
+                        for a, b in zip(row, reference, strict=True)]  # fmt: skip
+            counts["perm"] += [sign_flip_test(per_seed) < 0.05, 0]
+        cells = [f"{c[0] / tables:.3f} / {c[1] / tables:.3f}" for c in counts.values()]
+        cells[-1] = cells[-1].split(" / ")[0]  # the permutation test is run on the MAE only
+        print(f"{spread:>7.2f}" + "".join(f"  {c:>18}" for c in cells))
 
 
 def main() -> None:
@@ -45,7 +113,14 @@ def main() -> None:
     parser.add_argument("--segments", type=int, nargs="+", default=[686, 4659], help="test-set sizes")
     parser.add_argument("--rows", type=int, nargs="+", default=[2, 7], help="rows, the reference included")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--calibrate", type=int, metavar="N", help="simulate N null tables per seed spread")
+    parser.add_argument("--spreads", type=float, nargs="+", default=[0.0, 0.02, 0.05, 0.1])
+    parser.add_argument("--resamples", type=int, default=2000, help="resamples per simulated table")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per row of a simulated table")
     args = parser.parse_args()
+    if args.calibrate:
+        calibrate(args.calibrate, args.resamples, args.spreads, args.seeds)
+        return
     rng = np.random.default_rng(0)
     print(f"{'segments':>8} {'rows':>4} {'seconds':>8}   ({RESAMPLES:,} resamples, 7 metrics)")
     for n in args.segments:

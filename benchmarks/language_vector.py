@@ -152,13 +152,16 @@ def ridge_probe(mean_file: Path, cls_file: Path, labels: dict[str, np.ndarray]) 
     return {**regression_metrics(labels["test"], fits[best].predict(x["test"])), "alpha": RIDGE_ALPHAS[best]}
 
 
-def summarise(runs: list[dict[str, float]]) -> list[str]:
-    """'mean ± std' (population std over seeds) for each column of the table."""
+def summarise(
+    runs: list[dict[str, float]], columns: tuple[tuple[str, str, float], ...] = COLUMNS, ddof: int = 0
+) -> list[str]:
+    """'mean ± std' over the runs for each (key, header, scale) column, accuracies (scale 100) with one
+    decimal, the rest with three; population std by default (`ddof=1`: the sample std)."""
     cells = []
-    for key, _, scale in COLUMNS:
+    for key, _, scale in columns:
         values = np.array([r[key] for r in runs]) * scale
         digits = 1 if scale == 100.0 else 3
-        cells.append(f"{values.mean():.{digits}f} ± {values.std():.{digits}f}")
+        cells.append(f"{values.mean():.{digits}f} ± {values.std(ddof=ddof):.{digits}f}")
     return cells
 
 

@@ -27,10 +27,11 @@ import yaml
 from pipeline import presets
 from pipeline.errors import ConfigError
 from pipeline.layout import CMU_DATASETS
-from pipeline.reporting.captions import dataset_label, table_caption
+from pipeline.reporting.captions import dataset_label, reference_experiment, table_caption
 from pipeline.reporting.paper import paper_table, reported_row
 from pipeline.settings import AUTO_TEXT_TOKEN, check_search_space, feature_settings_of, resolve_settings
-from pipeline.sweeps import check_sweeps, experiment_overrides, sweep_seeds
+from pipeline.space import check_space
+from pipeline.sweeps import active_sweeps, check_sweeps, experiment_overrides, sweep_seeds
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
@@ -40,7 +41,6 @@ DEFAULT_CONFIG = REPO / "config" / "config.yaml"
 IMPORT_KEYS = ("format", "path", "clip_base")
 # Prefix of the experiment names under which each experiment's searched setting is trained (reserved).
 SEARCHED_PREFIX = "searched_"
-DEFAULT_REFERENCE = "hycon"  # the row a table's other rows are compared with, unless its `reference` says
 
 
 def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
@@ -91,8 +91,8 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     schema = yaml.safe_load(SCHEMA.read_text())
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(config))
     if error is not None:
-        where = "/".join(str(part) for part in error.absolute_path) or "(top level)"
-        raise ConfigError(f"config does not match {SCHEMA.relative_to(REPO)} at '{where}': {error.message}")
+        where = ".".join(str(part) for part in error.absolute_path) or "(top level)"
+        raise ConfigError(f"{where}: {error.message} (schema {SCHEMA.relative_to(REPO)})")
     validate(config, str(SCHEMA), set_default=True)
     check_config(config)
     return config
@@ -152,11 +152,10 @@ def check_config(config: Mapping[str, Any]) -> None:
             space, settings = search_spec(config, name)["space"], experiment_settings(config, name)
             check_search_space(space, name, config["experiments"][name])
             presets.check_family_space(settings, space, f"search.space (experiment {name})")
-            for key in space:
-                try:
-                    resolve_settings(settings, {key: _space_example(space[key])})
-                except ConfigError as err:
-                    raise ConfigError(f"search.space.{key} (experiment {name}): {err}") from None
+            try:
+                check_space(space, settings)
+            except ConfigError as err:
+                raise ConfigError(f"{err} (searching experiment {name})") from None
 
 
 def _check_import(name: str, spec: Mapping[str, Any]) -> None:
@@ -176,12 +175,10 @@ def _check_import(name: str, spec: Mapping[str, Any]) -> None:
             raise ConfigError(f"datasets.{name}.{key}: only a dataset with `source: import` takes it")
 
 
-def _space_example(choice: Any) -> Any:
-    """One admissible value of a search-space entry, used to validate its key before any trial."""
-    if isinstance(choice, list):
-        return choice[0]
-    (kind, (low, _high)), *_ = choice.items()
-    return int(low) if kind == "int_uniform" else float(low)
+def used_datasets(config: Mapping[str, Any]) -> list[str]:
+    """The datasets the workflow builds: those of the tables, of the search and of the sweeps, sorted."""
+    used = set(dataset_experiments(config)) | {spec["dataset"] for spec in active_sweeps(config).values()}
+    return sorted(used | set(search_datasets(config) if config.get("search") else []))
 
 
 def check_dataset(config: Mapping[str, Any], name: str, where: str) -> None:
@@ -314,22 +311,6 @@ def dataset_seq_len(config: Mapping[str, Any], dataset: str) -> int:
     return int(config["datasets"][dataset].get("seq_len", config.get("seq_len", 50)))
 
 
-def reference_experiment(rows: Sequence[Mapping[str, str]], reference: str | None, where: str) -> str | None:
-    """The experiment a table's rows are compared with: `reference`, else `hycon` when a row runs it.
-
-    A `reference` that no row of the table runs is a ConfigError naming `where`; None: no statistics.
-    """
-    experiments = [row["experiment"] for row in rows]
-    if reference is None:
-        return DEFAULT_REFERENCE if DEFAULT_REFERENCE in experiments else None
-    if reference not in experiments:
-        raise ConfigError(
-            f"{where}.reference: '{reference}' is not the experiment of a row of the table "
-            f"(its rows run {', '.join(experiments)})"
-        )
-    return reference
-
-
 def table_spec(config: Mapping[str, Any], table: str) -> dict[str, Any]:
     """Everything the tables stage needs for one table, as plain JSON (passed to the rule as params)."""
     spec = active_tables(config)[table]
@@ -350,6 +331,7 @@ def table_spec(config: Mapping[str, Any], table: str) -> dict[str, Any]:
         "rows": [{"label": row["label"], "experiment": row["experiment"]} for row in spec["rows"]],
         "reference": reference_experiment(spec["rows"], spec.get("reference"), f"tables.{table}"),
         "trimmed": trimmed_rows(config, spec["rows"]),
+        "row_seeds": {row["experiment"]: experiment_seeds(config, row["experiment"]) for row in spec["rows"]},
         "training": presets.training_notes(spec["rows"], lambda e: experiment_settings(config, e)),
     }
     out["caption"] = table_caption(out)
@@ -407,6 +389,12 @@ def searched_table_spec(config: Mapping[str, Any], table: str) -> dict[str, Any]
     ]
     spec["reference"] = spec["reference"] and searched_name(spec["reference"])
     spec["seeds"] = list(config["search"]["seeds"])
+    spec["row_seeds"] = {  # an unsearched row keeps its own runs and seeds
+        row["experiment"]: spec["row_seeds"][row["experiment"]]
+        if row["label"] in spec["unsearched"]
+        else spec["seeds"]
+        for row in spec["rows"]
+    }
     spec["title"] += " (searched settings)"
     spec["caption"] = table_caption(spec)
     return spec

@@ -25,7 +25,8 @@ def check_output(*targets: str | os.PathLike) -> None:
     """Refuse, before any work, outputs that cannot be written: PipelineError naming the path.
 
     A target must not be a folder, and its nearest existing ancestor (the folders below it are made on
-    writing) must be a folder this user may write in.
+    writing) must be a folder this user may write in: its permission bits allow it and a file can be
+    created there (an empty probe, removed at once).
     """
     for target in map(Path, targets):
         if target.is_dir():
@@ -37,6 +38,12 @@ def check_output(*targets: str | os.PathLike) -> None:
             raise PipelineError(f"{target}: cannot create it, {parent} is a file, not a folder")
         if not os.access(parent, os.W_OK | os.X_OK):
             raise PipelineError(f"{target}: cannot write in {parent} (permission denied)")
+        try:  # what the permission bits do not say (root, /proc, a read-only mount): create a file there
+            fd, probe = tempfile.mkstemp(prefix=".probe.", dir=parent)
+        except OSError as err:
+            raise PipelineError(f"{target}: cannot write in {parent} ({err.strerror})") from None
+        os.close(fd)
+        os.unlink(probe)
 
 
 @contextlib.contextmanager
@@ -48,8 +55,11 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """
     target = Path(target)
     check_output(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as err:  # the error would name the temporary file, which the user never asked for
+        raise PipelineError(f"{target}: cannot write it ({err.strerror})") from None
     os.close(fd)
     tmp_path = Path(tmp)
     # mkstemp creates 0600; give the output the permissions a plain open() would (0666 less the umask).

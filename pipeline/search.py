@@ -3,25 +3,28 @@
 The paper searches each algorithm (each table row) with fifty random trials, then trains the chosen setting
 with five seeds. Here one study searches one experiment: its resolved settings are the starting point and
 the row's space says what varies (`grid.search_spec`: a baseline's family space from `pipeline.presets`,
-HyCon's family `search.space`); the space may not vary a key the experiment itself sets
-(`settings.check_search_space`: alpha_0.5 cannot search `loss.alpha`) nor one its family does not read
-(`presets.check_family_space`, which also refuses the closed-form text probe).
+HyCon's family `search.space`; entries and their checks: pipeline/space.py); the space may not vary a key
+the experiment itself sets (`settings.check_search_space`: alpha_0.5 cannot search `loss.alpha`) nor one
+its family does not read (`presets.check_family_space`, which also refuses the closed-form text probe).
+Every value the space can give is checked before the first trial (`space.check_space`), and so are the
+arguments: a bad spec, `--trials` below 1, a missing data file are one line, and no trial is created.
 
-Space entries: a dotted settings key -> a list of choices, `{uniform: [lo, hi]}`, `{log_uniform: [lo, hi]}`
-or `{int_uniform: [lo, hi]}` (inclusive). Samplers (`search.sampler`):
+Samplers (`search.sampler`):
 
 - `random` (default): Optuna's RandomSampler, the paper's random search; every trial trains to the end.
 - `tpe`: the TPE sampler with a median pruner on the validation metric per epoch (`train_run`'s epoch
   callback): a trial whose validation score is worse than the median of earlier trials at the same epoch
   stops there. Fewer epochs spent, and later trials sample where earlier ones did well.
 
-Trials are seeded by their number (`search.seed` + number), so a search gives the same trials however often
-it is interrupted. Each trial trains with the search seed on the training set and is scored on the
-validation set with `train.select` (the test set is never read). The study lives in an Optuna journal
-(`<out>/study.journal`, file-locked): a rerun resumes where the last one stopped, and several workers (e.g.
-Snakemake jobs on cluster nodes sharing the folder) can run the same study at once. A trial's folder is
-named by its settings and locked while it trains: a trial left RUNNING by a killed worker is failed and
-queued again, and its rerun continues from the trial's `last.pt`.
+Each trial trains with the search seed on the training set and is scored on the validation set with
+`train.select` (the test set is never read). The study lives in an Optuna journal (`<out>/study.journal`,
+file-locked): a rerun resumes where the last one stopped, and several workers (e.g. Snakemake jobs on
+cluster nodes sharing the folder) can run the same study at once. A search stopped at any point (kill -9
+included) and rerun tries exactly the trials an uninterrupted one tries, in the same order, with the same
+values and the same best (pipeline/study.py: a stopped trial is taken up under its own number, with its
+own parameters, from its folder's `last.pt`; every draw is seeded by seed, trial number and key). With
+one worker this holds for both samplers; with several, TPE's draws depend on which trials have finished
+when each is drawn (random search's do not).
 
 Writes `<out>/trials.csv` (one row per finished trial: state, sampled values, validation metrics, seconds)
 and `<out>/best.json` (`trial`, `overrides`, full `settings`, `select`, `score`, `valid`, ...).
@@ -31,12 +34,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import json
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -46,133 +48,57 @@ from optuna.trial import TrialState
 
 from pipeline import grid
 from pipeline.errors import ConfigError, DataError, PipelineError
-from pipeline.io import atomic_path, digest_json, write_json
+from pipeline.io import atomic_path, check_output, digest_json, write_json
 from pipeline.layout import ALIGNED, FEATURES
 from pipeline.presets import check_family_space
-from pipeline.settings import LOWER_IS_BETTER, check_search_space, resolve_settings
+from pipeline.settings import check_search_space, resolve_settings
+from pipeline.space import check_space, distribution
+from pipeline.study import FINISHED, JOURNAL, SAMPLERS, claim_trial, open_study, trial_lock
 
 log = logging.getLogger(__name__)
 
-SAMPLERS: tuple[str, ...] = ("random", "tpe")
-JOURNAL = "study.journal"
-# States that count towards the budget of trials (a FAIL, e.g. a diverged run, is replaced by a new trial).
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+SPEC_KEYS: tuple[str, ...] = ("settings", "space", "trials", "seed", "sampler")
 
 
-def distribution(key: str, entry: Any) -> optuna.distributions.BaseDistribution:
-    """The Optuna distribution of a search-space entry (module docstring); ConfigError naming the key."""
-    dist = optuna.distributions
-    if isinstance(entry, list) and entry:
-        return dist.CategoricalDistribution(entry)
-    if isinstance(entry, Mapping) and len(entry) == 1:
-        (kind, bounds), *_ = entry.items()
-        if (
-            isinstance(bounds, list | tuple)
-            and len(bounds) == 2
-            and all(isinstance(b, int | float) and not isinstance(b, bool) for b in bounds)
-            and bounds[0] <= bounds[1]
-        ):
-            low, high = bounds
-            if kind == "uniform":
-                return dist.FloatDistribution(float(low), float(high))
-            if kind == "log_uniform" and low > 0:
-                return dist.FloatDistribution(float(low), float(high), log=True)
-            if kind == "int_uniform":
-                return dist.IntDistribution(int(low), int(high))
-    raise ConfigError(
-        f"search.space.{key}: expected a non-empty list of choices or one of "
-        f"{{uniform|log_uniform|int_uniform: [low, high]}} with low <= high (log_uniform: low > 0); "
-        f"got {entry!r}"
-    )
+def check_spec(spec: Any, trials: int | None = None, sampler: str | None = None) -> dict[str, Any]:
+    """A search spec {settings, space, trials, seed, sampler} checked whole, with `trials` and `sampler`
+    (the command line's) replacing the spec's when given; ConfigError naming the key otherwise."""
+    if not isinstance(spec, Mapping):
+        raise ConfigError(f"search spec: expected a mapping {{{', '.join(SPEC_KEYS)}}}; got {spec!r}")
+    unknown = sorted(set(spec) - set(SPEC_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"search spec: unknown keys {', '.join(map(str, unknown))} (known: {', '.join(SPEC_KEYS)})"
+        )
+    merged = {"sampler": "random", **spec}
+    merged |= {k: v for k, v in (("trials", trials), ("sampler", sampler)) if v is not None}
+    missing = [key for key in ("settings", "space", "trials", "seed") if key not in merged]
+    if missing:
+        raise ConfigError(f"search spec: missing {', '.join(missing)}")
+    for key in ("trials", "seed"):
+        value = merged[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < (1 if key == "trials" else 0):
+            wanted = "an integer >= 1" if key == "trials" else "a non-negative integer"
+            raise ConfigError(f"search.{key}: must be {wanted}; got {value!r}")
+    if merged["sampler"] not in SAMPLERS:
+        raise ConfigError(f"search.sampler: {merged['sampler']!r} is not one of {', '.join(SAMPLERS)}")
+    merged["settings"] = settings = resolve_settings(merged["settings"])
+    if isinstance(merged["space"], Mapping):  # which keys may vary, then (check_space) every value
+        check_family_space(settings, merged["space"])
+        check_search_space(merged["space"])
+    check_space(merged["space"], settings)
+    return merged
 
 
-class _TrialSeeded:
-    """Mixin: reseed the sampler's generators from (seed, trial number) before each trial, so a resumed or
-    parallel search draws what an uninterrupted one would (Optuna seeds once per process otherwise)."""
+def _check_inputs(data_path: Path, features_path: Path | None, out: Path) -> None:
+    """The outputs writable, then the input files present and HDF5 (the trainer's own wording), before the
+    study is opened: a start that fails on them makes no trial."""
+    from pipeline.data.dataset import open_hdf5  # h5py: only when a search runs
 
-    def __init__(self, seed: int, **kwargs: Any) -> None:
-        super().__init__(seed=seed, **kwargs)
-        self._base_seed = seed
-
-    def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        seed = (self._base_seed * 1_000_003 + trial.number) % 2**32
-        for sampler in (self, getattr(self, "_random_sampler", None)):
-            if sampler is not None:
-                sampler._rng.rng.seed(seed)  # Optuna's LazyRandomState: the generator each sampler draws from
-        super().before_trial(study, trial)
-
-
-class SeededRandomSampler(_TrialSeeded, optuna.samplers.RandomSampler):
-    """The paper's random search, reproducible per trial."""
-
-
-class SeededTPESampler(_TrialSeeded, optuna.samplers.TPESampler):
-    """TPE, reproducible per trial given the same history."""
-
-
-def make_sampler(
-    name: str, seed: int, trials: int
-) -> tuple[optuna.samplers.BaseSampler, optuna.pruners.BasePruner]:
-    """Sampler and pruner of `search.sampler`. TPE starts from max(2, trials // 5) random trials (10 of the
-    paper's 50); the pruner compares from the second epoch on, after as many trials, never at the last."""
-    if name == "random":
-        return SeededRandomSampler(seed), optuna.pruners.NopPruner()
-    if name == "tpe":
-        startup = max(2, trials // 5)
-        sampler = SeededTPESampler(seed, n_startup_trials=startup)
-        return sampler, optuna.pruners.MedianPruner(n_startup_trials=startup, n_warmup_steps=2)
-    raise ConfigError(f"search.sampler: {name!r} is not one of {', '.join(SAMPLERS)}")
-
-
-def open_study(out: Path, spec: Mapping[str, Any], sampler_name: str, trials: int) -> optuna.Study:
-    """The study of `spec` in `<out>/study.journal`, created or resumed. Its name is a digest of what
-    defines the trials (settings, space, sampler, seed), so a changed search starts a new study beside the
-    old one while a longer one extends it."""
-    out.mkdir(parents=True, exist_ok=True)
-    backend = optuna.storages.journal.JournalFileBackend(str(out / JOURNAL))
-    storage = optuna.storages.JournalStorage(backend)
-    key = {k: spec[k] for k in ("settings", "space", "seed")} | {"sampler": sampler_name}
-    metric = spec["settings"]["train"]["select"]
-    sampler, pruner = make_sampler(sampler_name, spec["seed"], trials)
-    return optuna.create_study(
-        storage=storage,
-        study_name=f"search-{digest_json(key)}",
-        sampler=sampler,
-        pruner=pruner,
-        direction="minimize" if metric in LOWER_IS_BETTER else "maximize",
-        load_if_exists=True,
-    )
-
-
-@contextlib.contextmanager
-def trial_lock(trial_dir: Path, wait: bool = True) -> Iterator[bool]:
-    """An exclusive lock on a trial folder for the block (released by the OS if the process dies); yields
-    False when `wait` is off and another process holds it."""
-    trial_dir.mkdir(parents=True, exist_ok=True)
-    with open(trial_dir / "lock", "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def requeue_orphans(study: optuna.Study) -> None:
-    """Fail and queue again the RUNNING trials whose worker died (their folder's lock is free)."""
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        folder = trial.user_attrs.get("dir")
-        if folder is None:
-            continue
-        with trial_lock(Path(folder), wait=False) as free:
-            if not free:
-                continue
-            study.tell(trial.number, state=TrialState.FAIL)
-            study.enqueue_trial(trial.params, user_attrs={"requeued_from": trial.number})
-            log.warning("trial %d was left running by a stopped worker: queued again", trial.number)
+    check_output(out / "trials.csv", out / "best.json", out / JOURNAL)
+    open_hdf5(data_path).close()
+    if features_path is not None:
+        open_hdf5(features_path, "features file").close()
 
 
 def run_search(
@@ -189,19 +115,13 @@ def run_search(
     have finished (completed or pruned); write trials.csv and best.json under `out_dir`; return best.json."""
     from pipeline.train import train_run  # the trainer loads torch: only when a search runs
 
-    if trials < 1:
-        raise ConfigError(f"search.trials must be >= 1, got {trials}")
-    space = spec["space"]
-    if not space:
-        raise ConfigError("search.space is empty: nothing to search")
-    check_search_space(space)
-    base = resolve_settings(spec["settings"])
-    check_family_space(base, space)
+    spec = check_spec(spec, trials, sampler)
+    space, base, out = spec["space"], spec["settings"], Path(out_dir)
+    data_path, features_path = Path(data_path), features_path and Path(features_path)
+    _check_inputs(data_path, features_path, out)
     dists = {key: distribution(key, space[key]) for key in sorted(space)}
     metric = base["train"]["select"]
-    out = Path(out_dir)
     study = open_study(out, spec, sampler, trials)
-    requeue_orphans(study)
     done = study.get_trials(deepcopy=False, states=FINISHED)
     log.info(
         "search: %d trials (%s sampler) of %s, %d already finished, in %s",
@@ -210,49 +130,25 @@ def run_search(
     seconds = [t.user_attrs["seconds"] for t in done if "seconds" in t.user_attrs]
     if seconds:
         _log_cost(trials - len(done), sum(seconds) / len(seconds), "the finished trials' mean")
+
+    def train(settings: dict[str, Any], trial_dir: Path, trial: optuna.Trial) -> dict[str, Any]:
+        return train_run(
+            settings,
+            data_path,
+            trial_dir,
+            spec["seed"],
+            features_path,
+            device=device,
+            epoch_callback=_pruning_callback(trial, metric, settings["train"]["epochs"]),
+        )
+
     first, failed = True, 0
-    while _counted(study) < trials:
-        trial = study.ask(dists)
-        overrides = dict(trial.params)
-        try:
-            settings = resolve_settings(base, overrides)
-        except ConfigError as err:
-            study.tell(trial, state=TrialState.FAIL)
-            raise ConfigError(f"search trial {trial.number} ({overrides}): {err}") from None
-        trial_dir = out / "trials" / digest_json(settings, 12)
-        start = time.perf_counter()
-        with trial_lock(trial_dir):
-            trial.set_user_attr("dir", str(trial_dir))
-            log.info("trial %d: %s", trial.number, overrides)
-            try:
-                summary = _finished_trial(trial_dir, settings) or train_run(
-                    settings,
-                    data_path,
-                    trial_dir,
-                    spec["seed"],
-                    features_path,
-                    device=device,
-                    epoch_callback=_pruning_callback(trial, metric, settings["train"]["epochs"]),
-                )
-                value = float((summary.get("best_valid") or {}).get(metric, math.nan))
-                state = TrialState.COMPLETE
-            except optuna.TrialPruned:
-                summary, state, value = None, TrialState.PRUNED, None
-            except (ConfigError, DataError):
-                raise  # the inputs are wrong: every trial would fail
-            except PipelineError as err:  # e.g. a diverged run: a failed trial, replaced by another
-                log.warning("trial %d failed: %s", trial.number, err)
-                summary, state, value = None, TrialState.FAIL, None
-            for name in ("model.pt", "last.pt"):
-                (trial_dir / name).unlink(missing_ok=True)
-        elapsed = time.perf_counter() - start
-        trial.set_user_attr("seconds", elapsed)
-        if summary is not None:
-            trial.set_user_attr("valid", summary["best_valid"])
-            trial.set_user_attr("best_epoch", summary["best_epoch"])
-        if state == TrialState.COMPLETE and not math.isfinite(value):
-            state, value = TrialState.FAIL, None
-        study.tell(trial, value, state=state)
+    while True:
+        with contextlib.ExitStack() as claim:
+            trial = claim_trial(study, out, dists, trials, claim)
+            if trial is None:
+                break
+            state, elapsed = _run_trial(trial, base, out, metric, train)
         failed += state == TrialState.FAIL
         if failed >= trials and first:  # as many failures as the budget, and not one trial completed
             raise PipelineError(f"search: {failed} trials failed (diverged or no finite score); see the log")
@@ -263,6 +159,52 @@ def run_search(
     return write_results(study, base, out, trials, sampler, spec["seed"])
 
 
+def _run_trial(
+    trial: optuna.Trial,
+    base: Mapping[str, Any],
+    out: Path,
+    metric: str,
+    train: Callable[[dict[str, Any], Path, optuna.Trial], dict[str, Any]],
+) -> tuple[TrialState, float]:
+    """Train one claimed trial in its folder and tell the study its state; returns (state, seconds).
+
+    Bad inputs (ConfigError, DataError: every trial would fail) propagate and leave the trial RUNNING,
+    unclaimed: the rerun after the fix takes it up under the same number. A diverged run is a FAIL.
+    """
+    overrides = dict(trial.params)
+    try:
+        settings = resolve_settings(base, overrides)
+    except ConfigError as err:
+        raise ConfigError(f"search trial {trial.number} ({overrides}): {err}") from None
+    trial_dir = out / "trials" / digest_json(settings, 12)
+    start = time.perf_counter()
+    with trial_lock(trial_dir):
+        trial.set_user_attr("dir", str(trial_dir))
+        log.info("trial %d: %s", trial.number, overrides)
+        try:
+            summary = _finished_trial(trial_dir, settings) or train(settings, trial_dir, trial)
+            value = float((summary.get("best_valid") or {}).get(metric, math.nan))
+            state = TrialState.COMPLETE
+        except optuna.TrialPruned:
+            summary, state, value = None, TrialState.PRUNED, None
+        except (ConfigError, DataError):
+            raise  # the inputs are wrong: every trial would fail
+        except PipelineError as err:  # e.g. a diverged run: a failed trial, replaced by another
+            log.warning("trial %d failed: %s", trial.number, err)
+            summary, state, value = None, TrialState.FAIL, None
+        for name in ("model.pt", "last.pt"):
+            (trial_dir / name).unlink(missing_ok=True)
+    elapsed = time.perf_counter() - start
+    trial.set_user_attr("seconds", elapsed)
+    if summary is not None:
+        trial.set_user_attr("valid", summary["best_valid"])
+        trial.set_user_attr("best_epoch", summary["best_epoch"])
+    if state == TrialState.COMPLETE and not math.isfinite(value):
+        state, value = TrialState.FAIL, None
+    trial.study.tell(trial, value, state=state)
+    return state, elapsed
+
+
 def _log_cost(trials: int, seconds: float, source: str) -> None:
     log.info(
         "search cost: %d trials x %.1f s per trial (%s) = %.1f min",
@@ -270,20 +212,21 @@ def _log_cost(trials: int, seconds: float, source: str) -> None:
     )  # fmt: skip
 
 
-def _counted(study: optuna.Study) -> int:
-    """Trials that count towards the budget: finished ones and those other workers are training."""
-    return len(study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING)))
-
-
 def _pruning_callback(trial: optuna.Trial, metric: str, epochs: int) -> Callable[[int, dict], None]:
     """Epoch callback reporting the validation score and raising TrialPruned when the pruner says so (not
-    after the last epoch: the trial has then cost all it will)."""
+    after the last epoch: the trial has then cost all it will). A trial taken up from a dead worker replays
+    the epochs its last.pt holds: those already reported are not reported again, but the pruner is asked
+    again, as it was (or would have been) after that epoch."""
+    frozen = trial.study.get_trials(deepcopy=False)[trial.number]
+    reported = set(frozen.intermediate_values)
 
     def report(epoch: int, row: dict[str, float]) -> None:
         value = row.get(f"valid_{metric}")
         if value is None or not math.isfinite(value):
             return
-        trial.report(value, epoch)
+        if epoch not in reported:
+            trial.report(value, epoch)
+            reported.add(epoch)
         if epoch < epochs and trial.should_prune():
             raise optuna.TrialPruned(f"pruned after epoch {epoch}")
 
@@ -387,17 +330,10 @@ def run(args: argparse.Namespace) -> None:
             spec = json.loads(args.spec)
         except json.JSONDecodeError as err:
             raise ConfigError(f"--spec is not valid JSON ({err})") from None
+    spec = check_spec(spec, args.trials, args.sampler)
     data = args.data or Path(ALIGNED.format(dataset=args.dataset))
     features = args.features
     if features is None:
-        key = grid.features_key(resolve_settings(spec["settings"]))
+        key = grid.features_key(spec["settings"])
         features = None if key is None else Path(FEATURES.format(dataset=args.dataset, lm=key))
-    run_search(
-        spec,
-        args.trials or spec["trials"],
-        data,
-        args.out,
-        features,
-        sampler=args.sampler or spec.get("sampler", "random"),
-        device=args.device,
-    )
+    run_search(spec, spec["trials"], data, args.out, features, sampler=spec["sampler"], device=args.device)

@@ -287,7 +287,9 @@ def parse_sets(sets: list[str] | None) -> dict[str, Any]:
 def load_settings(path: str | Path | None, sets: list[str] | None = None) -> dict:
     """Read a YAML/JSON settings file (or none: defaults) and apply `key=value` overrides, validated.
 
-    An error is blamed on its source: the file's own keys on the file, an override on its `--set KEY=VALUE`.
+    The overrides are validated together (in order, a later one winning), so overrides valid only together
+    are accepted. An error is blamed on its source: the file's own keys on the file, an override on its
+    `--set KEY=VALUE` (`_blamed_set`).
     """
     base: Any = {}
     if path is not None:
@@ -305,15 +307,32 @@ def load_settings(path: str | Path | None, sets: list[str] | None = None) -> dic
             base = resolve_settings(base)
         except ConfigError as err:
             raise ConfigError(f"{path}: {err}") from err
-    for item in sets or []:
+    items = list(sets or [])
+    for item in items:
         try:
-            resolve_settings(base, parse_sets([item]))
+            parse_sets([item])
         except ConfigError as err:
             raise ConfigError(f"--set {item}: {err}") from err
     try:
-        return resolve_settings(base, parse_sets(sets))
+        return resolve_settings(base, parse_sets(items))
     except ConfigError as err:
-        raise ConfigError(f"--set {' '.join(sets or [])}: {err}") from err
+        raise ConfigError(f"--set {_blamed_set(base, items, str(err))}: {err}") from err
+
+
+def _blamed_set(base: Mapping[str, Any], items: list[str], message: str) -> str:
+    """The `--set` argument an error of all `items` together is blamed on: the first whose addition to the
+    ones before it gives that same error (a bad value, or the second half of a conflict), else all of them.
+
+    The overrides are validated together, so `--set model.arch=ef_lstm --set loss.contrastive=none` works in
+    either order even though the first alone conflicts with the base's contrastive loss.
+    """
+    for end in range(1, len(items) + 1):
+        try:
+            resolve_settings(base, parse_sets(items[:end]))
+        except ConfigError as err:
+            if str(err) == message:
+                return items[end - 1]
+    return " ".join(items)
 
 
 def settings_hash(settings: Mapping[str, Any], exclude: tuple[str, ...] = ()) -> str:

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pipeline.errors import ConfigError
+from pipeline.io import digest_json
 from pipeline.reporting.captions import dataset_label
 from pipeline.settings import resolve_settings
 
@@ -84,7 +85,8 @@ def check_sweeps(
     config: Mapping[str, Any], check_dataset: Callable[[Mapping[str, Any], str, str], None]
 ) -> None:
     """Each sweep names a defined dataset (`check_dataset`: pipeline.grid's), fixes no swept key and expands
-    to valid experiment names that nothing else defines; one ConfigError naming the key otherwise."""
+    to valid experiment names that nothing else defines, each cell other settings than the sweep's other
+    cells (values compared as the settings read them); one ConfigError naming the key otherwise."""
     seen: dict[str, str] = {}
     for sweep, cells in sweep_cells(config).items():
         spec = config["sweeps"][sweep]
@@ -92,15 +94,32 @@ def check_sweeps(
         both = sorted(set(spec.get("fixed") or {}) & set(spec["keys"]))
         if both:
             raise ConfigError(f"sweeps.{sweep}: {', '.join(both)} both swept (keys) and fixed")
+        by_settings: dict[str, dict[str, Any]] = {}
         for name, cell in cells.items():
             if name in config["experiments"] or name in seen:
                 other = "experiments" if name in config["experiments"] else f"sweeps.{seen[name]}"
                 raise ConfigError(f"sweeps.{sweep}: cell name {name} is also defined by {other}")
             seen[name] = sweep
             try:
-                resolve_settings(config["base"], cell["overrides"])
+                settings = resolve_settings(config["base"], cell["overrides"])
             except ConfigError as err:
                 raise ConfigError(f"sweeps.{sweep} (cell {name}): {err}") from None
+            twin = by_settings.setdefault(digest_json(settings), cell)
+            if twin is not cell:
+                _refuse_twins(sweep, twin["values"], cell["values"], settings)
+
+
+def _refuse_twins(
+    sweep: str, first: Mapping[str, Any], second: Mapping[str, Any], settings: Mapping[str, Any]
+) -> None:
+    """ConfigError for two cells of one sweep whose values, read as settings, are the same (`1e-3` and
+    0.001: YAML 1.1 reads the first as a string, the settings as a number), naming the key."""
+    key = next(k for k in first if first[k] != second[k])
+    section, name = key.split(".", 1)
+    raise ConfigError(
+        f"sweeps.{sweep}.keys.{key}: {first[key]!r} and {second[key]!r} are the same value "
+        f"({settings[section][name]!r}); list each value once"
+    )
 
 
 def sweep_seeds(config: Mapping[str, Any]) -> dict[str, list[int]]:

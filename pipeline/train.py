@@ -224,6 +224,8 @@ def _train_sgd(
         set_rng_state(state["rng"], generators)
         resumed_from = state["epoch"]
         log.info("resuming from %s after epoch %d", out / "last.pt", resumed_from)
+        for row in state["history"] if epoch_callback is not None else ():
+            epoch_callback(row["epoch"], row)  # a process killed after last.pt, before its callback
     clear_outputs(out)  # from here until train.json is written, the folder is an incomplete run
     metric = train_cfg["select"]
     while state["epoch"] < train_cfg["epochs"] and not state["stopped"]:
@@ -275,7 +277,9 @@ def train_run(
 
     Settings, data, features and the output folder are validated before any training, which holds the
     folder's lock (`checkpoint.run_lock`). `epoch_callback(epoch, history_row)` runs after each epoch's
-    checkpoint is saved (tests use it to simulate an interruption).
+    checkpoint is saved (tests use it to simulate an interruption) and, on a resume, at once for each epoch
+    last.pt holds: a process killed between the checkpoint and the callback never ran it (the search's
+    pruner reads every epoch's score).
     """
     check_output(Path(out_dir) / "model.pt")
     with run_lock(Path(out_dir)):

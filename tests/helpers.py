@@ -96,15 +96,19 @@ def _run(root: Path, experiment: str, seed: int, labels: np.ndarray, predictions
 
 
 def render_table(
-    tmp_path: Path, spec: dict, labels: np.ndarray, prediction_of: Callable[[str, int], np.ndarray]
+    tmp_path: Path,
+    spec: dict,
+    labels: np.ndarray,
+    prediction_of: Callable[[str, int], np.ndarray],
+    seeds: dict[str, list[int]] | None = None,
 ) -> tuple[Path, list[str], list[Path]]:
-    """Runs of every row's experiment (seeds 0-2, predictions `prediction_of(experiment, seed)`), their
-    aggregates, and the table rendered through the `tables` CLI with the statistics; its output prefix,
-    the CLI arguments before `--predictions`, and the predictions files."""
+    """Runs of every row's experiment (`seeds[experiment]`, default 0-2; predictions `prediction_of(
+    experiment, seed)`), their aggregates, and the table rendered through the `tables` CLI with the
+    statistics; its output prefix, the CLI arguments before `--predictions`, and the predictions files."""
     predictions, aggregates = [], []
     for experiment in dict.fromkeys(row["experiment"] for row in spec["rows"]):
         runs = []
-        for seed in (0, 1, 2):
+        for seed in (seeds or {}).get(experiment, (0, 1, 2)):
             path, run = _run(tmp_path / "runs", experiment, seed, labels, prediction_of(experiment, seed))
             predictions.append(path)
             runs.append(run)

@@ -4,12 +4,15 @@ mean predictor, and the text probe equal to a direct scikit-learn fit."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
 from helpers import DA, DV, TEXTS, H, T, make_batch
 from sklearn.linear_model import Ridge
 
+from pipeline.__main__ import main
 from pipeline.checkpoint import HISTORY_COLUMNS
 from pipeline.errors import ConfigError
 from pipeline.evaluate import evaluate_run
@@ -133,6 +136,23 @@ def test_short_run_of_the_slower_baselines_beats_the_mean_predictor(arch: str, s
         arch, synthetic, tmp_path, **{"train.epochs": epochs, "train.patience": epochs}
     )
     assert metrics["test"]["mae"] < synthetic["constant_mae"] - 0.1
+
+
+@pytest.mark.parametrize("order", [1, -1])
+def test_a_baseline_trains_from_the_command_line_with_sets_in_either_order(
+    order: int,
+    synthetic,  # noqa: F811
+    tmp_path,
+) -> None:
+    # each --set alone conflicts with the defaults (ef_lstm with HyCon's contrastive loss), not together
+    sets = ["model.arch=ef_lstm", "loss.contrastive=none"][::order]
+    data = ["--data", str(synthetic["data"]), "--features", str(synthetic["features"])]
+    run = tmp_path / "ef_lstm" / "seed0"
+    args = [arg for item in [*sets, "train.epochs=1"] for arg in ("--set", item)]
+    assert main(["train", *data, "--out", str(run), *args]) == 0
+    assert main(["evaluate", "--run", str(run), *data]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["experiment"] == "ef_lstm" and np.isfinite(metrics["test"]["mae"])
 
 
 def test_ridge_path_equals_scikit_learn() -> None:

@@ -54,6 +54,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
 import shutil
 import signal
 import subprocess
@@ -63,6 +64,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -74,9 +76,11 @@ from pipeline.data.align import align_dataset
 from pipeline.data.synthesize import synthesize
 from pipeline.devtools.raw import frames, write_raw
 from pipeline.devtools.repository import copy_repository
+from pipeline.errors import ConfigError
 from pipeline.evaluate import evaluate_run
 from pipeline.features import write_features
 from pipeline.grid import load_config
+from pipeline.settings import resolve_settings
 from pipeline.train import train_run
 from pipeline.workflow import configfiles
 
@@ -565,3 +569,244 @@ def test_killed_workflow_reruns_to_the_same_tables(tmp_path):
     for ext in ("csv", "md", "tex"):
         table = f"results/tables/table1.{ext}"
         assert (straight / table).read_bytes() == (killed / table).read_bytes(), table
+
+
+# ======================================================== issue 19, defects 6-12 (branch trust-inputs)
+# Each of these failed at 284a4d7: the search, its space and arguments; importer input; sweep spellings;
+# output before input; workflow config errors.
+
+SEARCH_SPACE = {"train.lr": {"log_uniform": [1e-4, 1e-2]}, "model.dropout": [0.0, 0.1, 0.2]}
+
+
+def _search_spec(space: dict | None = None, trials: int = 6) -> dict:
+    return {"settings": resolve_settings(SMALL), "space": space or SEARCH_SPACE, "trials": trials, "seed": 0}
+
+
+def _search_argv(tiny: dict[str, Path], out: Path, spec: dict) -> list[str]:
+    return ["search", "--spec", json.dumps(spec), "--dataset", "tiny", *_data_args(tiny), "--out", str(out)]
+
+
+def _search_until(tiny: dict[str, Path], out: Path, trial: int, mid_training: bool) -> None:
+    """Start a search process and kill -9 it in trial `trial`: as soon as the trial is claimed, or once its
+    first epoch has written last.pt."""
+    argv = [sys.executable, "-m", "pipeline", *_search_argv(tiny, out, _search_spec())]
+    proc = subprocess.Popen(argv, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:
+        if f"search: trial {trial}: " in line:
+            break
+    else:
+        pytest.fail(f"the search finished before trial {trial}")
+    deadline = time.monotonic() + 60
+    while mid_training and not list(out.glob("trials/*/last.pt")) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stderr.close()
+    assert not mid_training or list(out.glob("trials/*/last.pt"))  # killed mid-training: a resume to do
+
+
+@pytest.mark.slow
+def test_a_search_killed_in_trials_1_3_and_5_resumes_to_the_uninterrupted_trials(tiny, tmp_path, capsys):
+    """Defect 6: kill -9 in trials 1, 3 and 5 (before training, and mid-training with last.pt to resume),
+    rerun each time: trials.csv is the uninterrupted search's (numbers, parameters, order, values)."""
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    assert main(_search_argv(tiny, straight, _search_spec())) == 0
+    for trial, mid_training in ((1, False), (3, True), (5, True)):
+        _search_until(tiny, killed, trial, mid_training)
+        assert not (killed / "trials.csv").exists()
+    assert main(_search_argv(tiny, killed, _search_spec())) == 0
+    frames = [pd.read_csv(out / "trials.csv").drop(columns="seconds") for out in (straight, killed)]
+    pd.testing.assert_frame_equal(*frames)
+    assert frames[0]["state"].tolist() == ["complete"] * 6
+    best = [json.loads((out / "best.json").read_text()) for out in (straight, killed)]
+    assert best[0]["trial"] == best[1]["trial"] and best[0]["score"] == best[1]["score"]
+
+
+def test_a_failed_search_start_leaves_no_trial(tiny, tmp_path, capsys):
+    """Defect 6: a start that fails on its inputs (here a missing --data) creates no trial in the journal."""
+    argv = _search_argv(tiny, tmp_path / "s", _search_spec(trials=2))
+    argv[argv.index("--data") + 1] = str(tmp_path / "missing.h5")
+    fails(argv, capsys, f"{tmp_path / 'missing.h5'}: aligned dataset file does not exist")
+    journal = tmp_path / "s" / "study.journal"
+    assert not journal.exists() or "trial" not in journal.read_text()
+
+
+@pytest.mark.parametrize(
+    ("space", "fragments"),
+    [
+        ({"model.dropout": {"uniform": [0.0, 1.5]}}, ("search.space.model.dropout: bound 1.5", "in [0, 1)")),
+        ({"train.batch_size": [32, 1]}, ("search.space.train.batch_size: choice 1", ">= 2")),
+        ({"model.d": [8, 10], "model.heads": [2, 4]}, ("the combination", "must divide 'model.d'")),
+    ],
+)
+def test_every_value_of_the_search_space_is_checked_before_any_trial(
+    tiny, tmp_path, capsys, space, fragments
+):
+    """Defect 7: an impossible value anywhere in the space is one line before the first trial."""
+    fails(_search_argv(tiny, tmp_path / "s", _search_spec(space)), capsys, *fragments)
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize(
+    ("spec", "extra", "fragment"),
+    [
+        (None, ["--trials", "0"], "search.trials: must be an integer >= 1; got 0"),
+        ({}, [], "search spec: missing settings, space, trials, seed"),
+        ([], [], "search spec: expected a mapping"),
+        ({"settings": SMALL, "trials": 2, "seed": 0}, [], "search spec: missing space"),
+        ({"settings": SMALL, "space": {}, "trials": 2, "seed": 0}, [], "search.space: expected a non-empty"),
+    ],
+)
+def test_search_arguments_are_one_line(tiny, tmp_path, capsys, spec, extra, fragment):
+    """Defect 8: `--trials 0` is refused (a search of no trial has no best), and so is a malformed spec."""
+    argv = _search_argv(tiny, tmp_path / "s", _search_spec() if spec is None else spec)
+    fails([*argv, *extra], capsys, fragment)
+    assert not (tmp_path / "s").exists()
+
+
+def _pickle(obj: object, path: Path) -> Path:
+    path.write_bytes(pickle.dumps(obj, protocol=4))
+    return path
+
+
+def _mmsa_source(path: Path, split: str, change) -> Path:
+    """An MMSA pickle of three splits of four clips (ids `<split><v>$_$<clip>`, 1-based clips), with
+    `change(split_dict)` applied to one split."""
+    data = {}
+    for name in ("train", "valid", "test"):
+        ids = [f"{name}{video}$_${clip}" for video in range(2) for clip in (1, 2)]
+        data[name] = {
+            "id": np.array(ids, dtype=object),
+            "raw_text": np.array([f"words of {i}" for i in ids], dtype=object),
+            "audio": np.ones((4, 3, 2), np.float32),
+            "vision": np.ones((4, 3, 5), np.float32),
+            "regression_labels": np.linspace(-1, 1, 4),
+            "audio_lengths": np.full(4, 3.0),
+        }
+    change(data[split])
+    return _pickle(data, path)
+
+
+def _mag_source(path: Path, segment: object) -> Path:
+    """A MAG-BERT pickle of three splits of two segments; the first training segment is named `segment`."""
+    data = {
+        name: [((["a", "b"], np.ones((2, 5)), np.ones((2, 3))), 0.5, f"{name}v[{k}]") for k in range(2)]
+        for name in ("train", "dev", "test")
+    }
+    data["train"][0] = (*data["train"][0][:2], segment)
+    return _pickle(data, path)
+
+
+def _set_row(key: str, row: int, value: object):
+    def change(split: dict) -> None:
+        values = list(split[key])
+        values[row] = value
+        split[key] = np.array(values, dtype=object) if key != "audio_lengths" else np.array(values, float)
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("fmt", "build", "fragments"),
+    [
+        (
+            "mmsa",
+            lambda p: _mmsa_source(p, "valid", _set_row("id", 1, b"v\xff$_$2")),
+            ("split 'valid' segment 'v\\xff$_$2': id is not valid UTF-8",),
+        ),
+        (
+            "mmsa",
+            lambda p: _mmsa_source(p, "test", _set_row("id", 0, "v\ud800$_$1")),
+            ("split 'test' segment 'v\\ud800$_$1': id is not valid UTF-8",),
+        ),
+        (
+            "mmsa",
+            lambda p: _mmsa_source(p, "train", _set_row("raw_text", 2, "so \udcff good")),
+            ("split 'train' segment 'train1$_$1': text is not valid UTF-8",),
+        ),
+        (
+            "mag",
+            lambda p: _mag_source(p, b"vid\xfe[0]"),
+            ("split 'train' segment 'vid\\xfe[0]': segment name is not valid UTF-8",),
+        ),
+        (
+            "mmsa",
+            lambda p: _mmsa_source(p, "train", _set_row("audio_lengths", 3, np.nan)),
+            ("split 'train' segment 'train1$_$2': 'audio_lengths' is nan", "not a non-negative number"),
+        ),
+        (
+            "mmsa",
+            lambda p: _mmsa_source(p, "train", _set_row("audio_lengths", 0, np.inf)),
+            ("'audio_lengths' is inf",),
+        ),
+    ],
+)
+def test_importer_input_that_hdf5_cannot_hold_is_one_line_naming_the_segment(
+    tmp_path, capsys, fmt, build, fragments
+):
+    """Defect 9: undecodable bytes and lone surrogates in ids, names and text, NaN/inf lengths."""
+    source, out = build(tmp_path / "src.pkl"), tmp_path / "out" / "a.h5"
+    fails(["import", fmt, str(source), str(out)], capsys, str(source), *fragments)
+    assert not out.parent.exists()
+
+
+def test_sweep_values_are_compared_as_numbers(tmp_path):
+    """Defect 10: `train.lr: [1e-3, 0.001]` (YAML 1.1 reads `1e-3` as a string) is one value, refused."""
+    overlay = tmp_path / "sweep.yaml"
+    overlay.write_text("sweeps:\n  lr:\n    dataset: synthetic\n    keys: {train.lr: [1e-3, 0.001]}\n")
+    with pytest.raises(
+        ConfigError, match=r"sweeps\.lr\.keys\.train\.lr: '1e-3' and 0\.001 are the same value"
+    ):
+        load_config([REPO / "config" / "config.yaml", overlay])
+
+
+def test_import_refuses_an_impossible_output_before_reading_and_names_it(tmp_path, capsys):
+    """Defect 11: the output is checked first (here the input does not even exist), and an unwritable
+    folder the permission bits do not reveal (/proc, even as root) names the output, not a temporary file."""
+    source = _mag_source(tmp_path / "src.pkl", "vid[0]")
+    for out in (Path("/proc/a.h5"), Path("/proc/sub/a.h5")):
+        fails(
+            ["import", "mag", str(tmp_path / "absent.pkl"), str(out)], capsys, f"error: {out}: cannot write"
+        )
+        err = fails(["import", "mag", str(source), str(out)], capsys, f"error: {out}: cannot write in /proc")
+        assert ".tmp" not in err
+
+
+def _workflow_overlay(root: Path, text: str) -> str:
+    (root / "config" / "bad.yaml").write_text(text)
+    return "config/bad.yaml"
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("seeds: [0, zero]\n", "error: config/bad.yaml: seeds.1: 'zero' is not of type 'integer'"),
+        (
+            "tables:\n  table1: {dataset: nowhere}\n",
+            "error: config/bad.yaml: tables.table1.dataset: unknown dataset 'nowhere'",
+        ),
+        (
+            "datasets:\n  imp: {source: import, format: mag, path: data/raw/none.pkl}\n"
+            "search: {datasets: [imp]}\n",
+            "error: config/bad.yaml: datasets.imp.path: data/raw/none.pkl does not exist",
+        ),
+    ],
+)
+def test_workflow_config_errors_are_one_line_naming_the_file_and_key(tmp_path, text, line):
+    """Defect 12: `python -m pipeline workflow` prints exactly that line (exit 2); plain `snakemake` ends with
+    it and exits 2, without a frame of common.smk or MissingInputException (its own notices come first)."""
+    copy_repository(REPO, tmp_path)
+    bad = _workflow_overlay(tmp_path, text)
+    env = {**_env(), "PYTHONPATH": str(tmp_path)}
+    for command in (
+        [sys.executable, "-m", "pipeline", "workflow", "-n", "--configfile", bad],
+        [str(BIN / "snakemake"), "-n", "--configfile", bad],
+    ):
+        proc = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 2, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert lines[-1].startswith(line), proc.stderr
+        if command[0] == sys.executable:
+            assert len(lines) == 1 and not proc.stdout, proc.stderr
+        output = proc.stdout + proc.stderr
+        assert "common.smk" not in output and "Missing" not in output and "Traceback" not in output

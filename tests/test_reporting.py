@@ -269,7 +269,7 @@ def test_config_errors_name_the_key(tmp_path):
         "experiments:\n  hycon: {loss.alpah: 0.5}\n": (
             r"experiments\.hycon: unknown settings key 'loss\.alpah'"
         ),
-        "seeds: [0, zero]\n": r"config does not match .* at 'seeds/1': 'zero' is not of type 'integer'",
+        "seeds: [0, zero]\n": r"seeds\.1: 'zero' is not of type 'integer' \(schema workflow/schemas",
         "tables:\n  table1: {reported: [BERT]}\n": (
             r"tables\.table1\.reported: paper table1 has no row 'BERT'"
         ),

@@ -6,10 +6,12 @@ rate, so these tests run in seconds; tests/test_workflow.py runs the real search
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from pathlib import Path
 
+import h5py
 import optuna
 import pandas as pd
 import pytest
@@ -17,6 +19,7 @@ import yaml
 
 import pipeline.train
 from pipeline import search
+from pipeline import study as study_module
 from pipeline.errors import ConfigError, DataError, PipelineError
 from pipeline.grid import experiment_settings, load_config, search_spec
 
@@ -66,7 +69,10 @@ def spec(epochs: int = 2) -> dict:
 
 
 def run(out: Path, trials: int, **kwargs) -> dict:
-    return search.run_search(spec(kwargs.pop("epochs", 2)), trials, "unused.h5", out, **kwargs)
+    data = out.parent / "data.h5"  # the fake trainer does not read it; the search checks that it is HDF5
+    if not data.exists():
+        h5py.File(data, "w").close()
+    return search.run_search(spec(kwargs.pop("epochs", 2)), trials, data, out, **kwargs)
 
 
 def test_search_keeps_the_budget_resumes_and_draws_by_trial_number(fake, tmp_path) -> None:
@@ -75,7 +81,7 @@ def test_search_keeps_the_budget_resumes_and_draws_by_trial_number(fake, tmp_pat
     frame = pd.read_csv(tmp_path / "a" / "trials.csv")
     assert frame["state"].tolist() == ["complete"] * 3
     assert best["trial"] == int(frame.loc[frame["valid_mae"].idxmin(), "trial"])
-    assert best["settings"]["train"]["lr"] == pytest.approx(frame.loc[best["trial"], "train.lr"])
+    assert best["settings"]["train"]["lr"] == pytest.approx(frame.loc[best["trial"], "train.lr"], rel=1e-5)
     assert run(tmp_path / "a", 3) == best and len(fake.calls) == 3  # resumed: nothing left to train
     run(tmp_path / "a", 5)  # a longer search extends the shorter one
     assert len(fake.calls) == 5
@@ -85,17 +91,22 @@ def test_search_keeps_the_budget_resumes_and_draws_by_trial_number(fake, tmp_pat
     assert [c["lr"] for c in fresh.calls] == [c["lr"] for c in fake.calls]
 
 
-def test_trial_of_a_killed_worker_is_queued_again_and_resumes(monkeypatch, tmp_path) -> None:
+def test_trial_of_a_killed_worker_is_taken_up_under_its_number_and_resumes(monkeypatch, tmp_path) -> None:
     trainer = FakeTrainer(crash_on_call=2)
     monkeypatch.setattr(pipeline.train, "train_run", trainer)
     with pytest.raises(KeyboardInterrupt):
-        run(tmp_path, 3)
+        run(tmp_path / "a", 3)
     trainer.crash_on_call = None
-    run(tmp_path, 3)
+    run(tmp_path / "a", 3)
     assert [c["resumed"] for c in trainer.calls] == [False, False, True, False]
     assert trainer.calls[2]["lr"] == trainer.calls[1]["lr"]
-    frame = pd.read_csv(tmp_path / "trials.csv")
-    assert frame["state"].tolist() == ["complete", "fail", "complete", "complete"]
+    frame = pd.read_csv(tmp_path / "a" / "trials.csv")
+    assert frame["state"].tolist() == ["complete"] * 3 and frame["trial"].tolist() == [0, 1, 2]
+    fresh = FakeTrainer()
+    monkeypatch.setattr(pipeline.train, "train_run", fresh)
+    run(tmp_path / "b", 3)
+    straight = pd.read_csv(tmp_path / "b" / "trials.csv").drop(columns="seconds")
+    pd.testing.assert_frame_equal(frame.drop(columns="seconds"), straight)
 
 
 def test_diverged_trials_are_replaced_and_bad_inputs_stop_the_search(monkeypatch, tmp_path) -> None:
@@ -124,18 +135,18 @@ def test_diverged_trials_are_replaced_and_bad_inputs_stop_the_search(monkeypatch
         run(tmp_path / "c", 3)
 
 
-def test_a_running_trial_whose_folder_is_locked_is_left_alone(fake, tmp_path) -> None:
+def test_a_running_trial_whose_claim_is_held_is_left_alone(fake, tmp_path) -> None:
     study = search.open_study(tmp_path, spec(), "random", 3)
-    trial = study.ask({"train.lr": optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)})
-    folder = tmp_path / "trials" / "busy"
-    trial.set_user_attr("dir", str(folder))
-    with search.trial_lock(folder):  # another worker is training it
-        search.requeue_orphans(study)
-    assert study.trials[0].state == optuna.trial.TrialState.RUNNING
-    search.requeue_orphans(study)  # the worker died: its lock is gone
-    states = [t.state for t in study.trials]
-    assert states == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.WAITING]
-    assert study.trials[1].system_attrs["fixed_params"] == study.trials[0].params  # queued as it was
+    dists = {"train.lr": optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)}
+    with contextlib.ExitStack() as first:
+        busy = study_module.claim_trial(study, tmp_path, dists, 3, first)  # another worker trains it
+        with contextlib.ExitStack() as second:
+            other = study_module.claim_trial(study, tmp_path, dists, 3, second)
+            assert (busy.number, other.number) == (0, 1)
+    with contextlib.ExitStack() as third:  # both workers died: trial 0 is taken up first, as it was
+        again = study_module.claim_trial(study, tmp_path, dists, 3, third)
+        assert again.number == 0 and again.params == busy.params
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.RUNNING] * 2
 
 
 def test_tpe_prunes_trials_behind_the_median_per_epoch(fake, tmp_path) -> None:

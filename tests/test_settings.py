@@ -101,6 +101,19 @@ def test_load_settings_errors_name_file_and_key(tmp_path) -> None:
         load_settings(None, ["loss.alpha"])
 
 
+def test_sets_are_validated_together_and_an_error_is_blamed_on_one_set() -> None:
+    pair = ["model.arch=ef_lstm", "loss.contrastive=none"]
+    for sets in (pair, pair[::-1]):  # valid only together, in either order
+        settings = load_settings(None, sets)
+        assert (settings["model"]["arch"], settings["loss"]["contrastive"]) == ("ef_lstm", "none")
+    with pytest.raises(ConfigError, match=r"^--set model\.arch=ef_lstm: .*set loss\.contrastive=none"):
+        load_settings(None, ["loss.alpha=0.5", "model.arch=ef_lstm"])  # the conflict's second half
+    with pytest.raises(ConfigError, match=r"^--set loss\.alpha=1\.5: settings key 'loss\.alpha'"):
+        load_settings(None, ["model.arch=ef_lstm", "loss.alpha=1.5", "loss.contrastive=none"])
+    with pytest.raises(ConfigError, match=r"^--set model\.d=50: .*'model\.heads' \(3\) must divide"):
+        load_settings(None, ["model.d=60", "model.heads=3", "model.d=50"])  # the one that broke a valid pair
+
+
 def test_settings_hash_is_stable_and_sensitive() -> None:
     a = resolve_settings({"loss": {"alpha": 0.5}, "model": {"fusion": "graph"}})
     b = resolve_settings({"model.fusion": "graph", "loss.alpha": 0.5})

@@ -77,8 +77,8 @@ def test_fixed_overrides_and_clashing_keys():
         ({"keys": {"loss.alpha": [0.5]}, "fixed": {"loss.alpha": 0.7}}, "both swept"),
         ({"keys": {"loss.alpah": [0.5]}}, "loss.alpah"),
         ({"keys": {"loss.alpha": [0.5]}, "dataset": "imdb"}, "unknown dataset 'imdb'"),
-        ({"keys": {"a.b": [1], "c.d": [1], "e.f": [1]}}, "at 'sweeps/s/keys'"),
-        ({"keys": {"loss.alpha": []}}, "at 'sweeps/s/keys/loss.alpha'"),
+        ({"keys": {"a.b": [1], "c.d": [1], "e.f": [1]}}, "sweeps.s.keys: "),
+        ({"keys": {"loss.alpha": []}}, "sweeps.s.keys.loss.alpha: "),
     ],
 )
 def test_bad_sweeps_are_one_error_naming_the_key(spec, message):

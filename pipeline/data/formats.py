@@ -85,12 +85,34 @@ def _fit(array: np.ndarray, seq_len: int) -> np.ndarray:
     return np.pad(array, ((0, 0), (0, seq_len - array.shape[1]), (0, 0)))
 
 
+def _printable(value: str | bytes) -> str:
+    """`value` with undecodable bytes and lone surrogates as backslash escapes, for an error message."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _utf8(where: Where, value: object, what: str, segment: object = None) -> str:
+    """`value` (str or bytes; anything else by `str`) as a string HDF5 can store: valid UTF-8, no lone
+    surrogates. Otherwise one line naming the segment (the value itself, escaped, for an id)."""
+    try:
+        text = value.decode("utf-8") if isinstance(value, bytes) else str(value)
+        text.encode("utf-8")
+    except UnicodeError as err:
+        shown = _printable(value if isinstance(value, bytes) else str(value))
+        raise where.error(
+            f"{what} is not valid UTF-8 ({err.reason} at position {err.start})",
+            _printable(segment) if isinstance(segment, str | bytes) else shown,
+        ) from None
+    return text
+
+
 def _text(where: Where, value: object, segment: object) -> str:
     """A transcript (str or bytes, or a sequence of words) as words joined by single spaces."""
     words = [value] if isinstance(value, str | bytes | np.str_ | np.bytes_) else value
     try:
-        decoded = [w.decode("utf-8") if isinstance(w, bytes) else w for w in words]
-    except (TypeError, UnicodeDecodeError) as err:
+        decoded = [_utf8(where, w, "text", segment) if isinstance(w, str | bytes) else w for w in words]
+    except TypeError as err:
         raise where.error(f"text is not UTF-8 strings ({err})", segment) from None
     if not all(isinstance(w, str) for w in decoded):
         kinds = sorted({type(w).__name__ for w in decoded if not isinstance(w, str)})
@@ -116,7 +138,7 @@ def _mmsa_split(where: Where, data: object, seq_len: int) -> Split:
     for key in ("id", "raw_text", "audio", "vision", "regression_labels"):
         if key not in data:
             raise where.error(f"missing key '{key}' (keys: {', '.join(sorted(map(str, data)))})")
-    ids = [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in np.asarray(data["id"]).reshape(-1)]
+    ids = [_utf8(where, v, "id") for v in np.asarray(data["id"]).reshape(-1)]
     n = len(ids)
     audio = _features(where, data["audio"], 3, "audio")
     visual = _features(where, data["vision"], 3, "vision")
@@ -139,10 +161,13 @@ def _mmsa_split(where: Where, data: object, seq_len: int) -> Split:
     for key, array in (("audio_lengths", audio), ("vision_lengths", visual)):
         if key in data:
             given = np.asarray(data[key]).reshape(-1)
-            if len(given) != n or given.dtype.kind not in "iuf" or (given < 0).any():
+            if len(given) != n or given.dtype.kind not in "iuf":
                 raise where.error(
                     f"'{key}' must be {n} non-negative numbers, found {given.dtype} {given.shape}"
                 )
+            bad = np.flatnonzero(~np.isfinite(given) | (given < 0))
+            if bad.size:  # NaN would become -2**63 as an integer
+                raise where.error(f"'{key}' is {given[bad[0]]}, not a non-negative number", ids[bad[0]])
             lengths.append(np.minimum(given.astype(np.int64), array.shape[1]))
     if not lengths:  # no lengths given: the steps up to the last one with any non-zero feature
         steps = (audio != 0).any(axis=2) | (visual != 0).any(axis=2)
@@ -174,7 +199,7 @@ def _segments_split(where: Where, data: object, seq_len: int, fmt: str) -> Split
         ):
             raise where.error(f"entry {index} is not a {LAYOUTS[fmt]} tuple")
         features, label, segment = entry
-        segment = segment.decode("utf-8") if isinstance(segment, bytes) else str(segment)
+        segment = _utf8(where, segment, "segment name")
         words = features[0] if fmt == "mag" else features[3]
         if not isinstance(words, list | tuple | np.ndarray):
             raise where.error(f"words must be a list of strings, found {type(words).__name__}", segment)

@@ -5,7 +5,8 @@ The module is `import_` because `import` is a Python keyword; the stage is `pyth
 (`pipeline/data/formats.py`; docs/data.md has the layouts and the commands) with the restricted unpickler of
 `pipeline/data/pickles.py`, and writes the same file `align` writes: `dev` becomes `valid`, ids are
 `"<video>[<k>]"`, feature sizes come from the data, non-finite feature values become 0 (counted), and the root
-attributes record the format and the sources' SHA-256. Every input is checked before anything is written.
+attributes record the format and the sources' SHA-256. The output path is checked before the input is read,
+and every input before anything is written.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pipeline.data.dataset import write_aligned
 from pipeline.data.formats import SOURCE_SPLITS, Split, clip_base_of, read_source, rename_mmsa
 from pipeline.data.plan import LABEL_RANGE, first_bad_label
 from pipeline.errors import ConfigError, DataError
+from pipeline.io import check_output
 from pipeline.layout import FRAME_FILES
 
 log = logging.getLogger(__name__)
@@ -84,6 +86,7 @@ def import_dataset(
     Every input is checked before anything is written: bad input raises `DataError` and writes nothing.
     """
     source = Path(source)
+    check_output(out_path)  # an impossible output is refused before the input is read
     if fmt not in SOURCE_SPLITS:
         raise DataError(
             f"{source}: unknown import format '{fmt}' (expected one of {', '.join(sorted(SOURCE_SPLITS))})"

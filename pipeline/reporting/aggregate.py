@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 
 from pipeline.errors import DataError
-from pipeline.io import atomic_path, write_json
+from pipeline.io import atomic_path, check_output, write_json
 from pipeline.metrics import METRIC_KEYS  # the run metrics every aggregate carries (metrics.json contract)
 
 SPLITS: tuple[str, ...] = ("valid", "test")
@@ -164,6 +164,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     """Entry of `python -m pipeline aggregate`."""
+    check_output(*filter(None, (args.out, args.curve, args.summary)))  # outputs before inputs
     runs = [load_run_metrics(path) for path in args.inputs]
     aggregate = aggregate_runs(runs, [str(p) for p in args.inputs])
     if args.curve:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pipeline.errors import ConfigError
 from pipeline.layout import CMU_DATASETS
 
 # The tables' significance test (pipeline.reporting.stats) and its markers (pipeline.reporting.tables),
@@ -12,6 +13,11 @@ from pipeline.layout import CMU_DATASETS
 ALPHA = 0.05  # significance level of the markers
 RESAMPLES = 10_000  # paired-bootstrap resamples of the test segments
 MARKERS: dict[str, str] = {"mae": "*", "acc2": "‡"}  # table column -> marker of a significant difference
+# Marks need this many seeds shared with the reference: with one, the bootstrap resamples test segments
+# only and cannot see training randomness (a row's seed 0 against HyCon's seed 0 is marked in 12% of
+# null tables at a seed spread of 0.02 in benchmarks/bootstrap.py --calibrate; docs/statistics.md).
+MIN_MARKED_SEEDS = 2
+DEFAULT_REFERENCE = "hycon"  # the row a table's other rows are compared with, unless its `reference` says
 
 
 def dataset_label(spec: Mapping[str, Any], dataset: str) -> str:
@@ -22,6 +28,22 @@ def dataset_label(spec: Mapping[str, Any], dataset: str) -> str:
     if spec["source"] == "download":
         return CMU_DATASETS[spec.get("name", dataset)]
     return f"the synthetic dataset '{dataset}' (generated, MOSI-like)"
+
+
+def reference_experiment(rows: Sequence[Mapping[str, str]], reference: str | None, where: str) -> str | None:
+    """The experiment a table's rows are compared with: `reference`, else `hycon` when a row runs it.
+
+    A `reference` that no row of the table runs is a ConfigError naming `where`; None: no statistics.
+    """
+    experiments = [row["experiment"] for row in rows]
+    if reference is None:
+        return DEFAULT_REFERENCE if DEFAULT_REFERENCE in experiments else None
+    if reference not in experiments:
+        raise ConfigError(
+            f"{where}.reference: '{reference}' is not the experiment of a row of the table "
+            f"(its rows run {', '.join(experiments)})"
+        )
+    return reference
 
 
 def tested_reference(spec: Mapping[str, Any]) -> str | None:
@@ -48,13 +70,7 @@ def table_caption(spec: Mapping[str, Any]) -> str:
             f"{spec['paper_dataset']}), not rerun."
         )
     if (reference := tested_reference(spec)) is not None:
-        label = next(row["label"] for row in spec["rows"] if row["experiment"] == reference)
-        text += (
-            f" Marked {MARKERS['mae']} (MAE) and {MARKERS['acc2']} (Acc2): the difference from {label} is "
-            f"significant at p < {ALPHA} in a paired bootstrap over the test segments ({RESAMPLES:,} "
-            "resamples of the seed-averaged predictions); the CSV gives every metric's difference, its 95% "
-            "interval and a paired t-test over seeds."
-        )
+        text += statistics_caption(spec, reference)
     text += _training_caption(spec)
     if spec.get("unsearched"):
         rows = "; ".join(f"{label} ({why})" for label, why in spec["unsearched"].items())
@@ -68,6 +84,47 @@ def table_caption(spec: Mapping[str, Any]) -> str:
             "rows are not comparable with the paper's numbers."
         )
     return text
+
+
+def statistics_caption(spec: Mapping[str, Any], reference: str) -> str:
+    """The caption's sentences on the significance marks: which test marked which rows (rows that share
+    one seed with the reference are tested over test segments only; rows that share none, not at all)."""
+    label = next(row["label"] for row in spec["rows"] if row["experiment"] == reference)
+    reference_seeds = set(spec["row_seeds"][reference])
+    shared = {
+        row["label"]: sorted(reference_seeds & set(spec["row_seeds"][row["experiment"]]))
+        for row in spec["rows"]
+        if row["experiment"] != reference
+    }
+    text = (
+        f" Marked {MARKERS['mae']} (MAE) and {MARKERS['acc2']} (Acc2): the difference from {label} is "
+        f"significant at p < {ALPHA} in a paired bootstrap ({RESAMPLES:,} resamples) that compares each run "
+        f"with {label}'s run of the same seed and resamples both the seeds the two rows share and the test "
+        "segments"
+    )
+    one = {name: seeds[0] for name, seeds in shared.items() if len(seeds) == 1}
+    if one:
+        seeds = ", ".join(str(s) for s in sorted(set(one.values())))
+        text += (
+            f"; {_listing(list(one))} (one seed in common with it, seed {seeds}): compared on that seed's "
+            "runs over the test segments alone and never marked, since one seed cannot show training "
+            "randomness (the CSV gives their intervals)"
+        )
+    if none := [name for name, seeds in shared.items() if not seeds]:
+        text += f"; {_listing(none)} (no seed in common with it): not tested"
+    smallest = 2 / 2 ** len(reference_seeds)
+    return text + (
+        ". The CSV gives each metric's difference (the mean over the shared seeds of the per-seed "
+        "difference), its 95% interval, and two tests over seeds that mark nothing: an exact paired "
+        f"permutation test (its smallest p with {len(reference_seeds)} seeds is {smallest:.2g}) and a paired "
+        "t-test."
+    )
+
+
+def _listing(names: Sequence[str]) -> str:
+    """'A', 'A and B', 'A, B and C'."""
+    names = list(names)
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def _training_caption(spec: Mapping[str, Any]) -> str:

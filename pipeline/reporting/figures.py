@@ -6,9 +6,11 @@
   non-negative: blue dot). Each panel also states the silhouette score of the classes in the original
   embedding space (cosine), a number that does not depend on the projection.
 - `curves`: training loss and validation MAE per epoch, one thin line per seed and their mean.
-- `forest`: for a rendered table (its CSV), each row's difference from the table's reference row (HyCon)
-  with its 95% paired-bootstrap interval, one panel per metric, significant rows (p < 0.05) filled red.
-  Differences, not bars from zero: the gaps between variants are one or two points.
+- `forest`: for a rendered table (its CSV), each row's difference from the table's reference row (HyCon),
+  the mean over the seeds both ran of the per-seed difference, with its 95% paired-bootstrap interval
+  (seeds and segments resampled; a row sharing one seed is labelled with it: segments only), one panel
+  per metric, the rows the tables mark (p < 0.05 over two or more shared seeds) filled red. Differences,
+  not bars from zero: the gaps between variants are one or two points.
 Matplotlib's Agg backend: no display needed.
 """
 
@@ -28,9 +30,9 @@ import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from pipeline.errors import DataError  # noqa: E402
-from pipeline.io import atomic_path  # noqa: E402
+from pipeline.io import atomic_path, check_output  # noqa: E402
 from pipeline.reporting.aggregate import load_history  # noqa: E402
-from pipeline.reporting.captions import ALPHA, RESAMPLES  # noqa: E402
+from pipeline.reporting.captions import ALPHA, MIN_MARKED_SEEDS, RESAMPLES  # noqa: E402
 from pipeline.reporting.tables import COLUMNS  # noqa: E402
 
 TSNE_SEED = 0  # random_state of t-SNE and of the subsampling of large test sets
@@ -143,11 +145,11 @@ def plot_forest(table_csv: str | Path, out: str | Path, title: str) -> None:
     the reference row with its 95% paired-bootstrap interval; filled red where p < ALPHA."""
     path = Path(table_csv)
     try:
-        table = pd.read_csv(path)
+        table = pd.read_csv(path, dtype={"Compared_seeds": str})
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
         raise DataError(f"{path}: cannot read table CSV ({err})") from None
     headers = [spec[1] for spec in COLUMNS.values()]
-    needed = ["Method", "Compared_with"] + [
+    needed = ["Method", "Compared_with", "Compared_seeds", "Seed_pairs"] + [
         f"{h}_{f}" for h in headers for f in ("diff", "ci_low", "ci_high", "p_boot")
     ]
     missing = [c for c in needed if c not in table.columns]
@@ -163,6 +165,7 @@ def plot_forest(table_csv: str | Path, out: str | Path, title: str) -> None:
         save_figure(fig, out)
         return
     positions = np.arange(len(compared))
+    labels = [_forest_label(row) for row in compared.itertuples(index=False)]
     fig, axes = plt.subplots(
         1, len(headers), figsize=(3.2 * len(headers), 1.8 + 0.35 * len(compared)), layout="constrained"
     )
@@ -172,7 +175,9 @@ def plot_forest(table_csv: str | Path, out: str | Path, title: str) -> None:
             compared[f"{header}_ci_low"].to_numpy(float),
             compared[f"{header}_ci_high"].to_numpy(float),
         )
-        significant = compared[f"{header}_p_boot"].to_numpy(float) < ALPHA
+        significant = (compared[f"{header}_p_boot"].to_numpy(float) < ALPHA) & (
+            compared["Seed_pairs"].to_numpy(float) >= MIN_MARKED_SEEDS
+        )  # the tables' marks (tables.is_marked)
         ax.axvline(0.0, color="black", lw=0.8)
         for is_significant, color, face in ((False, "tab:blue", "white"), (True, "tab:red", "tab:red")):
             keep = significant == is_significant
@@ -184,9 +189,9 @@ def plot_forest(table_csv: str | Path, out: str | Path, title: str) -> None:
                 color=color,
                 mfc=face,
                 capsize=3,
-                label=f"p {'<' if is_significant else '≥'} {ALPHA}",
+                label=f"marked (p < {ALPHA})" if is_significant else "not marked",
             )
-        ax.set_yticks(positions, compared["Method"] if ax is axes[0] else [""] * len(compared), fontsize=8)
+        ax.set_yticks(positions, labels if ax is axes[0] else [""] * len(compared), fontsize=8)
         ax.set_ylim(len(compared) - 0.5, -0.5)
         unit = " (points)" if scale == 100.0 else ""
         better = "lower" if column == "mae" else "higher"
@@ -194,12 +199,20 @@ def plot_forest(table_csv: str | Path, out: str | Path, title: str) -> None:
         ax.grid(axis="x", alpha=0.3)
     axes[0].legend(fontsize=7, loc="best")
     fig.suptitle(
-        f"{heading}difference from {compared['Compared_with'].iloc[0]} (row minus reference, seed-averaged "
-        f"test predictions)\nwith its 95% paired-bootstrap interval ({RESAMPLES:,} resamples of the test "
-        "segments)",
+        f"{heading}difference from {compared['Compared_with'].iloc[0]} (row minus reference, mean over the "
+        f"seeds both ran of each seed's difference)\nwith its 95% paired-bootstrap interval ({RESAMPLES:,} "
+        "resamples of those seeds and the test segments; [seed k]: one seed, segments only, not marked)",
         fontsize=10,
     )
     save_figure(fig, out)
+
+
+def _forest_label(row: tuple) -> str:
+    """A compared row's label: its method, with the seed it shares with the reference when it shares one
+    (tested over test segments only) or a note when it shares none (not tested)."""
+    if row.Seed_pairs == 1:
+        return f"{row.Method} [seed {row.Compared_seeds}]"
+    return f"{row.Method} [no shared seed]" if row.Seed_pairs == 0 else str(row.Method)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -228,6 +241,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     """Entry of `python -m pipeline figures`."""
+    check_output(args.out)  # outputs before inputs
     if args.figure == "tsne":
         panels = [
             ("(a) learned by HyCon", args.with_cl),

@@ -1,14 +1,23 @@
-"""Is a table row's difference from the reference row (HyCon) real? Two paired tests per metric.
+"""Is a table row's difference from the reference row (HyCon) real? Paired tests that compare like with like.
 
-- Over seeds: a paired t-test (scipy.stats.ttest_rel) of the row's and the reference's test metrics on
-  the seeds both were run with. With fewer than two pairs the p-value is undefined (None); when every
-  pair is equal it is 1; when the differences are equal but not zero, t is infinite and p is 0.
-- Over test segments: a paired bootstrap of the seed-averaged predictions. Both rows' predictions are
-  averaged over their seeds per segment, aligned by segment id, and the same 10,000 resamples of the
-  segments (numpy Generator, fixed seed) are scored for both; the metric difference (row minus
-  reference) per resample gives the 95% percentile interval and the two-sided p-value
-  `min(1, 2 min(#{d <= 0} + 1, #{d >= 0} + 1) / (R + 1))`, which is below 0.05 essentially exactly when
-  the interval excludes 0, and is 1 for identical predictions.
+A row is compared with the reference on the seeds both were run with (`shared` seeds), seed by seed: its
+seed-k run against the reference's seed-k run, never against an average over the reference's seeds (an
+ensemble's averaged predictions have a lower MAE by themselves). Per metric:
+
+- Paired bootstrap (marks the tables): with two or more shared seeds it is two-level: each of 10,000
+  resamples draws the shared seeds with replacement and the test segments with replacement (one draw of
+  segments for every seed: they share one test set), scores every drawn seed's run of both rows on the
+  drawn segments, and keeps the mean over the drawn seeds of the per-seed difference (row minus
+  reference), so that both training randomness and the choice of test segments count. With one shared
+  seed it resamples the segments only. The statistic on all segments and seeds is the mean over the shared
+  seeds of the per-seed difference, i.e. the difference of the rows' means over those seeds. 95% percentile
+  interval; two-sided p `min(1, 2 min(#{d <= 0} + 1, #{d >= 0} + 1) / (R + 1))`, below 0.05 essentially
+  exactly when the interval excludes 0, and 1 for identical predictions.
+- Exact paired permutation (sign-flip) test over the shared seeds: the per-seed differences' mean against
+  all 2^k sign assignments; it needs no distribution and is defined when every pair is equal (p = 1) or
+  every gap is the same (p = 2 / 2^k, never 0). With k seeds its smallest p is 2 / 2^k (0.25 for 3 seeds).
+- Paired t-test over the shared seeds (scipy), for the record: undefined (None) with fewer than two pairs
+  or when the differences do not vary (t is 0/0 or x/0).
 
 Every metric of pipeline.metrics (MMSA conventions, has0 and non0) is computed from per-segment columns
 and resample weights: a resample is a row of counts W [R, N] (how often each segment was drawn), so each
@@ -29,7 +38,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import ttest_rel
+from scipy.stats import ttest_1samp
 
 from pipeline.errors import DataError
 from pipeline.metrics import METRIC_KEYS
@@ -37,57 +46,81 @@ from pipeline.reporting.captions import RESAMPLES
 
 BOOTSTRAP_SEED = 0
 _CHUNK = 1_000  # resamples drawn and scored at a time (bounds memory on CMU-MOSEI's 4,659 segments)
+EXACT_SEEDS = 16  # up to this many shared seeds the permutation test enumerates all 2^k sign assignments
+SIGN_DRAWS = 65_536  # beyond it, this many random assignments (seeded) estimate its p-value
 
 
 @dataclass(frozen=True)
 class Comparison:
     """One metric of one row against the reference, in the metric's own unit (fractions, MAE as is).
 
-    `diff`, `low`, `high`: difference of the seed-averaged predictions' metric and its 95% bootstrap
-    interval; `p_boot`: its two-sided bootstrap p-value; `p_seeds`: the paired t-test over `pairs` seeds.
+    `seeds`: the shared seeds compared (empty: nothing to compare, every value None). `diff`: the mean over
+    them of the per-seed difference (row minus reference); `low`, `high`, `p_boot`: its 95% interval and
+    two-sided p-value in the paired bootstrap (over seeds and segments with two or more seeds, over
+    segments with one); `p_perm`: the exact paired permutation test over seeds; `p_ttest`: the paired
+    t-test over seeds.
     """
 
     diff: float | None
     low: float | None
     high: float | None
     p_boot: float | None
-    p_seeds: float | None
-    pairs: int
+    p_perm: float | None
+    p_ttest: float | None
+    seeds: tuple[int, ...]
+
+    @property
+    def pairs(self) -> int:
+        """Number of seeds both rows ran, compared pair by pair."""
+        return len(self.seeds)
 
     def scaled(self, factor: float) -> Comparison:
         """The same comparison with the difference and its interval in another unit (e.g. percent)."""
         low, high, diff = (None if v is None else v * factor for v in (self.low, self.high, self.diff))
-        return Comparison(diff, low, high, self.p_boot, self.p_seeds, self.pairs)
+        return Comparison(diff, low, high, self.p_boot, self.p_perm, self.p_ttest, self.seeds)
 
 
 @dataclass(frozen=True)
 class Segments:
-    """Test segments of one row: ids [N], labels [N] and predictions [N] (averaged over the row's seeds)."""
+    """Test segments of one run: ids [N], labels [N] and predictions [N]."""
 
     ids: np.ndarray
     labels: np.ndarray
     predictions: np.ndarray
 
 
-def paired_seed_test(
-    row: Mapping[int, float | None], reference: Mapping[int, float | None]
-) -> tuple[float | None, int]:
-    """(p-value of a paired t-test, number of pairs) over the seeds where both values are finite."""
-    seeds = [s for s in row if s in reference and _finite(row[s]) and _finite(reference[s])]
-    if len(seeds) < 2:
-        return None, len(seeds)
-    a = np.array([row[s] for s in seeds], dtype=float)
-    b = np.array([reference[s] for s in seeds], dtype=float)
-    differences = a - b
-    if np.ptp(differences) == 0:  # t is 0/0 (all equal: p = 1) or x/0 (a constant gap: p = 0)
-        return (1.0 if differences[0] == 0 else 0.0), len(seeds)
+def sign_flip_test(differences: Sequence[float], seed: int = BOOTSTRAP_SEED) -> float | None:
+    """Two-sided p of the exact paired permutation test of per-seed differences [k] (None for k < 2).
+
+    Under the null hypothesis each difference is as likely to have the other sign, so the p-value is the
+    share of the 2^k sign assignments whose |sum| is at least the observed |sum| (ties included: p = 1 when
+    every difference is 0, 2 / 2^k when all are equal and not 0). Beyond EXACT_SEEDS seeds, SIGN_DRAWS
+    random assignments (numpy Generator `seed`) estimate it, the observed one counted in.
+    """
+    d = np.asarray(differences, dtype=float)
+    k = d.size
+    if k < 2:
+        return None
+    if k <= EXACT_SEEDS:
+        signs = 1 - 2 * ((np.arange(2**k)[:, None] >> np.arange(k)) & 1)  # row 0: all +1, the observed
+    else:
+        drawn = np.random.default_rng(seed).choice([-1, 1], size=(SIGN_DRAWS, k))
+        signs = np.vstack([np.ones((1, k), dtype=int), drawn])
+    sums = np.abs(signs @ d)
+    tolerance = 1e-12 * np.abs(d).sum()  # the same |sum| reached in another order of summation
+    return float(np.mean(sums >= sums[0] - tolerance))
+
+
+def paired_t_test(differences: Sequence[float]) -> float | None:
+    """Two-sided p of the paired t-test of per-seed differences; None with fewer than two pairs or when the
+    differences do not vary (t is 0/0 or x/0: no valid p, the permutation test answers instead). Differences
+    equal but for rounding (metrics of shifted predictions) count as equal: their t would be ~1e15."""
+    d = np.asarray(differences, dtype=float)
+    if d.size < 2 or np.ptp(d) <= 1e-9 * np.abs(d).max():
+        return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # near-constant differences: precision warning
-        return float(ttest_rel(a, b).pvalue), len(seeds)
-
-
-def _finite(value: float | None) -> bool:
-    return value is not None and math.isfinite(value)
+        return float(ttest_1samp(d, 0.0).pvalue)
 
 
 def seed_values(aggregate: Mapping[str, Any], metric: str) -> dict[int, float | None]:
@@ -95,36 +128,41 @@ def seed_values(aggregate: Mapping[str, Any], metric: str) -> dict[int, float | 
     return dict(zip(aggregate["seeds"], aggregate["test"][metric]["values"], strict=True))
 
 
-def load_segments(paths: Sequence[str | Path], split: str = "test") -> Segments:
-    """One row's test segments, predictions averaged over its seeds' predictions.csv files.
+def paired_differences(row: Mapping[int, float | None], reference: Mapping[int, float | None]) -> np.ndarray:
+    """Per-seed differences [k] (row minus reference) on the seeds where both values are finite."""
+    finite = [s for s in row if s in reference and _finite(row[s]) and _finite(reference[s])]
+    return np.array([row[s] - reference[s] for s in finite], dtype=float)
 
-    Every file must hold the same segment ids with the same labels (DataError naming the file otherwise).
-    """
-    frames = []
-    for path in paths:
-        try:
-            frame = pd.read_csv(path, dtype={"id": str})
-        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-            raise DataError(f"{path}: cannot read predictions ({err})") from None
-        missing = {"split", "id", "label", "prediction"} - set(frame.columns)
-        if missing:
-            raise DataError(f"{path}: predictions lack columns {sorted(missing)}")
-        frame = frame[frame["split"] == split].set_index("id")
-        if frame.empty or frame.index.has_duplicates:
-            raise DataError(f"{path}: no '{split}' rows, or a segment id appears twice")
-        if frames:
-            first = frames[0]
-            if set(frame.index) != set(first.index):
-                raise DataError(f"{path}: its {split} segment ids differ from those of {paths[0]}")
-            frame = frame.loc[first.index]
-            if not np.array_equal(frame["label"].to_numpy(float), first["label"].to_numpy(float)):
-                raise DataError(f"{path}: its {split} labels differ from those of {paths[0]}")
-        frames.append(frame)
-    if not frames:
+
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def load_segments(path: str | Path, split: str = "test") -> Segments:
+    """One run's segments of `split` from its predictions.csv (DataError naming the file when unusable)."""
+    try:
+        frame = pd.read_csv(path, dtype={"id": str})
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise DataError(f"{path}: cannot read predictions ({err})") from None
+    missing = {"split", "id", "label", "prediction"} - set(frame.columns)
+    if missing:
+        raise DataError(f"{path}: predictions lack columns {sorted(missing)}")
+    frame = frame[frame["split"] == split]
+    if frame.empty or frame["id"].duplicated().any():
+        raise DataError(f"{path}: no '{split}' rows, or a segment id appears twice")
+    return Segments(
+        frame["id"].to_numpy(str), frame["label"].to_numpy(float), frame["prediction"].to_numpy(float)
+    )
+
+
+def load_runs(paths: Mapping[int, str | Path]) -> dict[int, Segments]:
+    """seed -> one row's test segments, every seed's in the first seed's segment order; the files must
+    hold the same segment ids with the same labels (DataError naming both files otherwise)."""
+    if not paths:
         raise DataError("no predictions to load")
-    predictions = np.mean([f["prediction"].to_numpy(float) for f in frames], axis=0)
-    first = frames[0]
-    return Segments(first.index.to_numpy(str), first["label"].to_numpy(float), predictions)
+    seeds = sorted(paths)
+    first = load_segments(paths[seeds[0]])
+    return {s: align(load_segments(paths[s]), first, str(paths[s]), str(paths[seeds[0]])) for s in seeds}
 
 
 def align(row: Segments, reference: Segments, row_name: str, reference_name: str) -> Segments:
@@ -231,13 +269,38 @@ def scored(
     return [metrics_from_sums(dict(zip(names, np.concatenate(parts).T, strict=True))) for parts in sums]
 
 
+def seed_weights(k: int, resamples: int, seed: int = BOOTSTRAP_SEED) -> np.ndarray:
+    """Weights [R, k] of k shared seeds in each of R resamples: how often each seed is drawn (k draws with
+    replacement), over k, so a row sums to 1; one seed has weight 1 throughout. Drawn from a generator of
+    their own (seeded by `seed` and k), so the segment resamples are the same whatever k is, and rows that
+    share as many seeds share the seed draws."""
+    if k == 1:
+        return np.ones((resamples, 1))
+    index = np.random.default_rng([seed, k]).integers(0, k, size=(resamples, k))
+    return (index[:, :, None] == np.arange(k)).sum(axis=1) / k
+
+
+def seed_differences(
+    rows: Sequence[Mapping[str, np.ndarray]], references: Sequence[Mapping[str, np.ndarray]]
+) -> dict[str, np.ndarray]:
+    """metric -> per-seed differences [k, 1 + R] (row minus reference, on all segments then on each
+    resample) from the `scored` metrics of a row's and the reference's runs of the same k seeds, in order."""
+    return {
+        metric: np.stack([row[metric] - ref[metric] for row, ref in zip(rows, references, strict=True)])
+        for metric in METRIC_KEYS
+    }
+
+
 def bootstrap(
-    row: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray]
+    differences: Mapping[str, np.ndarray], weights: np.ndarray
 ) -> dict[str, tuple[float | None, float | None, float | None, float | None]]:
-    """metric -> (difference on all segments, 95% interval low, high, two-sided p) of `row` minus
-    `reference`, from their `scored` metrics."""
-    differences = {m: row[m] - reference[m] for m in METRIC_KEYS}
-    return {m: _summarise(float(d[0]), d[1:]) for m, d in differences.items()}
+    """metric -> (mean over the seeds of the per-seed difference on all segments, 95% interval low, high,
+    two-sided p), from `seed_differences` and the seed weights [R, k] (`seed_weights`): resample r scores
+    every seed on the same resampled segments and weighs each by its draws."""
+    return {
+        metric: _summarise(float(d[:, 0].mean()), np.einsum("rk,kr->r", weights, d[:, 1:]))
+        for metric, d in differences.items()
+    }
 
 
 def _summarise(
@@ -256,31 +319,39 @@ def _summarise(
 def compare_table(
     rows: Sequence[Mapping[str, str]],
     reference: str,
-    aggregates: Mapping[str, Mapping[str, Any]],
-    segments: Mapping[str, Segments],
+    runs: Mapping[str, Mapping[int, Segments]],
     *,
     resamples: int = RESAMPLES,
     seed: int = BOOTSTRAP_SEED,
 ) -> dict[str, dict[str, Comparison]]:
     """experiment -> metric -> Comparison for every row of a table but the reference's.
 
-    `aggregates` and `segments` map experiment -> its aggregate JSON and its seed-averaged test segments.
-    All rows share the same resamples, so their intervals are comparable.
+    `runs` maps experiment -> seed -> that run's test segments. Each row is compared with the reference's
+    runs of the seeds both have, seed by seed (no shared seed: every value None). Every run is scored on
+    the same segment resamples, so the rows' intervals are comparable.
     """
     experiments = [e for e in dict.fromkeys(entry["experiment"] for entry in rows) if e != reference]
-    aligned = [
-        align(segments[e], segments[reference], f"'{e}'", f"the reference '{reference}'") for e in experiments
-    ]
-    ref_scores, *row_scores = scored([segments[reference], *aligned], resamples, seed)
+    reference_runs = runs[reference]
+    shared = {e: tuple(sorted(set(runs[e]) & set(reference_runs))) for e in experiments}
+    order = reference_runs[min(reference_runs)]  # the segment order every scored run is put in
+    keys = [(reference, s) for s in sorted(set().union(*shared.values()))]
+    keys += [(e, s) for e in experiments for s in shared[e]]
+    aligned = [align(runs[e][s], order, f"'{e}' (seed {s})", f"the reference '{reference}'") for e, s in keys]
+    scores = dict(zip(keys, scored(aligned, resamples, seed), strict=True)) if keys else {}
     out: dict[str, dict[str, Comparison]] = {}
-    for experiment, scores in zip(experiments, row_scores, strict=True):
-        boot = bootstrap(scores, ref_scores)
-        out[experiment] = {}
-        for metric in METRIC_KEYS:
-            p_seeds, pairs = paired_seed_test(
-                seed_values(aggregates[experiment], metric), seed_values(aggregates[reference], metric)
-            )
-            out[experiment][metric] = Comparison(*boot[metric], p_seeds=p_seeds, pairs=pairs)
+    for experiment in experiments:
+        seeds = shared[experiment]
+        if not seeds:
+            out[experiment] = {m: Comparison(None, None, None, None, None, None, ()) for m in METRIC_KEYS}
+            continue
+        differences = seed_differences(
+            [scores[experiment, s] for s in seeds], [scores[reference, s] for s in seeds]
+        )
+        boot = bootstrap(differences, seed_weights(len(seeds), resamples, seed))
+        out[experiment] = {
+            metric: Comparison(*boot[metric], sign_flip_test(d[:, 0]), paired_t_test(d[:, 0]), seeds)
+            for metric, d in differences.items()
+        }
     return out
 
 
@@ -303,14 +374,14 @@ def table_statistics(
     predictions: Mapping[str, Mapping[int, Path]],
 ) -> dict[str, dict[str, Comparison]]:
     """compare_table on the rows' predictions.csv files, which must be those of the aggregated seeds."""
-    segments = {}
+    runs = {}
     for experiment in dict.fromkeys(row["experiment"] for row in rows):
-        runs = predictions.get(experiment, {})
+        paths = predictions.get(experiment, {})
         seeds = aggregates[experiment]["seeds"]
-        if sorted(runs) != sorted(seeds):
+        if sorted(paths) != sorted(seeds):
             raise DataError(
                 f"table {table}: the statistics need the predictions.csv of experiment '{experiment}' for "
-                f"its aggregated seeds {sorted(seeds)}; given seeds {sorted(runs)}"
+                f"its aggregated seeds {sorted(seeds)}; given seeds {sorted(paths)}"
             )
-        segments[experiment] = load_segments([runs[seed] for seed in sorted(runs)])
-    return compare_table(rows, reference, aggregates, segments)
+        runs[experiment] = load_runs(paths)
+    return compare_table(rows, reference, runs)

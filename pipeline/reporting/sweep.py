@@ -3,11 +3,11 @@
 Inputs are the aggregates of the sweep's cells (pipeline.reporting.aggregate; each holds every seed's
 value) and the sweep's spec (pipeline.sweeps.sweep_spec). Per metric, the best cell is the one with the
 best test mean; every other cell is compared with it by a paired t-test over the seeds both share
-(pipeline.reporting.stats.paired_seed_test, scipy's ttest_rel: the same seed gives both runs the same data
-order and initialisation), and cells whose difference is not significant (p >= 0.05, or no difference at
-all) are marked, so that a reader does not take the argmin of noise for a finding. The validation optimum
-(lowest validation MAE, the choice a user may make without looking at the test set) is marked too. With
-fewer than two shared seeds there is no test, and nothing is marked as such.
+(pipeline.reporting.stats.paired_t_test: the same seed gives both runs the same data order and
+initialisation), and cells whose difference is not significant (p >= 0.05) are marked, so that a reader
+does not take the argmin of noise for a finding. The validation optimum (lowest validation MAE, the choice
+a user may make without looking at the test set) is marked too. With fewer than two shared seeds, or
+differences that do not vary (the t-test is undefined), there is no test, and nothing is marked as such.
 
 Outputs: `<out>.csv` (one row per cell: the swept values, each metric's mean and std in the tables' units,
 the p-values against the best cell, the marks) and `<out>.md`, and the heatmap (PNG).
@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import ConfigError, DataError
-from pipeline.io import atomic_path
+from pipeline.io import atomic_path, check_output
 from pipeline.reporting.figures import plt, save_figure
-from pipeline.reporting.stats import paired_seed_test, seed_values
+from pipeline.reporting.stats import paired_differences, paired_t_test, seed_values
 from pipeline.reporting.tables import COLUMNS, format_value, load_aggregates
 
 SIGNIFICANCE = 0.05
@@ -58,7 +58,7 @@ def sweep_frame(spec: Mapping[str, Any], aggregates: Mapping[str, Mapping[str, A
         best = int(means.idxmin() if lower else means.idxmax())
         reference = seed_values(aggregates[frame.loc[best, "Experiment"]], metric)
         p_values = [
-            paired_seed_test(seed_values(aggregates[name], metric), reference)[0]
+            paired_t_test(paired_differences(seed_values(aggregates[name], metric), reference))
             for name in frame["Experiment"]
         ]
         frame[f"{header}_p"] = [None if i == best else p for i, p in enumerate(p_values)]
@@ -173,6 +173,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     """Entry of `python -m pipeline sweep`."""
+    check_output(args.figure, *(args.out.with_name(args.out.name + suffix) for suffix in (".csv", ".md")))
     try:
         spec = json.loads(args.spec)
     except json.JSONDecodeError as err:

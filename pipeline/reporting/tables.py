@@ -7,11 +7,13 @@ paper does not give (IMR's MAE/Corr) is "–". The CSV keeps full precision, add
 every row whose label is one of the paper's, the paper's numbers (`Paper_*` columns) so measured and
 reported values can be compared programmatically.
 
-Every other measured row is compared with the table's reference row (HyCon; pipeline.reporting.stats):
-the CSV gives, per metric, the difference of the seed-averaged predictions (`*_diff`, row minus
-reference), its 95% paired-bootstrap interval (`*_ci_low`, `*_ci_high`) and p-value (`*_p_boot`), and the
-paired t-test over seeds (`*_p_seeds`); Markdown and LaTeX mark a MAE cell * and an Acc2 cell ‡ where the
-bootstrap p-value is below 0.05.
+Every other measured row is compared with the table's reference row (HyCon; pipeline.reporting.stats) on
+the seeds both ran (`Compared_seeds`, `Seed_pairs`), seed by seed: the CSV gives, per metric, the mean
+per-seed difference (`*_diff`, row minus reference), its 95% paired-bootstrap interval (`*_ci_low`,
+`*_ci_high`) and p-value (`*_p_boot`; seeds and segments resampled, segments only with one shared seed),
+the exact paired permutation test over seeds (`*_p_perm`) and the paired t-test (`*_p_ttest`); Markdown
+and LaTeX mark a MAE cell * and an Acc2 cell ‡ where the bootstrap p-value is below 0.05 and the row shares
+two or more seeds with the reference.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ from typing import Any
 import pandas as pd
 
 from pipeline.errors import ConfigError, DataError
-from pipeline.io import atomic_path
-from pipeline.reporting.captions import ALPHA, MARKERS, tested_reference
+from pipeline.io import atomic_path, check_output
+from pipeline.reporting.captions import ALPHA, MARKERS, MIN_MARKED_SEEDS, tested_reference
 from pipeline.reporting.paper import PAPER_TABLES
 from pipeline.reporting.stats import Comparison, group_predictions, table_statistics
 
@@ -49,7 +51,7 @@ CSV_COLUMNS: dict[str, tuple[str, str, float, int]] = {
 }
 MISSING = "–"
 DAGGER = "†"
-STAT_FIELDS: tuple[str, ...] = ("diff", "ci_low", "ci_high", "p_boot", "p_seeds")
+STAT_FIELDS: tuple[str, ...] = ("diff", "ci_low", "ci_high", "p_boot", "p_perm", "p_ttest")
 
 
 @dataclass
@@ -84,10 +86,19 @@ def format_cell(row: Row, column: str) -> str:
 
 
 def marked_cell(row: Row, column: str) -> str:
-    """format_cell, followed by the column's marker when the row differs significantly from the reference."""
-    comparison = row.stats.get(column)
-    significant = comparison is not None and comparison.p_boot is not None and comparison.p_boot < ALPHA
-    return format_cell(row, column) + (MARKERS.get(column, "") if significant else "")
+    """format_cell, followed by the column's marker when the row differs significantly from the reference
+    in the bootstrap over seeds and segments (MIN_MARKED_SEEDS shared seeds or more)."""
+    return format_cell(row, column) + (MARKERS.get(column, "") if is_marked(row.stats.get(column)) else "")
+
+
+def is_marked(comparison: Comparison | None) -> bool:
+    """Whether a comparison earns its column's marker: bootstrap p < ALPHA over MIN_MARKED_SEEDS+ seeds."""
+    return (
+        comparison is not None
+        and comparison.pairs >= MIN_MARKED_SEEDS
+        and comparison.p_boot is not None
+        and comparison.p_boot < ALPHA
+    )
 
 
 def measured_row(label: str, aggregate: Mapping[str, Any], paper: dict[str, float | None] | None) -> Row:
@@ -238,8 +249,9 @@ def render_latex(spec: Mapping[str, Any], rows: Sequence[Row]) -> str:
 
 def table_frame(rows: Sequence[Row]) -> pd.DataFrame:
     """Machine-readable table: Method, Source, Seeds, each mean and its `_std` (has0 too), the paper's
-    values, and the statistics against the reference row (`Compared_with`, `Seed_pairs`, per metric
-    `_diff`, `_ci_low`, `_ci_high`, `_p_boot`, `_p_seeds`; empty for the reference and reported rows)."""
+    values, and the statistics against the reference row (`Compared_with`, `Compared_seeds`, `Seed_pairs`,
+    per metric `_diff`, `_ci_low`, `_ci_high`, `_p_boot`, `_p_perm`, `_p_ttest`; empty for the reference
+    and reported rows)."""
     records = []
     for row in rows:
         record: dict[str, Any] = {"Method": row.label, "Source": row.source, "Seeds": row.seeds}
@@ -249,13 +261,13 @@ def table_frame(rows: Sequence[Row]) -> pd.DataFrame:
         for column, (_metric, header, _scale, _decimals) in COLUMNS.items():
             record[f"Paper_{header}"] = row.paper.get(column) if row.paper else None
         record["Compared_with"] = row.compared_with
-        record["Seed_pairs"] = row.stats["mae"].pairs if row.stats else None
+        seeds = row.stats["mae"].seeds if row.stats else None
+        record["Compared_seeds"] = " ".join(map(str, seeds)) if seeds else None
+        record["Seed_pairs"] = len(seeds) if seeds is not None else None
         for column, (_metric, header, _scale, _decimals) in CSV_COLUMNS.items():
-            comparison = row.stats.get(column)
+            c = row.stats.get(column)
             values = (
-                (comparison.diff, comparison.low, comparison.high, comparison.p_boot, comparison.p_seeds)
-                if comparison
-                else (None,) * len(STAT_FIELDS)
+                (c.diff, c.low, c.high, c.p_boot, c.p_perm, c.p_ttest) if c else (None,) * len(STAT_FIELDS)
             )
             record.update(
                 {f"{header}_{name}": value for name, value in zip(STAT_FIELDS, values, strict=True)}
@@ -318,6 +330,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     """Entry of `python -m pipeline tables`."""
+    check_output(*(args.out.with_name(args.out.name + suffix) for suffix in (".md", ".tex", ".csv")))
     try:
         raw = args.spec if args.spec.lstrip().startswith("{") else Path(args.spec).read_text()
         spec = json.loads(raw)

@@ -8,15 +8,20 @@ from pathlib import Path
 REPO_ROOT = Path(workflow.basedir).resolve().parent  # the Snakefile put it first on sys.path
 
 from pipeline import fingerprints, grid, layout, sweeps
-from pipeline.data.formats import misa_files
 from pipeline.errors import ConfigError
 from pipeline.reporting.captions import dataset_label, tested_reference
-from snakemake.exceptions import WorkflowError
+from pipeline.workflow import (
+    WORKFLOW_CONFIG,
+    check_workflow_config,
+    exit_on_config_error,
+    import_sources,
+)
 
-try:
-    grid.validate_config(config)
+try:  # the files Snakemake merged: the Snakefile's configfile, then each --configfile in order
+    _files = [WORKFLOW_CONFIG] if WORKFLOW_CONFIG.is_file() else []
+    check_workflow_config(config, [*_files, *workflow.overwrite_configfiles])
 except ConfigError as err:
-    raise WorkflowError(f"invalid config: {err}") from None
+    exit_on_config_error(err)
 
 # The interpreter running Snakemake runs the stages too: its environment's bin folder goes first on the
 # jobs' PATH, so that `python -m pipeline` is the project's even when the environment is not activated.
@@ -31,11 +36,7 @@ RUN_DIR = layout.RUN_DIR
 RAW_DIR = layout.RAW_DIR
 RAW_FILES = [f"{RAW_DIR}/{name}" for name in layout.RAW_FILES]
 GRID = grid.dataset_experiments(config)
-USED_DATASETS = sorted(
-    set(GRID)
-    | set(grid.search_datasets(config) if config.get("search") else [])
-    | {spec["dataset"] for spec in sweeps.active_sweeps(config).values()}
-)
+USED_DATASETS = grid.used_datasets(config)
 FEATURES = grid.feature_settings(config)
 CODE = {group: fingerprints.code_digest(group, REPO_ROOT) for group in fingerprints.CODE_GROUPS}
 # Hub language models of the experiments, by project folder name (rule `fetch`).
@@ -67,13 +68,6 @@ IMPORTED = [d for d in USED_DATASETS if config["datasets"][d]["source"] == "impo
 def dataset_spec(wildcards):
     """The config entry of the job's dataset."""
     return config["datasets"][wildcards.dataset]
-
-
-def import_sources(spec):
-    """The files an imported dataset is read from: its pickle, or the three of MISA's folder."""
-    if spec["format"] == "misa":
-        return [str(path) for path in misa_files(spec["path"]).values()]
-    return [spec["path"]]
 
 
 def synthesize_options(spec):

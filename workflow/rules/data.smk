@@ -78,7 +78,7 @@ rule align:
 rule import_:
     """Read MMSA / MAG-BERT / MISA pickles (restricted unpickler) into the aligned HDF5 that align writes."""
     input:
-        lambda w: import_sources(dataset_spec(w)),
+        lambda w: [str(path) for path in import_sources(dataset_spec(w))],
     output:
         layout.ALIGNED,
     params:
