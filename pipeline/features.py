@@ -3,7 +3,8 @@
 Output `data/features/<dataset>-<lm>.h5`: per split a group with `id` (str [N]) and `features` (float32
 [N, H]); root attributes `model` (the `model.language_model` name), `token` (`model.text_token` resolved),
 `max_tokens` (`model.max_text_tokens`), `hidden` (H) and `data` (the aligned file's name); each group's
-attribute `texts` is a digest of the split's ids and texts (`text_digest`). Training in frozen mode matches
+attribute `texts` is a digest of the split's ids and texts (`text_digest`). Numeric datasets carry HDF5's
+checksum (`pipeline.data.dataset.create_dataset`: make any new one there). Training in frozen mode matches
 these vectors to its samples by id and refuses a file made for another LM, token or truncation, or from
 other texts (an aligned file rebuilt since, e.g. with another `--seq-len`).
 """
@@ -20,7 +21,16 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from pipeline.data.dataset import SPLITS, load_split, open_hdf5, read_strings, validate_aligned
+from pipeline.data.dataset import (
+    SPLITS,
+    check_values,
+    create_dataset,
+    load_split,
+    open_hdf5,
+    read_strings,
+    validate_aligned,
+    warn_unchecked,
+)
 from pipeline.device import resolve_device
 from pipeline.errors import ConfigError, DataError
 from pipeline.io import atomic_path, check_output, digest_json
@@ -102,8 +112,8 @@ def write_features(
     with atomic_path(out_path) as tmp, h5py.File(tmp, "w") as handle:
         for split, feats in features.items():
             group = handle.create_group(split)
-            group.create_dataset("id", data=arrays[split]["id"].astype(object), dtype=h5py.string_dtype())
-            group.create_dataset("features", data=feats)
+            create_dataset(group, "id", data=arrays[split]["id"].astype(object), dtype=h5py.string_dtype())
+            create_dataset(group, "features", data=feats)
             group.attrs["texts"] = text_digest(arrays[split]["id"], texts[split])
         handle.attrs.update(
             {
@@ -138,6 +148,7 @@ def load_features(
             f"{path}: features file missing or not HDF5 (make it with `python -m pipeline features`)"
         )
     with open_hdf5(path, "features file") as handle:
+        warn_unchecked(path, handle)
         made = {key: handle.attrs.get(key) for key in ("model", "token", "max_tokens")}
         wanted = {"model": model_name, "token": token, "max_tokens": max_tokens}
         for key, value in wanted.items():
@@ -153,9 +164,13 @@ def load_features(
             stored = read_strings(handle[split]["id"])
             if stored.shape != split_ids.shape or (stored != split_ids).any():
                 raise DataError(f"{path}: '{split}/id' differs from the aligned data's ids (stale features?)")
-            feats = np.asarray(handle[split]["features"][()], dtype=np.float32)
-            if feats.ndim != 2 or len(feats) != len(split_ids) or not np.isfinite(feats).all():
-                raise DataError(f"{path}: '{split}/features' must be finite [N={len(split_ids)}, H]")
+            try:
+                feats = np.asarray(handle[split]["features"][()], dtype=np.float32)
+            except OSError as err:  # a failed checksum, a damaged chunk
+                raise DataError(f"{path}: damaged '{split}/features' ({err}); rebuild the file") from None
+            if feats.ndim != 2 or len(feats) != len(split_ids):
+                raise DataError(f"{path}: '{split}/features' must be [N={len(split_ids)}, H]")
+            check_values(str(path), split, split_ids, "features", feats)
             if handle[split].attrs.get("texts") != text_digest(split_ids, texts[split]):
                 raise DataError(
                     f"{path}: '{split}' features were computed from other texts than the aligned data's (it "
