@@ -30,9 +30,11 @@ Sources (read 2026-12; README "Paper protocol" lists each departure and its reas
   batch 48, linear schedule with 10% warm-up, dropout 0.5, no clipping.
 
 Search (`search_all`, `pipeline.grid.search_spec`): a baseline row searches its family's space below; the
-config's `search.space` is the space of HyCon's family (the rows that keep the paper's settings). Keys the
-row's experiment sets are left out of its family space (a row is searched only within what it leaves
-free). A searched key the family does not read is refused (`check_family_space`), and the closed-form
+config's `search.space` is the space of HyCon's family (the rows that keep the paper's settings). Model
+keys the row's experiment sets are left out of its family space (a row is searched only within what it
+leaves free); its training keys are searched all the same (an experiment sets those for a config's budget,
+as the CPU default's MAG-BERT its `train.lr`: they do not define the row). A searched key the family does
+not read is refused (`check_family_space`), and the closed-form
 text probe is not searched (its ridge alpha is already chosen on validation).
 
 Torch-free: the workflow's grid (`pipeline.grid`) and the search read it.
@@ -195,14 +197,23 @@ def searched(arch: str) -> bool:
     return arch not in NOT_SEARCHED
 
 
-def row_space(arch: str, config_space: Mapping[str, Any], own: Iterable[str]) -> dict[str, Any]:
-    """The space a row of family `arch` searches: its family's space without the keys `own` (those its
-    experiment sets), or for HyCon's family the config's `search.space` (checked by
-    `settings.check_search_space`, which refuses the experiment's own keys there)."""
+def row_space(arch: str, config_space: Mapping[str, Any], own: Mapping[str, Any]) -> dict[str, Any]:
+    """The space a row of family `arch` searches: its family's space without the model keys of `own`
+    (those its experiment sets; its training keys stay searched, module docstring), or for HyCon's family
+    the config's `search.space` (checked by `settings.check_search_space`, which refuses the experiment's
+    own keys there)."""
     if arch not in PRESETS:
         return dict(config_space)
-    own = set(own)
-    return {key: entry for key, entry in search_space(arch).items() if key not in own}
+    fixed = fixed_overrides(arch, own)
+    return {key: entry for key, entry in search_space(arch).items() if key not in fixed}
+
+
+def fixed_overrides(arch: str, own: Mapping[str, Any]) -> dict[str, Any]:
+    """The dotted overrides `own` of a row's experiment that its search may not vary: all of them for
+    HyCon's family, the model keys for a baseline (its training keys are searched, module docstring)."""
+    if arch not in PRESETS:
+        return dict(own)
+    return {key: value for key, value in own.items() if not key.startswith("train.")}
 
 
 def family_reads(settings: Mapping[str, Any]) -> set[str]:

@@ -86,7 +86,9 @@ def test_the_experiments_own_overrides_beat_the_preset(tmp_path) -> None:
     settings = experiment_settings(config, "mfn")
     assert settings["train"]["lr"] == 0.01 and settings["model"]["mfn_retain_dropout"] == 0.1
     assert settings["train"]["batch_size"] == 128  # the rest of the preset still applies
-    assert "train.lr" not in search_spec(config, "mfn")["space"]  # a row searches what it leaves free
+    space = search_spec(config, "mfn")["space"]
+    assert "model.mfn_retain_dropout" not in space  # a row searches the model keys it leaves free
+    assert "train.lr" in space  # and its training keys, which an experiment sets for a config's budget
 
 
 def _dropouts(model: torch.nn.Module) -> list[float]:
