@@ -150,7 +150,8 @@ def check_config(config: Mapping[str, Any]) -> None:
             check_dataset(config, dataset, "search.datasets")
         for name in sorted({e for names in search_experiments(config).values() for e in names}):
             space, settings = search_spec(config, name)["space"], experiment_settings(config, name)
-            check_search_space(space, name, config["experiments"][name])
+            own = presets.fixed_overrides(settings["model"]["arch"], config["experiments"][name] or {})
+            check_search_space(space, name, own)
             presets.check_family_space(settings, space, f"search.space (experiment {name})")
             try:
                 check_space(space, settings)

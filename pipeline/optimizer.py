@@ -37,12 +37,23 @@ def set_scheduled_lr(
 
 def make_optimizer(model: torch.nn.Module, train_cfg: dict[str, Any]) -> torch.optim.Adam:
     """Adam with two parameter groups: the language model at `lr_lm` (paper: 1e-5), the rest at `lr`
-    (each group's `base_lr`; `train.schedule` scales it per step, `set_scheduled_lr`)."""
+    (each group's `base_lr`; `train.schedule` scales it per step, `set_scheduled_lr`). `weight_decay`
+    (Adam's L2 term) decays the rest only: a fine-tuned pretrained language model is not pulled towards
+    zero (the baselines' references decay their own layers and read fixed language features)."""
     lm_params = list(model.language_model.parameters()) if model.language_model is not None else []
     lm_ids = {id(p) for p in lm_params}
     rest = [p for p in model.parameters() if id(p) not in lm_ids]
-    groups = [{"params": rest, "lr": train_cfg["lr"], "base_lr": train_cfg["lr"], "name": "rest"}]
+    lr, decay = train_cfg["lr"], train_cfg["weight_decay"]
+    groups = [{"params": rest, "lr": lr, "base_lr": lr, "weight_decay": decay, "name": "rest"}]
     if lm_params:
         lr_lm = train_cfg["lr_lm"]
-        groups.append({"params": lm_params, "lr": lr_lm, "base_lr": lr_lm, "name": "language_model"})
-    return torch.optim.Adam(groups, weight_decay=train_cfg["weight_decay"])
+        groups.append(
+            {
+                "params": lm_params,
+                "lr": lr_lm,
+                "base_lr": lr_lm,
+                "weight_decay": 0.0,
+                "name": "language_model",
+            }
+        )
+    return torch.optim.Adam(groups)

@@ -86,7 +86,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "epochs": 20,
         "lr_lm": 1.0e-5,  # language model (paper)
         "lr": 1.0e-3,  # everything else
-        "weight_decay": 0.0,
+        "weight_decay": 0.0,  # Adam's L2 term on the layers trained at `lr` (not the language model)
         "patience": 5,  # early stopping: epochs without improvement of the selection metric
         "select": "mae",  # validation metric for model selection: mae (lower is better) | corr | acc7 | ...
         "grad_clip": 1.0,  # max gradient norm; 0 disables clipping

@@ -21,7 +21,7 @@ from pipeline.grid import (
     table_spec,
 )
 from pipeline.models import build_model
-from pipeline.optimizer import schedule_factor
+from pipeline.optimizer import make_optimizer, schedule_factor
 from pipeline.settings import resolve_settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,7 +63,9 @@ def test_overlays_train_each_baseline_at_its_reference_rate_and_hycon_at_the_pap
     )
     assert (mult["batch_size"], mult["grad_clip"]) == (24, 0.8)
     assert (mfn["batch_size"], mfn["weight_decay"]) == (128, 0.0)
-    assert experiment_settings(config, "ef_lstm")["train"]["weight_decay"] == 5e-3
+    assert experiment_settings(config, "lmf")["train"]["weight_decay"] == 5e-3
+    assert experiment_settings(config, "ef_lstm")["train"]["weight_decay"] == 0.0  # MMSA's 5e-3 collapses it
+    assert 5e-3 in search_spec(config, "ef_lstm")["space"]["train.weight_decay"]  # searched all the same
     caption = table_spec(config, "table1" if name == "mosi" else "table2")["caption"]
     assert "MFN: lr 0.002" in caption and "HyCon: lr 1e-05" in caption
 
@@ -84,7 +86,9 @@ def test_the_experiments_own_overrides_beat_the_preset(tmp_path) -> None:
     settings = experiment_settings(config, "mfn")
     assert settings["train"]["lr"] == 0.01 and settings["model"]["mfn_retain_dropout"] == 0.1
     assert settings["train"]["batch_size"] == 128  # the rest of the preset still applies
-    assert "train.lr" not in search_spec(config, "mfn")["space"]  # a row searches what it leaves free
+    space = search_spec(config, "mfn")["space"]
+    assert "model.mfn_retain_dropout" not in space  # a row searches the model keys it leaves free
+    assert "train.lr" in space  # and its training keys, which an experiment sets for a config's budget
 
 
 def _dropouts(model: torch.nn.Module) -> list[float]:
@@ -156,3 +160,19 @@ def test_linear_warmup_rises_then_falls_to_zero() -> None:
     assert factors[55] == pytest.approx(0.5) and factors[100] == 0.0
     assert all(a <= b for a, b in zip(factors[:10], factors[1:11], strict=True))
     assert schedule_factor({"schedule": "none", "warmup": 0.1}, 0, 100) == 1.0
+
+
+def test_weight_decay_spares_a_fine_tuned_language_model() -> None:
+    settings = resolve_settings(
+        None,
+        {
+            "model.arch": "lmf",
+            "loss.contrastive": "none",
+            "model.lm_mode": "finetune",
+            "model.language_model": "tiny",
+            "train.weight_decay": 5e-3,
+        },
+    )
+    model = build_model(settings, {"audio_dim": DA, "visual_dim": DV, "seq_len": T, "lm_hidden": None})
+    groups = {g["name"]: g["weight_decay"] for g in make_optimizer(model, settings["train"]).param_groups}
+    assert groups == {"rest": 5e-3, "language_model": 0.0}
