@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CORES ?= 4
 SHARED ?= ../shared
 
-.PHONY: run test test-fast lint bench report sweep gpu-check cluster-check
+.PHONY: run record test test-fast lint bench report sweep gpu-check cluster-check
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,14 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) all
 	$(BIN)/snakemake --report results/report.html
+	$(MAKE) --no-print-directory record
+
+# Record data/ and results/ as they are in dvc.lock and DVC's cache (`dvc commit`, no job runs): after a
+# Snakemake run outside `dvc repro`, dvc.lock does not describe them, and `dvc exp run` (which first
+# restores what dvc.lock records) would delete them and rerun the whole grid. `make run` and `make sweep`
+# end with it; run it after `snakemake ...` yourself (docs/dvc.md). Then `git add dvc.lock`.
+record:
+	$(BIN)/dvc commit --force
 
 test: lint
 	$(BIN)/python -m pytest -q
@@ -37,6 +45,7 @@ lint: $(STAMP)
 sweep: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) -- all sweep
 	$(BIN)/snakemake --report results/report.html -- all sweep
+	$(MAKE) --no-print-directory record
 
 # The CUDA path in one run (benchmarks/gpu.py, under 5 minutes on one GPU); exit status 3 without CUDA.
 gpu-check: $(STAMP)

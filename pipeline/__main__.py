@@ -25,6 +25,10 @@ STAGES: dict[str, tuple[str, str]] = {
     "train": ("pipeline", "train one model (config file plus overrides)"),
     "evaluate": ("pipeline", "evaluate a trained checkpoint: metrics, predictions, embeddings"),
     "aggregate": ("pipeline.reporting", "mean and std of run metrics over seeds"),
+    "headline": (
+        "pipeline.reporting",
+        "every experiment's test Acc2, MAE and Corr in one JSON (DVC metrics)",
+    ),
     "tables": ("pipeline.reporting", "render the paper's tables (Markdown, LaTeX, CSV)"),
     "figures": ("pipeline.reporting", "t-SNE, learning curves and forest plots of the differences"),
     "sweep": ("pipeline.reporting", "table and heatmap of a sweep over one or two settings keys"),

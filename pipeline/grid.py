@@ -1,7 +1,7 @@
 """The workflow's configuration (config/*.yaml): loading, validation and expansion of the experiment grid.
 
-One place for the grid: the Snakefile, the reporting stages and the per-experiment search read the
-datasets, seeds, experiments and tables through this module, and DVC only tracks config/config.yaml as params.
+One place for the grid: the Snakefile, the reporting stages and the search read it through this module;
+DVC tracks config/config.yaml as params, and params.yaml, the overlay `dvc exp run -S` writes (docs/dvc.md).
 
 - `load_config(paths)` merges YAML files the way Snakemake merges `--configfile` onto the Snakefile's
   `configfile:` (mappings recursively, everything else replaced), then validates.

@@ -350,3 +350,19 @@ def test_figures_cli_forest_and_tsne(tmp_path, capsys):
     np.savez_compressed(tmp_path / "broken.npz", labels=labels, l=np.zeros((60, 8), np.float16))
     assert main([*broken, "--out", str(tmp_path / "none.png")]) == 2
     assert "no fused embeddings" in capsys.readouterr().err
+
+
+def test_headline_cli_keys_each_experiments_acc2_mae_corr_by_dataset(tmp_path):
+    """results/headline.json: unique keys per dataset and experiment (DVC's exp show columns), Acc2 in %."""
+    for dataset, experiment, summary in (
+        ("synthetic", "alpha_0.5", {"acc2_non0": 0.75, "mae": 0.8, "corr": 0.5, "mae_std": 0.1}),
+        ("mosi", "hycon", {"acc2_non0": None, "mae": 0.7, "corr": 0.6}),  # non0 accuracy undefined
+    ):
+        (tmp_path / dataset).mkdir()
+        (tmp_path / dataset / f"{experiment}.json").write_text(json.dumps(summary))
+    out = tmp_path / "headline.json"
+    assert main(["headline", "--out", str(out), *map(str, sorted(tmp_path.glob("*/*.json")))]) == 0
+    assert json.loads(out.read_text()) == {
+        "synthetic": {"alpha_0.5": {"Acc2": 75.0, "MAE": 0.8, "Corr": 0.5}},
+        "mosi": {"hycon": {"Acc2": None, "MAE": 0.7, "Corr": 0.6}},
+    }

@@ -14,13 +14,14 @@ import math
 import pickle
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from helpers import REPO, TINY, run
+from helpers import BIN, REPO, TINY, run
 
 from pipeline.data.dataset import validate_aligned
 from pipeline.devtools.repository import copy_repository
@@ -231,9 +232,9 @@ def test_dvc_pipeline_calls_snakemake_and_does_not_repeat_the_grid():
     outs = {path: spec for stage in stages.values() for item in stage["outs"] for path, spec in item.items()}
     assert {"data/raw", "data/aligned", "results/runs", ".snakemake/metadata"} <= set(outs)
     assert all(spec["persist"] for spec in outs.values())
-    assert all(
-        next(iter(entry)) == "config/config.yaml" for stage in stages.values() for entry in stage["params"]
-    )
+    params = [next(iter(entry)) for stage in stages.values() for entry in stage["params"]]
+    assert set(params) == {"config/config.yaml", "params.yaml"}  # the grid, and what an experiment overrides
+    assert all(value is None for value in yaml.safe_load((REPO / "params.yaml").read_text()).values())
     dag = run(["dvc", "dag", "--dot"], REPO).stdout
     assert re.search(r'"data"\s*->\s*"experiments"', dag)
 
@@ -252,6 +253,12 @@ def project(tmp_path_factory) -> Path:
         subprocess.run([*git, *command], cwd=root, check=True, capture_output=True)
     run(["dvc", "repro"], root, timeout=900)
     return root
+
+
+def headline_experiments(keys) -> set[str]:
+    """The experiments that keys of results/headline.json name: `<dataset>.<experiment>.<metric>`, where an
+    experiment's name may hold dots (alpha_0.5)."""
+    return {key.split(".", 1)[1].rsplit(".", 1)[0] for key in keys}
 
 
 @pytest.mark.slow
@@ -308,7 +315,8 @@ def test_a_complete_run_leaves_nothing_to_do(project):
     assert "up to date" in run(["dvc", "status"], project).stdout
     repro = run(["dvc", "repro"], project).stdout
     assert "Stage 'data' didn't change" in repro and "Stage 'experiments' didn't change" in repro
-    shown = run(["dvc", "metrics", "show"], project).stdout.splitlines()  # one row per experiment
+    # one row per experiment (results/headline.json, the columns of `dvc exp show`, is left out)
+    shown = run(["dvc", "metrics", "show", "results/summary"], project).stdout.splitlines()
     header = shown[0].split()
     assert header[:2] == ["Path", "acc2_non0"] and "mae" in header and "mae_std" in header
     rows = {line.split()[0]: line.split()[1:] for line in shown[1:] if line.strip()}
@@ -381,6 +389,7 @@ def test_editing_one_experiment_reruns_only_its_jobs(project):
         "train": seeds,
         "evaluate": seeds,
         "aggregate": 1,
+        "headline": 1,
         "figures_curves": 1,
         "tables": 1,  # table5 only: the one table with an alpha_0.5 row
         "figures_forest": 1,
@@ -401,8 +410,19 @@ def test_editing_one_experiment_reruns_only_its_jobs(project):
     assert settings["loss"]["alpha"] == 0.6
     assert dry_run(project) == {}
     moved = json.loads(run(["dvc", "metrics", "diff", "--json", "--all"], project).stdout)
-    changed = {path for path, metrics in moved.items() if any(m.get("diff") for m in metrics.values())}
-    assert changed == {"results/summary/synthetic/alpha_0.5.json"}  # the experiment that moved, by name
+    changed = {
+        (path, key)
+        for path, metrics in moved.items()
+        for key, change in metrics.items()
+        if change.get("diff")
+    }  # the experiment that moved, by name: its summary, and its keys of the headline metrics
+    assert {path for path, _ in changed} == {
+        "results/summary/synthetic/alpha_0.5.json",
+        "results/headline.json",
+    }
+    assert headline_experiments(key for path, key in changed if path == "results/headline.json") == {
+        "alpha_0.5"
+    }
 
 
 @pytest.mark.slow
@@ -425,6 +445,75 @@ def test_sweep_report_then_a_new_value_trains_only_the_new_cells(project):
         "sweep": 1,
     }
     assert dry_run(project) == {}  # `all` does not build the sweeps
+
+
+# ---------------------------------------------------------------- DVC experiments (docs/dvc.md)
+
+
+def model_times(project: Path) -> dict[str, float]:
+    """Modification time of every run's model, by run folder (a retrained run writes a new one)."""
+    runs_dir = project / "results/runs"
+    return {str(p.parent.relative_to(runs_dir)): p.stat().st_mtime for p in runs_dir.rglob("model.pt")}
+
+
+def experiment_data(project: Path, name: str) -> dict:
+    """One DVC experiment's entry of `dvc exp show --json` (params, metrics), found by its name."""
+    for baseline in json.loads(run(["dvc", "exp", "show", "--json"], project).stdout):
+        for branch in baseline.get("experiments") or []:
+            for rev in branch["revs"]:
+                if rev["name"] == name:
+                    return rev["data"]
+    raise AssertionError(f"no experiment '{name}' in `dvc exp show`")
+
+
+@pytest.mark.slow
+def test_dvc_exp_run_after_a_snakemake_run_keeps_the_results_and_reruns_one_experiment(project):
+    # The state `make run` leaves: results built by Snakemake, no dvc.lock in the commit. Recording them
+    # (`make record`, the last step of `make run`) is what keeps `dvc exp run` from deleting them.
+    (project / "dvc.lock").unlink()
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.org"]
+    for command in (["add", "-A"], ["commit", "-q", "-m", "results from Snakemake, no lock"]):
+        subprocess.run([*git, *command], cwd=project, check=True, capture_output=True)
+    subprocess.run(["make", "record", f"BIN={BIN}"], cwd=project, check=True, capture_output=True)
+    tables = {p: p.read_bytes() for p in (project / "results/tables").rglob("*") if p.is_file()}
+    before = model_times(project)
+    exp = run(["dvc", "exp", "run", "-n", "as-is"], project)
+    assert "Stage 'experiments' didn't change" in exp.stdout and not job_counts(exp.stdout + exp.stderr)
+    assert model_times(project) == before  # no train job ran, nothing was deleted or restored
+    assert {p: p.read_bytes() for p in tables} == tables
+    headline = experiment_data(project, "as-is")["metrics"]["results/headline.json"]["data"]
+    assert set(headline["synthetic"]) == set(dataset_experiments(TINY)["synthetic"])
+    assert all(set(metrics) == {"Acc2", "MAE", "Corr"} for metrics in headline["synthetic"].values())
+    # One experiment's α, through params.yaml: that experiment's runs (one train job per seed) rerun.
+    for command in (["add", "dvc.lock"], ["commit", "-q", "-m", "dvc.lock"]):  # the queue's baseline
+        subprocess.run([*git, *command], cwd=project, check=True, capture_output=True)
+    exp = run(
+        ["dvc", "exp", "run", "-n", "alpha-0.4", "-S", "experiments={alpha_0.5: {loss.alpha: 0.4}}"], project
+    )
+    assert job_counts(exp.stdout + exp.stderr)["train"] == len(TINY["seeds"])
+    moved = {run_dir for run_dir, mtime in model_times(project).items() if mtime != before[run_dir]}
+    assert moved == {f"synthetic/alpha_0.5/seed{seed}" for seed in TINY["seeds"]}
+    settings = yaml.safe_load((project / "results/settings/synthetic/alpha_0.5.yaml").read_text())
+    assert settings["loss"]["alpha"] == 0.4
+    diff = run(["dvc", "exp", "diff", "as-is", "alpha-0.4", "--json"], project).stdout
+    assert headline_experiments(json.loads(diff)["metrics"]["results/headline.json"]) == {"alpha_0.5"}
+
+
+@pytest.mark.slow
+def test_queued_configurations_run_one_after_another(project):
+    for alpha in (0.6, 0.7):
+        overrides = f"experiments={{alpha_0.5: {{loss.alpha: {alpha}}}}}"
+        run(["dvc", "exp", "run", "--queue", "-n", f"queued-{alpha}", "-S", overrides], project)
+    run(["dvc", "queue", "start", "-j", "1"], project, timeout=900)
+    for _ in range(900):  # the worker runs in the background; its output pipes usually outlive it
+        if not re.search(r"\b(Queued|Running)\b", run(["dvc", "queue", "status"], project).stdout):
+            break
+        time.sleep(1)
+    for alpha in (0.6, 0.7):
+        data = experiment_data(project, f"queued-{alpha}")
+        assert data["params"]["params.yaml"]["data"]["experiments"] == {"alpha_0.5": {"loss.alpha": alpha}}
+        logs = run(["dvc", "queue", "logs", f"queued-{alpha}"], project).stdout
+        assert job_counts(logs)["train"] == len(TINY["seeds"]) and "synthesize" not in job_counts(logs)
 
 
 def test_conda_environment_lists_the_project_dependencies() -> None:

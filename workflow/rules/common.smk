@@ -181,15 +181,16 @@ def aggregate_path(dataset, experiment):
 
 
 def all_targets():
-    """Everything `all` builds: every run's model and metrics, every experiment's summary (DVC metrics),
-    the tables in three formats and the figures. Runs are listed so that a deleted model is retrained (it is a product that
-    DVC versions), not only what the tables need."""
+    """Everything `all` builds: every run's model and metrics, every experiment's summary and the headline
+    metrics of them all (DVC metrics), the tables in three formats and the figures. Runs are listed so that
+    a deleted model is retrained (it is a product that DVC versions), not only what the tables need."""
     targets = [
         f"{RUN_DIR}/{name}".format(dataset=dataset, experiment=experiment, seed=seed)
         for dataset, experiment, seed in grid.runs(config)
         for name in ("model.pt", "metrics.json")
     ]
     targets += [f"results/summary/{d}/{e}.json" for d, experiments in GRID.items() for e in experiments]
+    targets.append("results/headline.json")
     for table in grid.active_tables(config):
         targets += [f"results/tables/{table}.{ext}" for ext in ("md", "tex", "csv")]
         targets.append(f"results/figures/{table}_forest.png")

@@ -25,6 +25,24 @@ rule aggregate:
         " {input.metrics} > {log} 2>&1"
 
 
+rule headline:
+    """Every experiment's test Acc2, MAE and Corr in one JSON whose keys are unique (dataset, experiment,
+    metric): the DVC metrics that `dvc exp show` lists in readable columns (pipeline/reporting/headline.py)."""
+    input:
+        [f"results/summary/{d}/{e}.json" for d, experiments in GRID.items() for e in experiments],
+    output:
+        "results/headline.json",
+    params:
+        code=CODE["reporting"],
+    conda:
+        "../envs/pipeline.yaml"
+    log:
+        "logs/headline.log",
+    localrule: True
+    shell:
+        "python -m pipeline headline --out {output} {input} > {log} 2>&1"
+
+
 rule tables:
     """One of the paper's tables, measured rows mean ± std, reported rows as the paper gives them; the
     other measured rows tested against the reference row (their per-seed predictions: the bootstrap)."""
