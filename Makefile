@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CORES ?= 4
 SHARED ?= ../shared
 
-.PHONY: run test lint bench report sweep gpu-check cluster-check
+.PHONY: run test test-fast lint bench report sweep gpu-check cluster-check
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,11 @@ run: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest -q
+
+# The edit loop: every test but the end-to-end ones marked `slow` (Snakemake, DVC, kills, search_all);
+# `make test` (CI) runs them all.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
 
 # Style and workflow checks, run before the tests by `make test` (and so by CI).
 lint: $(STAMP)

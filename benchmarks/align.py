@@ -10,7 +10,7 @@ imported libraries ("base" is the same figure taken just before the work starts)
 validation, checksums (hashed on a second thread; the CPU column counts both threads; "hashing" is the
 time SHA-256 alone takes on the same files), alignment and writing the HDF5 file; the SDK's covers its
 recipe (two `align` calls), without writing anything. Data come from the tests' generator
-(`tests/test_align.py:generate_raw`: every word has frames, as the SDK's broken `impute` needs), and the
+(`pipeline/devtools/raw.py:generate_raw`: every word has frames, as the SDK's broken `impute` needs), and the
 outputs are checked equal (same ids and words, features within 1e-5).
 """
 
@@ -29,12 +29,11 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
-
-from test_align import generate_raw  # noqa: E402
-from test_align_sdk_oracle import assert_same_as_sdk, sdk_align  # noqa: E402
+sys.path.insert(0, str(REPO))
 
 from pipeline.data.align import align_dataset  # noqa: E402
+from pipeline.devtools.raw import generate_raw  # noqa: E402
+from pipeline.devtools.sdk_oracle import assert_same_as_sdk, sdk_align  # noqa: E402
 from pipeline.io import sha256sum  # noqa: E402
 from pipeline.layout import HASHED_FILES  # noqa: E402
 

@@ -24,9 +24,9 @@ from pathlib import Path
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))
 
-from test_workflow import copy_repository  # noqa: E402  (the test suite's fresh-clone copy)
+from pipeline.devtools.repository import copy_repository  # noqa: E402
 
 BIN = Path(sys.executable).parent
 
@@ -63,7 +63,7 @@ def main() -> int:
     args = parser.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="hycon-workflow-bench-"))
     root.mkdir(parents=True, exist_ok=True)
-    copy_repository(root)
+    copy_repository(REPO, root)
     command = [str(BIN / "snakemake"), args.target, "--cores", str(args.cores), "--quiet", "rules"]
     for overlay in args.configfile:
         command += ["--configfile", str((REPO / overlay).resolve())]

@@ -1,4 +1,5 @@
-"""Train one HyCon model (stage `train`): Adam on MAE (Eq. 2) plus the hybrid loss (Eqs. 13-14).
+"""Train one run of any model family (stage `train`): HyCon and the SGD-trained baselines with Adam on MAE
+(Eq. 2), plus HyCon's hybrid loss (Eqs. 13-14); the text probe in closed form (a ridge path).
 
 Model selection uses the validation split only (the test split is never read here); the best epoch by
 `train.select` is restored and written to `model.pt`; training stops after `train.patience` epochs without

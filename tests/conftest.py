@@ -1,10 +1,17 @@
-"""Shared fixtures: the team's ../shared folder and deterministic, single-threaded torch."""
+"""Shared fixtures: the team's ../shared folder, deterministic single-threaded torch, and a small synthetic
+dataset with cached features. Shared plain helpers are in helpers.py."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from pipeline.data.align import align_dataset
+from pipeline.data.dataset import load_split
+from pipeline.data.synthesize import synthesize
+from pipeline.features import write_features
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -26,3 +33,19 @@ def _torch_threads() -> None:
     except ImportError:  # pragma: no cover - torch is a hard dependency
         return
     torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory) -> dict:
+    """30 synthetic videos aligned at T = 20, with cached frozen MiniLM features (default `mean` token)."""
+    root = tmp_path_factory.mktemp("synthetic")
+    synthesize(root / "raw", videos=30, seed=0)
+    align_dataset(root / "raw", root / "syn.h5", seq_len=20)
+    write_features(root / "syn.h5", root / "minilm.h5", "minilm")
+    train_mean = load_split(root / "syn.h5", "train")["label"].mean()
+    test_labels = load_split(root / "syn.h5", "test")["label"]
+    return {
+        "data": root / "syn.h5",
+        "features": root / "minilm.h5",
+        "constant_mae": float(np.abs(test_labels - train_mean).mean()),
+    }

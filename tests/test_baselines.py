@@ -7,9 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import DA, DV, TEXTS, H, T, make_batch
 from sklearn.linear_model import Ridge
-from test_model import DA, DV, TEXTS, H, T, make_batch
-from test_train import synthetic  # noqa: F401 - the shared synthetic-data fixture
 
 from pipeline.checkpoint import HISTORY_COLUMNS
 from pipeline.errors import ConfigError

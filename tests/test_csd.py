@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import ast
 import re
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
+from helpers import mosi_folds
 
 from pipeline.data.csd import CSD, Sequence, write_csd
 from pipeline.errors import DataError
-
-
-def mosi_folds(shared_dir: Path) -> dict[str, list[str]]:
-    """The SDK's standard MOSI folds, parsed from the shared cmu_mosi_std_folds.py without running it."""
-    source = (shared_dir / "data" / "mosi" / "cmu_mosi_std_folds.py").read_text()
-    values = {
-        node.targets[0].id: ast.literal_eval(node.value)
-        for node in ast.parse(source).body
-        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
-    }
-    return {split: values[f"standard_{split}_fold"] for split in ("train", "valid", "test")}
 
 
 def test_round_trip_words_features_and_metadata(tmp_path):

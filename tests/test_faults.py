@@ -61,20 +61,20 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from test_align import frames, write_raw
-from test_workflow import BIN, copy_repository
+from helpers import BIN, REPO
 
 from pipeline.__main__ import main
 from pipeline.checkpoint import run_lock
 from pipeline.data.align import align_dataset
 from pipeline.data.synthesize import synthesize
+from pipeline.devtools.raw import frames, write_raw
+from pipeline.devtools.repository import copy_repository
 from pipeline.evaluate import evaluate_run
 from pipeline.features import write_features
 from pipeline.grid import load_config
 from pipeline.train import train_run
 from pipeline.workflow import configfiles
 
-REPO = Path(__file__).resolve().parents[1]
 SMALL = {
     "model.language_model": "tiny",
     "model.max_text_tokens": 16,
@@ -277,7 +277,7 @@ def test_yaml_error_in_a_workflow_config_names_file_and_line(tmp_path):
     workflow` on a broken overlay (Snakemake parses --configfile files before any workflow code)."""
     args = ["--cores", "2", "--configfile", "a.yaml", "b.yaml", "-n", "--configfile=c.yaml", "all"]
     assert configfiles(args) == ["a.yaml", "b.yaml", "c.yaml"]
-    copy_repository(tmp_path)
+    copy_repository(REPO, tmp_path)
     overlay = tmp_path / "config" / "broken.yaml"
     overlay.write_text("seeds: [0, 1]\nbase:\n  model: {d: 8\n  x: 1\n")
     env = {**_env(), "PYTHONPATH": str(tmp_path)}
@@ -391,7 +391,7 @@ def test_kill_9_of_train_resumes_to_the_same_bytes(tiny, tmp_path):
 
 def _tiny_project(root: Path) -> Path:
     """A copy of the repository on the tiny config, one seed (config/config.yaml + config/test.yaml)."""
-    copy_repository(root)
+    copy_repository(REPO, root)
     config = load_config([REPO / "config" / "config.yaml", REPO / "config" / "test.yaml"])
     config["seeds"] = [0]
     (root / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))

@@ -6,27 +6,13 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import DA, DV, TEXTS, H, T, make_batch
 
 from pipeline.errors import ConfigError
 from pipeline.losses import class_labels, hybrid_loss
 from pipeline.models.hycon import HyConModel, SequenceEncoder
 from pipeline.models.language import load_language_model, select_token, tokenize
 from pipeline.settings import resolve_settings
-
-T, DA, DV, H = 6, 5, 4, 12
-TEXTS = ["a truly good day", "not bad", "", "the worst film I have ever seen"]
-
-
-def make_batch(b: int = 4, seed: int = 0) -> dict:
-    gen = torch.Generator().manual_seed(seed)
-    return {
-        "audio": torch.randn(b, T, DA, generator=gen),
-        "visual": torch.randn(b, T, DV, generator=gen),
-        "length": torch.tensor([0, 3, T, 1, 2, 4, 5, 6][:b]),
-        "label": torch.tensor([-2.0, 1.5, 0.0, 0.4, 2.0, -1.0, 0.5, 3.0][:b]),
-        "lm_features": torch.randn(b, H, generator=gen),
-        "text": (TEXTS * 2)[:b],
-    }
 
 
 def make_model(**overrides) -> HyConModel:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from test_stats import render_table
+from helpers import render_table
 
 from pipeline.__main__ import main
 from pipeline.errors import ConfigError, DataError

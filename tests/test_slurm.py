@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_workflow import TINY, copy_repository, run
+from helpers import REPO, TINY, run
 
+from pipeline.devtools.repository import copy_repository
 from pipeline.grid import active_tables
 
-REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs" / "cluster.md"
 PROFILE = ["--workflow-profile", "workflow/profiles/slurm"]
 LOCAL_COMMAND = ["snakemake", "--cores", "2", "all", "--configfile", "config/test.yaml"]
@@ -168,7 +168,7 @@ def test_tiny_workflow_under_slurm_equals_a_local_run(tmp_path):
     assert node_cpus >= threads, f"the cluster's nodes have {node_cpus} CPUs; the tiny config asks {threads}"
     local, cluster = tmp_path / "local", tmp_path / "cluster"
     for project in (local, cluster):
-        copy_repository(project)
+        copy_repository(REPO, project)
     _, local_seconds = timed_run(LOCAL_COMMAND, local)
     log, cluster_seconds = timed_run(documented_command(), cluster)
     print(f"tiny workflow: local {local_seconds:.0f} s, SLURM {cluster_seconds:.0f} s")

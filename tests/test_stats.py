@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import render_table, write_predictions
 
 from pipeline.__main__ import main
 from pipeline.errors import ConfigError, DataError
 from pipeline.grid import DEFAULT_CONFIG, load_config, reference_experiment, table_spec
 from pipeline.metrics import METRIC_KEYS, regression_metrics
-from pipeline.reporting.aggregate import aggregate_runs
 from pipeline.reporting.stats import (
     Segments,
     align,
@@ -137,30 +135,19 @@ def test_reference_defaults_to_the_hycon_row_and_is_validated():
         reference_experiment(rows, "npair", "tables.table3")
 
 
-def _write_predictions(path, ids, labels, predictions, valid=True):
-    frame = pd.DataFrame({"split": "test", "id": ids, "label": labels, "prediction": predictions})
-    if valid:
-        frame = pd.concat(
-            [pd.DataFrame({"split": ["valid"], "id": ["x"], "label": [0.0], "prediction": [9.0]}), frame]
-        )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(path, index=False)
-    return path
-
-
 def test_load_segments_averages_seeds_by_segment_id(tmp_path):
     ids, labels = ["a_1", "b_2", "c_3"], [1.0, -2.0, 0.0]
-    seed0 = _write_predictions(tmp_path / "seed0.csv", ids, labels, [0.5, -1.0, 0.2])
-    seed1 = _write_predictions(tmp_path / "seed1.csv", ids[::-1], labels[::-1], [0.4, -3.0, 1.5])  # reversed
+    seed0 = write_predictions(tmp_path / "seed0.csv", ids, labels, [0.5, -1.0, 0.2])
+    seed1 = write_predictions(tmp_path / "seed1.csv", ids[::-1], labels[::-1], [0.4, -3.0, 1.5])  # reversed
     segments = load_segments([seed0, seed1])
     assert list(segments.ids) == ids and list(segments.labels) == labels
     assert segments.predictions == pytest.approx([1.0, -2.0, 0.3])
-    other = _write_predictions(tmp_path / "other.csv", ["a_1", "b_2", "d_4"], labels, [0.0, 0.0, 0.0])
+    other = write_predictions(tmp_path / "other.csv", ["a_1", "b_2", "d_4"], labels, [0.0, 0.0, 0.0])
     with pytest.raises(
         DataError, match=r"other\.csv: its test segment ids differ from those of .*seed0\.csv"
     ):
         load_segments([seed0, other])
-    relabelled = _write_predictions(tmp_path / "relabelled.csv", ids, [1.0, -2.0, 0.5], [0.0, 0.0, 0.0])
+    relabelled = write_predictions(tmp_path / "relabelled.csv", ids, [1.0, -2.0, 0.5], [0.0, 0.0, 0.0])
     with pytest.raises(DataError, match=r"relabelled\.csv: its test labels differ"):
         load_segments([seed0, relabelled])
 
@@ -200,36 +187,6 @@ def test_compare_table_compares_every_other_row_with_the_reference():
 
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def _run(root, experiment, seed, labels, predictions):
-    """A run's predictions.csv (in <experiment>/seed<k>/) and its metrics, as `evaluate` writes them."""
-    ids = [f"vid{i // 3}_{i % 3}" for i in range(len(labels))]
-    path = _write_predictions(root / experiment / f"seed{seed}" / "predictions.csv", ids, labels, predictions)
-    metrics = regression_metrics(labels, predictions)
-    run = {"dataset": "synthetic", "experiment": experiment, "seed": seed, "valid": metrics, "test": metrics}
-    return path, run
-
-
-def render_table(
-    tmp_path: Path, spec: dict, labels: np.ndarray, prediction_of
-) -> tuple[Path, list[str], list[Path]]:
-    """Runs of every row's experiment (seeds 0-2, predictions `prediction_of(experiment, seed)`), their
-    aggregates, and the table rendered through the `tables` CLI with the statistics; its output prefix,
-    the CLI arguments before `--predictions`, and the predictions files."""
-    predictions, aggregates = [], []
-    for experiment in dict.fromkeys(row["experiment"] for row in spec["rows"]):
-        runs = []
-        for seed in (0, 1, 2):
-            path, run = _run(tmp_path / "runs", experiment, seed, labels, prediction_of(experiment, seed))
-            predictions.append(path)
-            runs.append(run)
-        aggregates.append(tmp_path / f"{experiment}.json")
-        aggregates[-1].write_text(json.dumps(aggregate_runs(runs)))
-    prefix = tmp_path / "tables" / spec["name"]
-    args = ["tables", "--spec", json.dumps(spec), "--out", str(prefix), *map(str, aggregates)]
-    assert main([*args, "--predictions", *map(str, predictions)]) == 0
-    return prefix, args, predictions
 
 
 def test_tables_cli_marks_significant_rows_and_writes_the_statistics(tmp_path):

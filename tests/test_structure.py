@@ -1,5 +1,5 @@
-"""The layout of the code: stage names find their modules, no import circle, modules stay readable, and
-every allowed settings value is one the modules accept."""
+"""The layout of the code: stage names find their modules, no import circle, modules stay readable, every
+allowed settings value is one the modules accept, and tests and benchmarks stand alone."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from pipeline.models.hycon import NONNEG, POSITIONAL
 from pipeline.models.language import TEXT_TOKENS
 from pipeline.settings import CHOICES, DEFAULT_KEYS, FEATURE_KEYS, SEARCH_FIXED_KEYS
 
-PACKAGE = Path(__file__).resolve().parents[1] / "pipeline"
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = REPO / "pipeline"
 MAX_LINES = 400
 
 
@@ -110,3 +111,27 @@ def test_allowed_settings_values_are_what_the_modules_accept(key: str, accepted:
 
 def test_feature_and_search_keys_are_settings_keys() -> None:
     assert set(FEATURE_KEYS) < set(SEARCH_FIXED_KEYS) <= set(DEFAULT_KEYS)
+
+
+def _imported_top_names(path: Path) -> set[str]:
+    """The top-level module names a file imports (`import a.b` and `from a.b import c` give `a`)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module.split(".")[0])
+        elif isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+    return names
+
+
+def test_no_test_module_or_benchmark_imports_a_test_module() -> None:
+    """Shared test helpers live in conftest.py / tests/helpers.py, those of benchmarks in the package, so
+    every test module runs alone and in any order."""
+    test_modules = {p.stem for p in (REPO / "tests").glob("test_*.py")}
+    offenders = {
+        p.relative_to(REPO).as_posix(): sorted(found)
+        for p in [*(REPO / "tests").glob("*.py"), *(REPO / "benchmarks").glob("*.py")]
+        if (found := _imported_top_names(p) & (test_modules | {"tests", "helpers", "conftest"}))
+        and not (p.parent.name == "tests" and found <= {"helpers"})
+    }
+    assert not offenders, f"modules importing test modules: {offenders}"

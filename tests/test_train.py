@@ -18,9 +18,7 @@ import torch
 from pipeline.__main__ import main
 from pipeline.checkpoint import HISTORY_COLUMNS, load_checkpoint, load_weights, stored_weights, tensor_digest
 from pipeline.data import dataset as dataset_module
-from pipeline.data.align import align_dataset
 from pipeline.data.dataset import load_split
-from pipeline.data.synthesize import synthesize
 from pipeline.errors import DataError
 from pipeline.evaluate import evaluate_run
 from pipeline.features import load_features, write_features
@@ -32,22 +30,6 @@ from pipeline.settings import resolve_settings
 from pipeline.train import make_optimizer, train_run
 
 FAST = {"train.epochs": 3, "model.ff": 32, "model.head_hidden": 32}
-
-
-@pytest.fixture(scope="module")
-def synthetic(tmp_path_factory) -> dict:
-    """30 synthetic videos aligned at T = 20, with cached frozen MiniLM features (default `mean` token)."""
-    root = tmp_path_factory.mktemp("synthetic")
-    synthesize(root / "raw", videos=30, seed=0)
-    align_dataset(root / "raw", root / "syn.h5", seq_len=20)
-    write_features(root / "syn.h5", root / "minilm.h5", "minilm")
-    train_mean = load_split(root / "syn.h5", "train")["label"].mean()
-    test_labels = load_split(root / "syn.h5", "test")["label"]
-    return {
-        "data": root / "syn.h5",
-        "features": root / "minilm.h5",
-        "constant_mae": float(np.abs(test_labels - train_mean).mean()),
-    }
 
 
 def _history(run_dir: Path) -> list[dict[str, str]]:

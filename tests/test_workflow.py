@@ -11,20 +11,19 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import pickle
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from helpers import REPO, TINY, run
 
 from pipeline.data.dataset import validate_aligned
+from pipeline.devtools.repository import copy_repository
 from pipeline.errors import ConfigError
 from pipeline.grid import (
     active_tables,
@@ -40,23 +39,7 @@ from pipeline.grid import (
 from pipeline.models import ARCHS
 from pipeline.sweeps import sweep_cells
 
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-TINY = load_config([REPO / "config" / "config.yaml", REPO / "config" / "test.yaml"])
-
-
-def run(args: list[str], cwd: Path, timeout: int = 600, check: bool = True) -> subprocess.CompletedProcess:
-    """Run a command of the project's environment (snakemake, dvc) with its output captured."""
-    env = {**os.environ, "VIRTUAL_ENV": sys.prefix, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    proc = subprocess.run(
-        [str(BIN / args[0]), *args[1:]], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-        )
-    return proc
 
 
 def job_counts(output: str) -> dict[str, int]:
@@ -70,21 +53,6 @@ def job_counts(output: str) -> dict[str, int]:
 def dry_run(project: Path, *extra: str) -> dict[str, int]:
     proc = run(["snakemake", "-n", *extra, "--quiet", "rules"], project)
     return job_counts(proc.stdout + proc.stderr)
-
-
-def copy_repository(dest: Path) -> None:
-    """The files of a checkout (tracked and untracked, not ignored), as a fresh clone would have them."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO,
-        capture_output=True,
-        check=True,
-    ).stdout.split(b"\0")
-    for name in filter(None, (item.decode() for item in listed)):
-        source = REPO / name
-        if source.is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, dest / name)
 
 
 # ---------------------------------------------------------------- fast checks (dry runs in the repository)
@@ -276,7 +244,7 @@ def test_dvc_pipeline_calls_snakemake_and_does_not_repeat_the_grid():
 def project(tmp_path_factory) -> Path:
     """A fresh git + DVC project on the tiny config, built from scratch by `dvc repro`."""
     root = tmp_path_factory.mktemp("project")
-    copy_repository(root)
+    copy_repository(REPO, root)
     (root / "config" / "config.yaml").write_text(yaml.safe_dump(TINY, sort_keys=False, allow_unicode=True))
     git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.org"]
     for command in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "fresh clone"]):

@@ -19,7 +19,7 @@ rule settings:
 
 
 rule train:
-    """Train one HyCon model; model selection on the validation set only."""
+    """Train one run (HyCon or a baseline, by model.arch); model selection on the validation set only."""
     input:
         settings=layout.SETTINGS,
         data=rules.align.output[0],
