@@ -73,22 +73,30 @@ def split_rows(
     }
 
 
-def write_text_only(path: Path, splits: dict[str, list[dict[str, str]]], source: Path) -> Path:
-    """Aligned HDF5 of the rows: ids `<video>[<clip_id - 1>]`, real text and labels, zero audio/visual."""
+def write_text_only(
+    path: Path, splits: dict[str, list[dict[str, str]]], source: Path, seq_len: int | None = None
+) -> Path:
+    """Aligned HDF5 of the rows: ids `<video>[<clip_id - 1>]`, real text and labels, zero audio/visual.
+
+    Without `seq_len`: one step per segment (the whole text, length 1). With it, the aligned contract's
+    words: each text's first `seq_len` words, `length` their number, audio and visual zero at every step.
+    """
     arrays = {}
+    steps = seq_len or 1
     for split, rows in splits.items():
         n = len(rows)
+        words = [r["text"].split()[:seq_len] if seq_len else [r["text"]] for r in rows]
         arrays[split] = {
             "id": np.array([f"{r['video_id']}[{int(r['clip_id']) - 1}]" for r in rows], dtype=object),
             "label": np.array([float(r["label"]) for r in rows], dtype=np.float32),
-            "text": np.array([r["text"] for r in rows], dtype=object),
-            "audio": np.zeros((n, 1, 1), dtype=np.float32),
-            "visual": np.zeros((n, 1, 1), dtype=np.float32),
-            "length": np.ones(n, dtype=np.int64),
+            "text": np.array([" ".join(w) for w in words], dtype=object),
+            "audio": np.zeros((n, steps, 1), dtype=np.float32),
+            "visual": np.zeros((n, steps, 1), dtype=np.float32),
+            "length": np.array([len(w) if seq_len else 1 for w in words], dtype=np.int64),
         }
     digest = hashlib.sha256(source.read_bytes()).hexdigest()
     attrs = {
-        "seq_len": 1,
+        "seq_len": steps,
         "audio_dim": 1,
         "visual_dim": 1,
         "dataset": "mosi-text",
