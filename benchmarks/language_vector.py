@@ -170,6 +170,16 @@ def summarise(runs: list[dict[str, float]]) -> list[str]:
     return cells
 
 
+def report(
+    header: tuple[str, ...], separator: str, rows: list[tuple[str, ...]], footer: str, out: Path | None
+) -> None:
+    """Print a Markdown table (`separator`: its alignment row) and its footer; write both to `out` too."""
+    lines = ["| " + " | ".join(header) + " |", separator, *("| " + " | ".join(row) + " |" for row in rows)]
+    print("\n".join(lines) + footer)
+    if out:
+        out.write_text("\n".join(lines) + "\n" + footer + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--csv", type=Path, default=CSV)
@@ -213,20 +223,13 @@ def main() -> None:
     ridge = ridge_probe(features["mean"], features["cls"], labels)
     rows.append(("ridge on `mean` + `cls` vectors", "–", *summarise([ridge]), f"alpha {ridge['alpha']:.3g}"))
     header = ("language vector", "contrastive", *(h for _, h, _ in COLUMNS), "note")
-    lines = [
-        "| " + " | ".join(header) + " |",
-        "|---|---|" + "--:|" * len(COLUMNS) + "---|",
-        *("| " + " | ".join(row) + " |" for row in rows),
-    ]
     command = shlex.join(["python", "benchmarks/language_vector.py", *sys.argv[1:]])
     footer = (
         f"\n{command}  (seeds {args.seeds}, {args.epochs} epochs, patience {args.patience}, "
         f"extra settings {args.sets or 'none'}; {(time.time() - started) / 60:.1f} min)\n"
         f"segments: train {sizes['train']}, selection {sizes['valid']}, reported valid fold {sizes['test']}"
     )
-    print("\n".join(lines) + footer)
-    if args.out:
-        args.out.write_text("\n".join(lines) + "\n" + footer + "\n")
+    report(header, "|---|---|" + "--:|" * len(COLUMNS) + "---|", rows, footer, args.out)
 
 
 if __name__ == "__main__":

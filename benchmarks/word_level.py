@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import resource
 import shlex
 import sys
 import tempfile
@@ -45,6 +44,7 @@ from benchmarks.language_vector import (  # noqa: E402
     COLUMNS,
     CSV,
     read_text_csv,
+    report,
     split_rows,
     summarise,
     write_text_only,
@@ -107,11 +107,6 @@ def table(args: argparse.Namespace) -> None:
             rows.append((arch, steps, settings_source, *summarise(runs)))
             print(" | ".join(rows[-1]), flush=True)
     header = ("family", "language input", "settings", *(h for _, h, _ in COLUMNS))
-    lines = [
-        "| " + " | ".join(header) + " |",
-        "|---|---|---|" + "--:|" * len(COLUMNS),
-        *("| " + " | ".join(row) + " |" for row in rows),
-    ]
     sizes = {split: len(rows_) for split, rows_ in splits.items()}
     command = shlex.join(["python", "benchmarks/word_level.py", *sys.argv[1:]])
     footer = (
@@ -119,14 +114,20 @@ def table(args: argparse.Namespace) -> None:
         f"{args.seq_len}; {(time.time() - started) / 60:.1f} min)\nsegments: train {sizes['train']}, "
         f"selection {sizes['valid']}, reported valid fold {sizes['test']}"
     )
-    print("\n".join(lines) + footer)
-    if args.out:
-        args.out.write_text("\n".join(lines) + "\n" + footer + "\n")
+    report(header, "|---|---|---|" + "--:|" * len(COLUMNS), rows, footer, args.out)
 
 
-def peak_mib() -> float:
-    """This process's peak resident memory so far, MiB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def memory_mib(field: str) -> float:
+    """This process's resident memory (`VmRSS`) or its peak since the last reset (`VmHWM`), MiB (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    raise OSError(f"/proc/self/status has no {field}")
+
+
+def reset_peak() -> None:
+    """Reset this process's peak resident memory (`VmHWM`) to its current size (Linux >= 4.0)."""
+    Path("/proc/self/clear_refs").write_text("5")
 
 
 def memory(args: argparse.Namespace) -> None:
@@ -156,7 +157,8 @@ def memory(args: argparse.Namespace) -> None:
             "length": length.astype(np.int64),
             "label": np.zeros(n, np.float32),
         }
-        before = peak_mib()
+        reset_peak()  # the peak of writing the file does not count
+        before = memory_mib("VmRSS")
         started = time.time()
         states = open_word_states(path, {"train": arrays["length"]}, steps, hidden)["train"]
         states.stats = fit_word_stats(states)
@@ -165,7 +167,7 @@ def memory(args: argparse.Namespace) -> None:
         started = time.time()
         batches = sum(1 for _ in iterate_batches(dataset, 32, torch.Generator().manual_seed(0)))
         epoch = time.time() - started
-        added = peak_mib() - before
+        added = memory_mib("VmHWM") - before
     held = n * steps * hidden * 2 / 2**20
     print(
         f"| per-word cache, {n:,} segments x T = {steps} x H = {hidden} | MiB |\n|---|--:|\n"

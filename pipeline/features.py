@@ -91,29 +91,6 @@ def encode_batches(
         yield rows, sentence, words
 
 
-def encode_texts(
-    lm: torch.nn.Module,
-    tokenizer: Any,
-    texts: list[str],
-    token: str,
-    max_tokens: int,
-    batch_size: int = 64,
-    device: torch.device | None = None,
-    steps: int | None = None,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Frozen LM vectors [N, H] (float32) for `texts`, in the input order, and with `steps` their per-word
-    states [N, steps, H] (float16; None without `steps`), held in memory (`encode_batches`)."""
-    out = np.zeros((len(texts), lm.config.hidden_size), dtype=np.float32)
-    words = None if steps is None else np.zeros((len(texts), steps, lm.config.hidden_size), WORD_DTYPE)
-    for rows, sentence, word_states in encode_batches(
-        lm, tokenizer, texts, token, max_tokens, batch_size, device, steps
-    ):
-        out[rows] = sentence
-        if words is not None:
-            words[rows] = word_states
-    return out, words
-
-
 def compute_features(
     texts: dict[str, list[str]],
     model_name: str,
@@ -129,11 +106,16 @@ def compute_features(
     features, words = {}, {}
     for split, split_texts in texts.items():
         log.info("encoding %d %s texts with %s (%s token)", len(split_texts), split, model_name, token)
-        features[split], split_words = encode_texts(
+        hidden = lm.config.hidden_size
+        features[split] = np.zeros((len(split_texts), hidden), dtype=np.float32)
+        if steps is not None:
+            words[split] = np.zeros((len(split_texts), steps, hidden), dtype=WORD_DTYPE)
+        for rows, sentence, word_states in encode_batches(
             lm, tokenizer, split_texts, token, max_tokens, batch_size, device, steps
-        )
-        if split_words is not None:
-            words[split] = split_words
+        ):
+            features[split][rows] = sentence
+            if steps is not None:
+                words[split][rows] = word_states
     return features, words
 
 

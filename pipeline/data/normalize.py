@@ -18,12 +18,9 @@ exactly the transform the model was trained with.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from pipeline.data.loader import WordStates
 
 SEQUENCES: tuple[str, ...] = ("audio", "visual")  # [N, T, D] arrays of a split, z-scored at valid steps
 TEXT = "text"  # the statistics' name for the cached language vectors [N, H]
@@ -31,6 +28,16 @@ WORD_STATES = "words"  # the statistics' name for the cached per-word language s
 EPS = 1e-6  # a standard deviation below this is a constant column
 
 Stats = dict[str, np.ndarray]
+
+
+class StatesByRow(Protocol):
+    """Per-word states read by rows (`pipeline.data.loader.WordStates`): `read(rows) -> [b, T, H]`."""
+
+    length: np.ndarray  # [N] valid word counts
+
+    def __len__(self) -> int: ...
+
+    def read(self, rows: np.ndarray) -> np.ndarray: ...
 
 
 def _valid(arrays: dict[str, np.ndarray]) -> np.ndarray:
@@ -89,7 +96,7 @@ def apply_stats(
     return out, lm_features
 
 
-def fit_word_stats(words: WordStates, chunk: int = 256) -> Stats:
+def fit_word_stats(words: StatesByRow, chunk: int = 256) -> Stats:
     """`words_{mean,std}` [H] of a train split's per-word states over its valid words (`t < length`),
     accumulated in float64 over chunks of `chunk` segments (the split is never read whole); a constant
     column gets std 1, as in `fit_stats`."""
