@@ -31,8 +31,9 @@ from pipeline.data.synthesize import synthesize  # noqa: E402
 from pipeline.device import use_amp  # noqa: E402
 from pipeline.features import compute_features  # noqa: E402
 from pipeline.models import build_model  # noqa: E402
+from pipeline.optimizer import make_optimizer  # noqa: E402
 from pipeline.settings import feature_settings_of, resolve_settings  # noqa: E402
-from pipeline.train import make_optimizer, seed_everything, train_epoch  # noqa: E402
+from pipeline.train import seed_everything, train_epoch  # noqa: E402
 
 MODES = ("finetune", "frozen")
 

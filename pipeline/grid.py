@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from pipeline import presets
 from pipeline.errors import ConfigError
 from pipeline.layout import CMU_DATASETS
 from pipeline.reporting.captions import dataset_label, table_caption
@@ -148,12 +149,12 @@ def check_config(config: Mapping[str, Any]) -> None:
         for dataset in search_datasets(config):
             check_dataset(config, dataset, "search.datasets")
         for name in sorted({e for names in search_experiments(config).values() for e in names}):
-            check_search_space(search["space"], name, config["experiments"][name])
-            for key in search["space"]:
+            space, settings = search_spec(config, name)["space"], experiment_settings(config, name)
+            check_search_space(space, name, config["experiments"][name])
+            presets.check_family_space(settings, space, f"search.space (experiment {name})")
+            for key in space:
                 try:
-                    resolve_settings(
-                        experiment_settings(config, name), {key: _space_example(search["space"][key])}
-                    )
+                    resolve_settings(settings, {key: _space_example(space[key])})
                 except ConfigError as err:
                     raise ConfigError(f"search.space.{key} (experiment {name}): {err}") from None
 
@@ -211,11 +212,14 @@ def tsne_spec(config: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def experiment_settings(config: Mapping[str, Any], experiment: str) -> dict[str, Any]:
-    """Settings of an experiment or a sweep cell: `base` plus its overrides (ConfigError naming both)."""
+    """Settings of an experiment or a sweep cell: `base`, then its family's preset (`presets.family_preset`:
+    a baseline's reference training settings), then its own overrides (ConfigError naming both)."""
     if experiment not in (overrides := experiment_overrides(config)):
         raise ConfigError(f"unknown experiment '{experiment}'")
+    own = overrides[experiment]
     try:
-        return resolve_settings(config["base"], overrides[experiment])
+        arch = resolve_settings(config["base"], own)["model"]["arch"]
+        return resolve_settings(config["base"], {**presets.family_preset(arch), **own})
     except ConfigError as err:
         raise ConfigError(f"experiments.{experiment}: {err}") from None
 
@@ -346,6 +350,7 @@ def table_spec(config: Mapping[str, Any], table: str) -> dict[str, Any]:
         "rows": [{"label": row["label"], "experiment": row["experiment"]} for row in spec["rows"]],
         "reference": reference_experiment(spec["rows"], spec.get("reference"), f"tables.{table}"),
         "trimmed": trimmed_rows(config, spec["rows"]),
+        "training": presets.training_notes(spec["rows"], lambda e: experiment_settings(config, e)),
     }
     out["caption"] = table_caption(out)
     return out
@@ -358,14 +363,19 @@ def search_datasets(config: Mapping[str, Any]) -> list[str]:
 
 
 def search_experiments(config: Mapping[str, Any]) -> dict[str, list[str]]:
-    """Dataset -> the experiments searched on it: every row of the active tables on the search datasets."""
+    """Dataset -> the experiments searched on it: every row of the active tables on the search datasets
+    whose family is searched (not the closed-form text probe: `presets.searched`)."""
     wanted = set(search_datasets(config))
     found: dict[str, list[str]] = {}
     for spec in active_tables(config).values():
         if spec["dataset"] in wanted:
             names = found.setdefault(spec["dataset"], [])
             names += [row["experiment"] for row in spec["rows"] if row["experiment"] not in names]
-    return found
+    return {dataset: [e for e in names if _searched(config, e)] for dataset, names in found.items()}
+
+
+def _searched(config: Mapping[str, Any], experiment: str) -> bool:
+    return presets.searched(experiment_settings(config, experiment)["model"]["arch"])
 
 
 def searched_name(experiment: str) -> str:
@@ -374,11 +384,14 @@ def searched_name(experiment: str) -> str:
 
 
 def search_spec(config: Mapping[str, Any], experiment: str) -> dict[str, Any]:
-    """What defines one experiment's search: its settings, the space, trials, sampling seed and sampler."""
-    search = config["search"]
+    """What defines one experiment's search: its settings, its space (`presets.row_space`: a baseline's
+    family space, else `search.space`), trials, sampling seed and sampler."""
+    search, settings = config["search"], experiment_settings(config, experiment)
+    own = config["experiments"].get(experiment) or {}
     return {
-        "settings": experiment_settings(config, experiment),
-        **{key: search[key] for key in ("space", "trials", "seed", "sampler")},
+        "settings": settings,
+        "space": presets.row_space(settings["model"]["arch"], search["space"], own),
+        **{key: search[key] for key in ("trials", "seed", "sampler")},
     }
 
 
@@ -386,7 +399,12 @@ def searched_table_spec(config: Mapping[str, Any], table: str) -> dict[str, Any]
     """`table_spec` with each row's experiment replaced by its searched setting, trained with search.seeds."""
     spec = table_spec(config, table)
     spec["trimmed"] = trimmed_rows(config, spec["rows"], searched=True)
-    spec["rows"] = [{**row, "experiment": searched_name(row["experiment"])} for row in spec["rows"]]
+    spec["training"] = {}  # each row trains with its own searched setting (its settings file says which)
+    spec["unsearched"] = presets.unsearched_rows(spec["rows"], lambda e: experiment_settings(config, e))
+    spec["rows"] = [
+        row if row["label"] in spec["unsearched"] else {**row, "experiment": searched_name(row["experiment"])}
+        for row in spec["rows"]
+    ]
     spec["reference"] = spec["reference"] and searched_name(spec["reference"])
     spec["seeds"] = list(config["search"]["seeds"])
     spec["title"] += " (searched settings)"

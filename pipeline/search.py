@@ -2,8 +2,10 @@
 
 The paper searches each algorithm (each table row) with fifty random trials, then trains the chosen setting
 with five seeds. Here one study searches one experiment: its resolved settings are the starting point and
-`search.space` says what varies; the space may not vary a key the experiment itself sets
-(`settings.check_search_space`: alpha_0.5 cannot search `loss.alpha`).
+the row's space says what varies (`grid.search_spec`: a baseline's family space from `pipeline.presets`,
+HyCon's family `search.space`); the space may not vary a key the experiment itself sets
+(`settings.check_search_space`: alpha_0.5 cannot search `loss.alpha`) nor one its family does not read
+(`presets.check_family_space`, which also refuses the closed-form text probe).
 
 Space entries: a dotted settings key -> a list of choices, `{uniform: [lo, hi]}`, `{log_uniform: [lo, hi]}`
 or `{int_uniform: [lo, hi]}` (inclusive). Samplers (`search.sampler`):
@@ -46,6 +48,7 @@ from pipeline import grid
 from pipeline.errors import ConfigError, DataError, PipelineError
 from pipeline.io import atomic_path, digest_json, write_json
 from pipeline.layout import ALIGNED, FEATURES
+from pipeline.presets import check_family_space
 from pipeline.settings import LOWER_IS_BETTER, check_search_space, resolve_settings
 
 log = logging.getLogger(__name__)
@@ -192,8 +195,9 @@ def run_search(
     if not space:
         raise ConfigError("search.space is empty: nothing to search")
     check_search_space(space)
-    dists = {key: distribution(key, space[key]) for key in sorted(space)}
     base = resolve_settings(spec["settings"])
+    check_family_space(base, space)
+    dists = {key: distribution(key, space[key]) for key in sorted(space)}
     metric = base["train"]["select"]
     out = Path(out_dir)
     study = open_study(out, spec, sampler, trials)

@@ -4,11 +4,15 @@ The nested layout is the contract of docs/architecture.md section 3. Every key h
 experiments override keys with dotted names (`{"loss.alpha": 0.5}`); unknown keys and out-of-range values
 raise `ConfigError` naming the key, before any work starts.
 
-Keys added beyond the architecture document (each documented in `DEFAULTS`): `model.arch`, `model.positional`,
-`model.max_text_tokens`, `model.text_steps`, `train.keep_last`, `train.checkpoint_dtype`, `data.normalize`.
-The baselines (`model.arch` other than hycon) have their published sizes fixed in their modules: HyCon's
-architecture keys do not apply to them (text_only reads `model.d`, `head_hidden`, `dropout` and `nonneg`), and
-they need `loss.contrastive=none` (no unimodal representations to contrast).
+Keys added beyond the architecture document (each documented in `DEFAULTS`):
+`model.arch`, `model.positional`, `model.max_text_tokens`, `model.text_steps`, the baselines' dropouts
+(`model.*_dropout*`), `train.keep_last`, `train.checkpoint_dtype`, `train.schedule`, `train.warmup`,
+`data.normalize`. The baselines (`model.arch` other than hycon) have their published sizes fixed in their
+modules and read their own dropouts: HyCon's architecture keys do not apply to them (text_only reads
+`model.d`, `head_hidden`, `dropout` and `nonneg`; `pipeline.presets.family_reads` lists what each family
+reads), and they need `loss.contrastive=none` (no unimodal representations to contrast). The training
+settings of each family's reference are its preset (`pipeline.presets`), applied by the workflow's grid,
+not by `resolve_settings`.
 """
 
 from __future__ import annotations
@@ -50,6 +54,26 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "nonneg": "relu",  # relu | softplus | none: keeps cosine similarities in [0, 1]
         "fusion": "add",  # add | concat | tensor | graph
         "head_hidden": 64,  # hidden units of the regression head
+        # The baselines' own dropouts, read by their families only (HyCon and text_only read `dropout`);
+        # defaults: the values of the reference each family's sizes come from (pipeline/presets.py names it).
+        "ef_lstm_dropout": 0.5,  # EF-LSTM: between its LSTM layers and around its hidden layer
+        "lf_lstm_dropout": 0.2,  # LF-LSTM: on each modality's final LSTM state
+        "tfn_dropout": 0.3,  # TFN: the three unimodal sub-networks
+        "tfn_post_dropout": 0.5,  # TFN: on the fusion tensor, before the post-fusion layers
+        "lmf_dropout": 0.3,  # LMF: the three unimodal sub-networks
+        "mfn_attention_dropout": 0.2,  # MFN: the Delta-memory attention network (NN1)
+        "mfn_proposal_dropout": 0.0,  # MFN: the memory proposal network (NN2)
+        "mfn_retain_dropout": 0.7,  # MFN: the retain gate (gamma1)
+        "mfn_update_dropout": 0.5,  # MFN: the update gate (gamma2)
+        "mfn_out_dropout": 0.0,  # MFN: the output network
+        "mult_attn_dropout": 0.1,  # MulT: attention over language (keys of the l sources, the l memory)
+        "mult_attn_dropout_a": 0.0,  # MulT: attention over acoustic keys
+        "mult_attn_dropout_v": 0.0,  # MulT: attention over visual keys
+        "mult_relu_dropout": 0.1,  # MulT: inside the feed-forward blocks
+        "mult_res_dropout": 0.1,  # MulT: on the residual branches
+        "mult_embed_dropout": 0.25,  # MulT: on the scaled, position-encoded inputs (and the language input)
+        "mult_out_dropout": 0.0,  # MulT: inside the output residual block
+        "mag_bert_dropout": 0.5,  # MAG-BERT: on the gated word-piece embeddings
     },
     "loss": {
         "contrastive": "hycon",  # hycon | none | triplet | hard_triplet | npair | contrastive
@@ -71,6 +95,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "patience": 5,  # early stopping: epochs without improvement of the selection metric
         "select": "mae",  # validation metric for model selection: mae (lower is better) | corr | acc7 | ...
         "grad_clip": 1.0,  # max gradient norm; 0 disables clipping
+        # none (constant rates) | linear_warmup: each rate rises linearly from 0 over the first `warmup`
+        # fraction of the planned steps (epochs x batches per epoch), then falls linearly to 0 at the last
+        # (MAG-BERT's original schedule; pipeline/presets.py)
+        "schedule": "none",
+        "warmup": 0.1,  # fraction of the planned steps that warm up (train.schedule: linear_warmup)
         "amp": True,  # mixed precision, CUDA only
         "keep_last": False,  # keep last.pt after a completed run (it allows extending `epochs` later)
         # precision of the selected weights in model.pt: float32 (exact) | float16 (half the file; the
@@ -97,6 +126,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "loss.reduction": ("mean", "sum"),
     "data.normalize": ("zscore", "none"),
     "train.checkpoint_dtype": ("float32", "float16"),
+    "train.schedule": ("none", "linear_warmup"),
     "train.select": ("mae", "corr", "acc7", "acc2_non0", "f1_non0", "acc2_has0", "f1_has0"),
 }
 
@@ -122,6 +152,10 @@ def _non_negative(x: float) -> bool:
     return x >= 0
 
 
+def _probability(x: float) -> bool:
+    return 0 <= x < 1
+
+
 # dotted key -> (predicate, wording of the allowed range)
 RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "model.max_text_tokens": (lambda x: 3 <= x <= 512, "in [3, 512] (BERT-family position embeddings)"),
@@ -129,8 +163,9 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "model.layers": (_positive, "> 0"),
     "model.heads": (_positive, "> 0"),
     "model.ff": (_positive, "> 0"),
-    "model.dropout": (lambda x: 0 <= x < 1, "in [0, 1)"),
     "model.head_hidden": (_positive, "> 0"),
+    # every dropout probability: HyCon's `model.dropout` and the baselines' `model.*_dropout*`
+    **{f"model.{name}": (_probability, "in [0, 1)") for name in DEFAULTS["model"] if "dropout" in name},
     "loss.alpha": (lambda x: 0 < x <= 1, "in (0, 1]"),
     "loss.lambda_iamcl": (_non_negative, ">= 0"),
     "loss.lambda_iemcl": (_non_negative, ">= 0"),
@@ -142,6 +177,7 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "train.weight_decay": (_non_negative, ">= 0"),
     "train.patience": (_positive, "> 0"),
     "train.grad_clip": (_non_negative, ">= 0"),
+    "train.warmup": (_probability, "in [0, 1)"),
 }
 
 

@@ -52,6 +52,7 @@ from pipeline.io import check_output, write_json
 from pipeline.losses import class_labels, hybrid_loss
 from pipeline.metrics import regression_metrics
 from pipeline.models import build_model, model_class, pretrained_weights
+from pipeline.optimizer import make_optimizer, set_scheduled_lr
 from pipeline.settings import LOWER_IS_BETTER, load_settings, resolve_settings, settings_hash
 
 log = logging.getLogger(__name__)
@@ -104,9 +105,11 @@ def train_epoch(
     amp: bool,
     generators: dict[str, torch.Generator],
     desc: str,
+    epoch: int = 1,
 ) -> dict[str, float]:
-    """One pass over the shuffled training split (`generators`: 'loader' and 'loss' RNGs); returns the
-    sample-weighted mean losses. Public so that benchmarks/train.py times exactly this loop."""
+    """One pass over the shuffled training split (`generators`: 'loader' and 'loss' RNGs; `epoch`: its
+    number, from 1, which places its steps on the `train.schedule`); returns the sample-weighted mean
+    losses. Public so that benchmarks/train.py times exactly this loop."""
     loss_cfg, train_cfg = settings["loss"], settings["train"]
     lambdas = (loss_cfg["lambda_iamcl"], loss_cfg["lambda_iemcl"], loss_cfg["lambda_scl"])
     model.train()
@@ -120,7 +123,12 @@ def train_epoch(
     batches = iterate_batches(dataset, train_cfg["batch_size"], generators["loader"])
     # disable=None: a bar on a terminal only; off one (a job's log file) the epoch's log line is the record,
     # not hundreds of carriage-return frames.
-    for batch in tqdm(batches, total=n_batches, desc=desc, unit="batch", leave=False, disable=None):
+    for step, batch in enumerate(
+        tqdm(batches, total=n_batches, desc=desc, unit="batch", leave=False, disable=None)
+    ):
+        set_scheduled_lr(
+            optimizer, train_cfg, (epoch - 1) * n_batches + step, train_cfg["epochs"] * n_batches
+        )
         labels = batch["label"].to(device)
         with autocast(device, amp):
             pred, reps, _ = model(**model.model_inputs(batch, device))
@@ -155,17 +163,6 @@ def train_epoch(
         ):
             sums[name] += value.detach().float() * size
     return {name: float(total) / max(seen, 1) for name, total in sums.items()}
-
-
-def make_optimizer(model: torch.nn.Module, train_cfg: dict[str, Any]) -> torch.optim.Adam:
-    """Adam with two parameter groups: the language model at `lr_lm` (paper: 1e-5), the rest at `lr`."""
-    lm_params = list(model.language_model.parameters()) if model.language_model is not None else []
-    lm_ids = {id(p) for p in lm_params}
-    rest = [p for p in model.parameters() if id(p) not in lm_ids]
-    groups = [{"params": rest, "lr": train_cfg["lr"], "name": "rest"}]
-    if lm_params:
-        groups.append({"params": lm_params, "lr": train_cfg["lr_lm"], "name": "language_model"})
-    return torch.optim.Adam(groups, weight_decay=train_cfg["weight_decay"])
 
 
 def _best_entry(epoch: int, valid: dict[str, float], metric: str, model: torch.nn.Module) -> dict[str, Any]:
@@ -236,7 +233,9 @@ def _train_sgd(
         desc = f"epoch {epoch}/{train_cfg['epochs']}"
         row: dict[str, float] = {"epoch": epoch}
         row.update(
-            train_epoch(model, datasets["train"], settings, optimizer, scaler, dev, amp, generators, desc)
+            train_epoch(
+                model, datasets["train"], settings, optimizer, scaler, dev, amp, generators, desc, epoch
+            )
         )
         preds, _ = predict(model, datasets["valid"], dev, train_cfg["batch_size"], amp)
         if not np.isfinite(preds).all():

@@ -26,8 +26,9 @@ from pipeline.metrics import regression_metrics
 from pipeline.models import build_model, language, pretrained_weights
 from pipeline.models.hycon import HyConModel
 from pipeline.models.language import tokenize
+from pipeline.optimizer import make_optimizer
 from pipeline.settings import resolve_settings
-from pipeline.train import make_optimizer, train_run
+from pipeline.train import train_run
 
 FAST = {"train.epochs": 3, "model.ff": 32, "model.head_hidden": 32}
 

@@ -22,18 +22,19 @@ from pipeline.models.base import Baseline, lstm_final, per_step
 
 class EFLSTM(Baseline):
     """EF-LSTM: [l_t; a_t; v_t] at each word step (l_t: the word's language state) -> 4-layer LSTM
-    (hidden 128, dropout 0.5) -> last valid state -> dropout -> Linear(128, 128) + ReLU -> dropout
-    -> Linear(128, 1).
+    (hidden 128) -> last valid state -> dropout -> Linear(128, 128) + ReLU -> dropout -> Linear(128, 1);
+    every dropout is `model.ef_lstm_dropout` (default 0.5).
 
     Sizes: MMSA's MOSI setting (hidden 128, 4 layers, dropout 0.5).
     """
 
-    hidden, layers, dropout = 128, 4, 0.5
+    hidden, layers = 128, 4
 
     def build(self, model: dict[str, Any], audio_dim: int, visual_dim: int, seq_len: int) -> None:
         in_dim = self.lm_hidden + audio_dim + visual_dim
-        self.lstm = nn.LSTM(in_dim, self.hidden, self.layers, dropout=self.dropout, batch_first=True)
-        self.drop = nn.Dropout(self.dropout)
+        dropout = model["ef_lstm_dropout"]
+        self.lstm = nn.LSTM(in_dim, self.hidden, self.layers, dropout=dropout, batch_first=True)
+        self.drop = nn.Dropout(dropout)
         self.linear = nn.Linear(self.hidden, self.hidden)
         self.out = nn.Linear(self.hidden, 1)
 
@@ -52,16 +53,15 @@ class LFLSTM(Baseline):
     combined by a learned vote (softmax weights over the three modalities).
 
     Sizes: MMSA's MOSI `lf_dnn` setting, LSTM hidden 128 (language), 16 (acoustic), 128 (visual);
-    dropout 0.2 on each final state.
+    dropout `model.lf_lstm_dropout` (default 0.2, MMSA's) on each final state.
     """
 
     hidden: dict[str, int] = {"l": 128, "a": 16, "v": 128}
-    dropout = 0.2
 
     def build(self, model: dict[str, Any], audio_dim: int, visual_dim: int, seq_len: int) -> None:
         dims = {"l": self.lm_hidden, "a": audio_dim, "v": visual_dim}
         self.lstms = nn.ModuleDict({m: nn.LSTM(dims[m], h, batch_first=True) for m, h in self.hidden.items()})
-        self.drop = nn.Dropout(self.dropout)
+        self.drop = nn.Dropout(model["lf_lstm_dropout"])
         self.decisions = nn.ModuleDict({m: nn.Linear(h, 1) for m, h in self.hidden.items()})
         self.vote = nn.Parameter(torch.zeros(len(self.hidden)))
 

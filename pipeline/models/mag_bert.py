@@ -10,9 +10,10 @@ tokenised as pre-split words (a fast tokenizer's `word_ids`) and each word piece
 and visual vector; [CLS], [SEP], padding and pieces of words beyond the segment's `length` take zeros, as in
 the original. The language model is `model.language_model` (bundled MiniLM by default, where the paper used
 BERT-base); the prediction reads the [CLS] state through a new pooler (Linear + tanh; our loader drops the
-checkpoint's pooler), dropout and Linear(H, 1). Sizes: the original code's beta_shift 1.0 and gate dropout
-0.5; the language model and pooler at width H (384 for MiniLM). The gate and head train at `train.lr`, the
-language model at `train.lr_lm` (the original uses one rate, 1e-5, for everything).
+checkpoint's pooler), dropout and Linear(H, 1). Sizes: the original code's beta_shift 1.0; its gate dropout
+is `model.mag_bert_dropout` (default 0.5, the original's); the language model and pooler at width H (384 for
+MiniLM). The gate and head train at `train.lr`, the language model at `train.lr_lm` (the original uses one
+rate, 1e-5, for everything: MAG-BERT's preset sets both, pipeline/presets.py).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ class MultimodalAdaptationGate(nn.Module):
 class MAGBert(nn.Module):
     """MAG-BERT regression model with HyCon's interface (`forward` also takes `word_index`)."""
 
-    beta_shift, gate_dropout = 1.0, 0.5
+    beta_shift = 1.0
 
     def __init__(
         self,
@@ -73,7 +74,7 @@ class MAGBert(nn.Module):
         self.language_model, self.tokenizer = load_language_model(model["language_model"])
         hidden = self.language_model.config.hidden_size
         self.gate = MultimodalAdaptationGate(
-            hidden, audio_dim, visual_dim, self.beta_shift, self.gate_dropout
+            hidden, audio_dim, visual_dim, self.beta_shift, model["mag_bert_dropout"]
         )
         self.pooler = nn.Sequential(nn.Linear(hidden, hidden), nn.Tanh())
         self.drop = nn.Dropout(self.language_model.config.hidden_dropout_prob)

@@ -30,27 +30,28 @@ class MFN(Baseline):
     cell states of steps t-1 and t (window 2), and the Multi-view Gated Memory updated by two gates.
 
     Sizes (MMSA, MOSI): LSTM hidden 256 (language), 32 (acoustic), 256 (visual); memory 400; attention
-    networks 32 (dropout 0.2) and 64 (dropout 0); gates 256 (dropout 0.7) and 32 (dropout 0.5); output
-    network 128 (dropout 0).
+    networks 32 and 64; gates 256 and 32; output network 128. Their dropouts are settings, defaulting to
+    MMSA's: `model.mfn_attention_dropout` 0.2, `mfn_proposal_dropout` 0, `mfn_retain_dropout` 0.7,
+    `mfn_update_dropout` 0.5, `mfn_out_dropout` 0.
     """
 
     hidden: dict[str, int] = {"l": 256, "a": 32, "v": 256}
     memory, window = 400, 2
-    att1, att2, gamma1, gamma2, out_hidden = (32, 0.2), (64, 0.0), (256, 0.7), (32, 0.5), (128, 0.0)
+    att1, att2, gamma1, gamma2, out_hidden = 32, 64, 256, 32, 128
 
     def build(self, model: dict[str, Any], audio_dim: int, visual_dim: int, seq_len: int) -> None:
         dims = {"l": self.lm_hidden, "a": audio_dim, "v": visual_dim}
         self.cells = nn.ModuleDict({m: nn.LSTMCell(dims[m], h) for m, h in self.hidden.items()})
         total = sum(self.hidden.values())
         attended = total * self.window
-        self.attention = _mlp(attended, attended, self.att1)
-        self.proposal = _mlp(attended, self.memory, self.att2)
-        self.retain = _mlp(attended + self.memory, self.memory, self.gamma1)
-        self.update = _mlp(attended + self.memory, self.memory, self.gamma2)
+        self.attention = _mlp(attended, attended, (self.att1, model["mfn_attention_dropout"]))
+        self.proposal = _mlp(attended, self.memory, (self.att2, model["mfn_proposal_dropout"]))
+        self.retain = _mlp(attended + self.memory, self.memory, (self.gamma1, model["mfn_retain_dropout"]))
+        self.update = _mlp(attended + self.memory, self.memory, (self.gamma2, model["mfn_update_dropout"]))
         self.out_fc = nn.Sequential(
-            nn.Linear(total + self.memory, self.out_hidden[0]), nn.ReLU(), nn.Dropout(self.out_hidden[1])
+            nn.Linear(total + self.memory, self.out_hidden), nn.ReLU(), nn.Dropout(model["mfn_out_dropout"])
         )
-        self.out = nn.Linear(self.out_hidden[0], 1)
+        self.out = nn.Linear(self.out_hidden, 1)
 
     def fuse(
         self, language: torch.Tensor, audio: torch.Tensor, visual: torch.Tensor, length: torch.Tensor

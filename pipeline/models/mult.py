@@ -78,23 +78,32 @@ class CrossmodalTransformer(nn.Module):
 
 class MulT(Baseline):
     """MulT (aligned). Sizes: the original code's defaults, d = 30 per modality, 5 heads, 5 layers per
-    crossmodal Transformer and max(5, 3) = 5 per self-attention Transformer (width 60), Conv1d kernel 1;
-    dropouts: attention 0.1 (language target), 0.0 (acoustic, visual), ReLU 0.1, residual 0.1, embedding
-    0.25 (and on the projected language input), output 0.0.
+    crossmodal Transformer and max(5, 3) = 5 per self-attention Transformer (width 60), Conv1d kernel 1.
+    Dropouts are settings with the original code's defaults: attention `model.mult_attn_dropout` 0.1
+    (language keys), `mult_attn_dropout_a` and `mult_attn_dropout_v` 0.0 (acoustic, visual keys; a
+    crossmodal Transformer is keyed by its source, a self-attention one by its modality),
+    `mult_relu_dropout` 0.1, `mult_res_dropout` 0.1, `mult_embed_dropout` 0.25 (also on the projected
+    language input), `mult_out_dropout` 0.0.
     """
 
     d, heads, levels = 30, 5, 5
-    attn_dropout: dict[str, float] = {"l": 0.1, "a": 0.0, "v": 0.0}
-    relu_dropout, res_dropout, embed_dropout, out_dropout = 0.1, 0.1, 0.25, 0.0
 
     def build(self, model: dict[str, Any], audio_dim: int, visual_dim: int, seq_len: int) -> None:
         dims = {"l": self.lm_hidden, "a": audio_dim, "v": visual_dim}
+        attention = {
+            "l": model["mult_attn_dropout"],
+            "a": model["mult_attn_dropout_a"],
+            "v": model["mult_attn_dropout_v"],
+        }
+        shared = (model["mult_relu_dropout"], model["mult_res_dropout"], model["mult_embed_dropout"])
+        # (attention, ReLU, residual, embedding) dropout of a Transformer keyed by a modality
+        dropout = {m: (attention[m], *shared) for m in dims}
         self.project = nn.ModuleDict({m: nn.Conv1d(dim, self.d, 1, bias=False) for m, dim in dims.items()})
-        self.text_drop = nn.Dropout(self.embed_dropout)
+        self.text_drop = nn.Dropout(model["mult_embed_dropout"])
         self.crossmodal = nn.ModuleDict(
             {
                 f"{target}_{source}": CrossmodalTransformer(
-                    self.d, self.heads, self.levels, self._dropout(source), seq_len, cross=True
+                    self.d, self.heads, self.levels, dropout[source], seq_len, cross=True
                 )
                 for target, source in PAIRS
             }
@@ -102,20 +111,16 @@ class MulT(Baseline):
         self.memory = nn.ModuleDict(
             {
                 m: CrossmodalTransformer(
-                    2 * self.d, self.heads, max(self.levels, 3), self._dropout(m), seq_len, cross=False
+                    2 * self.d, self.heads, max(self.levels, 3), dropout[m], seq_len, cross=False
                 )
                 for m in dims
             }
         )
         width = 6 * self.d
         self.residual = nn.Sequential(
-            nn.Linear(width, width), nn.ReLU(), nn.Dropout(self.out_dropout), nn.Linear(width, width)
+            nn.Linear(width, width), nn.ReLU(), nn.Dropout(model["mult_out_dropout"]), nn.Linear(width, width)
         )
         self.out = nn.Linear(width, 1)
-
-    def _dropout(self, modality: str) -> tuple[float, float, float, float]:
-        """(attention, ReLU, residual, embedding) dropout of a Transformer keyed by `modality`."""
-        return (self.attn_dropout[modality], self.relu_dropout, self.res_dropout, self.embed_dropout)
 
     def fuse(
         self, language: torch.Tensor, audio: torch.Tensor, visual: torch.Tensor, length: torch.Tensor

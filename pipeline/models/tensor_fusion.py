@@ -54,18 +54,18 @@ class TFN(Baseline):
     ReLU layers of 64 -> Linear(64, 1) -> sigmoid scaled to (-3, 3) (the original's bounded output).
 
     Sizes (MMSA, MOSI): sub-network hidden 128 (language), 32 (acoustic), 128 (visual), language output
-    32, so the tensor has 33 x 33 x 129 = 140,481 entries; post-fusion 64; dropouts 0.3 (sub-networks),
-    0.5 (post-fusion).
+    32, so the tensor has 33 x 33 x 129 = 140,481 entries; post-fusion 64. Dropouts `model.tfn_dropout`
+    (sub-networks, default 0.3) and `model.tfn_post_dropout` (post-fusion, default 0.5), MMSA's.
     """
 
-    hidden, text_out, post_fusion, dropout, post_dropout = (128, 32, 128), 32, 64, 0.3, 0.5
+    hidden, text_out, post_fusion = (128, 32, 128), 32, 64
 
     def build(self, model: dict[str, Any], audio_dim: int, visual_dim: int, seq_len: int) -> None:
         dims = (self.lm_hidden, audio_dim, visual_dim)
-        self.subnets = UnimodalSubNets(dims, self.hidden, self.text_out, self.dropout, self.per_word)
+        self.subnets = UnimodalSubNets(dims, self.hidden, self.text_out, model["tfn_dropout"], self.per_word)
         tensor_dim = (self.text_out + 1) * (self.hidden[1] + 1) * (self.hidden[2] + 1)
         self.post = nn.Sequential(
-            nn.Dropout(self.post_dropout),
+            nn.Dropout(model["tfn_post_dropout"]),
             nn.Linear(tensor_dim, self.post_fusion),
             nn.ReLU(),
             nn.Linear(self.post_fusion, self.post_fusion),
@@ -88,15 +88,15 @@ class LMF(Baseline):
     the three projections (z_m; 1) W_m, one entry per rank, and the prediction its learned weighted sum.
 
     Sizes (MMSA, MOSI): sub-network hidden 128 (language), 16 (acoustic), 128 (visual), language output
-    64 (half the hidden size), rank 3, dropout 0.3.
+    64 (half the hidden size), rank 3; dropout `model.lmf_dropout` (default 0.3, MMSA's).
     """
 
-    hidden, rank, dropout = (128, 16, 128), 3, 0.3
+    hidden, rank = (128, 16, 128), 3
 
     def build(self, model: dict[str, Any], audio_dim: int, visual_dim: int, seq_len: int) -> None:
         text_out = self.hidden[0] // 2
         dims = (self.lm_hidden, audio_dim, visual_dim)
-        self.subnets = UnimodalSubNets(dims, self.hidden, text_out, self.dropout, self.per_word)
+        self.subnets = UnimodalSubNets(dims, self.hidden, text_out, model["lmf_dropout"], self.per_word)
         self.factors = nn.ParameterList(
             nn.Parameter(nn.init.xavier_normal_(torch.empty(self.rank, width + 1, 1)))
             for width in (text_out, self.hidden[1], self.hidden[2])

@@ -55,6 +55,10 @@ def table_caption(spec: Mapping[str, Any]) -> str:
             "resamples of the seed-averaged predictions); the CSV gives every metric's difference, its 95% "
             "interval and a paired t-test over seeds."
         )
+    text += _training_caption(spec)
+    if spec.get("unsearched"):
+        rows = "; ".join(f"{label} ({why})" for label, why in spec["unsearched"].items())
+        text += f" Not searched, as in the unsearched table: {rows}."
     if spec.get("trimmed"):
         rows = "; ".join(f"{label}: {note}" for label, note in spec["trimmed"].items())
         text += f" Run with less, for CPU time: {rows}."
@@ -64,3 +68,15 @@ def table_caption(spec: Mapping[str, Any]) -> str:
             "rows are not comparable with the paper's numbers."
         )
     return text
+
+
+def _training_caption(spec: Mapping[str, Any]) -> str:
+    """What the rows trained with, grouped by setting, when they differ (each baseline trains with its
+    reference's settings, pipeline/presets.py; HyCon's rows with the config's `base`); else ''."""
+    groups: dict[str, list[str]] = {}
+    for label, note in (spec.get("training") or {}).items():
+        groups.setdefault(note, []).append(label)
+    if len(groups) < 2:
+        return ""
+    parts = "; ".join(f"{', '.join(labels)}: {note}" for note, labels in groups.items())
+    return f" Trained with (each baseline its reference's settings, pipeline/presets.py): {parts}."
