@@ -26,6 +26,7 @@ model's forward passes, without the per-word pooling and writing): time and file
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 import tempfile
@@ -62,15 +63,18 @@ from pipeline.train import train_run  # noqa: E402
 
 
 def run_row(work: Path, data: Path, features: Path, overrides: dict, seeds: list[int]) -> list[dict]:
-    """Train and evaluate one row's seeds in process (each run reused where its metrics.json exists)."""
+    """Train and evaluate one row's seeds in process; a run whose metrics.json exists is read, not rerun
+    (the work folder is a cache: delete it to start afresh)."""
     settings = resolve_settings(None, overrides)
     tag = "-".join(f"{k.split('.')[-1]}={v}" for k, v in sorted(overrides.items()) if k != "model.arch")
     results = []
     for seed in seeds:
         run = work / "runs" / overrides["model.arch"] / tag / f"seed{seed}"
-        if not (run / "metrics.json").is_file():
+        metrics = run / "metrics.json"
+        if not metrics.is_file():
             train_run(settings, data, run, seed, features, device="cpu")
-        results.append(evaluate_run(run, data, features, device="cpu")["test"])
+            evaluate_run(run, data, features, device="cpu")
+        results.append(json.loads(metrics.read_text())["test"])
     return results
 
 
