@@ -2,11 +2,20 @@
 
 `last.pt` holds everything needed to continue bit-for-bit after any epoch (model, optimizer, grad scaler,
 best state, history, every RNG state) together with the key a resume must match (settings hash without
-`RESUME_EXCLUDED`, seed, data digest, device kind, mixed precision). `model.pt` holds the selected
+`RESUME_EXCLUDED`, seed, the content digests of the aligned and features files, device kind, mixed
+precision). `model.pt` holds the selected
 epoch's weights (in `train.checkpoint_dtype`, a fine-tuned language model's as the rows training changed:
 `stored_weights`; read them with `load_weights`) with the settings, seed and data dimensions that rebuild
 the network for `evaluate`, and the input normalisation statistics it was trained with (`normalization`,
 see pipeline/data/normalize.py).
+
+Both hold tensors and plain data only (dicts, lists, numbers, strings; numpy arrays and RNG states as
+tensors) and are read with torch's weights-only unpickler (`read_checkpoint`): a pickle names functions
+that loading calls (`os.system` included), and run folders are shared and downloaded. A file that asks for
+any other global is refused, naming the globals, before anything in it runs; so is one written before this
+format (`CHECKPOINT_FORMAT`; it held numpy arrays), with the command that rebuilds it. `train.json` records
+`weights_digest` of the `model.pt` it describes, and `load_checkpoint` recomputes it: flipped bytes inside a
+tensor (the archive stores tensors raw, and torch checks no CRC on reading) are refused, not used.
 
 A run folder is always in one of two states, so a kill at any moment leaves nothing that passes for a
 result of other settings:
@@ -30,7 +39,9 @@ import hashlib
 import json
 import logging
 import os
+import pickle
 import random
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,9 +49,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipeline.data.loader import AlignedDataset
 from pipeline.errors import DataError, PipelineError
-from pipeline.io import atomic_path
+from pipeline.io import atomic_path, digest_json
 from pipeline.settings import settings_hash
 
 log = logging.getLogger(__name__)
@@ -65,12 +75,17 @@ LOCK = ".lock"
 
 # Settings that do not change the trajectory of the epochs already run (see the module docstring).
 RESUME_EXCLUDED: tuple[str, ...] = ("train.epochs", "train.keep_last", "train.checkpoint_dtype")
+# The layout of model.pt and last.pt: 2 holds no numpy object (module docstring); 1 (unmarked) did.
+CHECKPOINT_FORMAT = 2
 
 
 def rng_state(generators: dict[str, torch.Generator]) -> dict[str, Any]:
+    """Every RNG state of the process and of `generators`, in types the weights-only unpickler reads
+    (numpy's MT19937 key as an int64 tensor)."""
+    kind, key, pos, has_gauss, cached = np.random.get_state()
     state = {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "numpy": (kind, torch.from_numpy(key.astype(np.int64)), pos, has_gauss, cached),
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
     }
@@ -79,24 +94,15 @@ def rng_state(generators: dict[str, torch.Generator]) -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any], generators: dict[str, torch.Generator]) -> None:
+    """Restore what `rng_state` saved."""
+    kind, key, pos, has_gauss, cached = state["numpy"]
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    np.random.set_state((kind, key.numpy().astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
     if state["cuda"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
     for name, g in generators.items():
         g.set_state(state[name])
-
-
-def data_digest(datasets: dict[str, AlignedDataset]) -> str:
-    """Digest of the training inputs (ids, labels, features), so a resume never mixes two datasets."""
-    digest = hashlib.sha256()
-    for split in sorted(datasets):
-        ds = datasets[split]
-        digest.update("\n".join(ds.ids.tolist()).encode())
-        for name in sorted(ds.tensors):
-            digest.update(ds.tensors[name].numpy().tobytes())
-    return digest.hexdigest()[:16]
 
 
 @contextlib.contextmanager
@@ -149,12 +155,40 @@ def write_history(path: Path, history: list[dict[str, float]]) -> None:
         writer.writerows(history)
 
 
+def read_checkpoint(path: Path, remedy: str) -> dict[str, Any]:
+    """A checkpoint's content, read without running code (module docstring).
+
+    Raises DataError naming the file and `remedy` (how to rebuild it) when it asks for a global the
+    weights-only unpickler refuses (code, or the numpy arrays of format 1) or is of another format; other
+    read errors (not a torch archive, truncated) propagate as they are, for the caller to word.
+    """
+    if not zipfile.is_zipfile(path):  # a raw pickle is never handed to an unpickler, even a restricted one
+        raise ValueError("not a torch checkpoint archive")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        wanted = ", ".join(torch.serialization.get_unsafe_globals_in_checkpoint(path)) or "unknown"
+        raise DataError(
+            f"{path}: refused, not loaded: it asks for the globals {wanted}; checkpoints hold tensors and "
+            f"plain data only (a pickled object can run code; older checkpoints held numpy arrays): {remedy}"
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise DataError(f"{path}: not a checkpoint of format {CHECKPOINT_FORMAT} (older code?): {remedy}")
+    return state
+
+
 def load_resumable(path: Path, key: dict[str, Any], epochs: int) -> dict[str, Any] | None:
-    """last.pt's state when it matches `key` (settings hash, seed, data) and has not run past `epochs`."""
+    """last.pt's state when it matches `key` (settings hash, seed, data) and has not run past `epochs`.
+
+    An unreadable file is ignored with a warning (training starts afresh and replaces it); one refused by
+    `read_checkpoint` stops the run with DataError, untouched, so that its owner sees what it is.
+    """
     if not path.is_file():
         return None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = read_checkpoint(path, "delete it to train from scratch")
+    except DataError:
+        raise
     except Exception as err:  # noqa: BLE001 - any unreadable checkpoint means "start afresh"
         log.warning("ignoring unreadable %s (%s); training from scratch", path, err)
         return None
@@ -188,20 +222,48 @@ def save_last(
         "rng": rng_state(generators),
         "device": device.type,
     }
-    save_model(path, payload)
+    _save(path, payload)
 
 
-def save_model(path: Path, checkpoint: dict[str, Any]) -> None:
-    """torch.save atomically through a file object: the same checkpoint gives the same bytes."""
+def _save(path: Path, checkpoint: dict[str, Any]) -> None:
+    """torch.save in `CHECKPOINT_FORMAT`, atomically, through a file object: the same checkpoint gives the
+    same bytes."""
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        torch.save(checkpoint, handle)
+        torch.save({**checkpoint, "format": CHECKPOINT_FORMAT}, handle)
+
+
+def save_model(path: Path, checkpoint: dict[str, Any]) -> str:
+    """Write `model.pt` (`_save`), its `normalization` statistics, given as numpy arrays, as tensors;
+    return its `weights_digest`, which `train.json` records."""
+    stats = checkpoint.get("normalization")
+    if stats is not None:
+        checkpoint = {**checkpoint, "normalization": {k: torch.as_tensor(v) for k, v in stats.items()}}
+    _save(path, checkpoint)
+    return weights_digest(checkpoint)
+
+
+def weights_digest(checkpoint: dict[str, Any]) -> str:
+    """Digest of what `evaluate` computes with: the stored weights, the index of the pretrained rows they
+    replace and the normalisation statistics (all as tensors, as `model.pt` holds them)."""
+    return digest_json(
+        {
+            "state_dict": {name: tensor_digest(t) for name, t in checkpoint["state_dict"].items()},
+            "pretrained_rows": {
+                name: [tensor_digest(rows["index"]), rows["base"]]
+                for name, rows in checkpoint.get("pretrained_rows", {}).items()
+            },
+            "normalization": {
+                name: tensor_digest(t) for name, t in (checkpoint.get("normalization") or {}).items()
+            },
+        }
+    )
 
 
 def tensor_digest(tensor: torch.Tensor) -> str:
-    """Digest of a tensor's dtype, shape and bytes (on the CPU, any dtype, bfloat16 included): the pretrained
-    rows a checkpoint leaves out must match it."""
+    """Digest of a tensor's dtype, shape and bytes (on the CPU, any dtype, bfloat16 included, 0-d too): the
+    pretrained rows a checkpoint leaves out must match it, and `weights_digest` is made of these."""
     digest = hashlib.sha256(f"{tensor.dtype} {tuple(tensor.shape)}".encode())
-    digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()[:16]
 
 
@@ -258,8 +320,10 @@ def load_weights(model: torch.nn.Module, checkpoint: dict[str, Any], path: Path)
 
 
 def load_checkpoint(run_dir: str | Path) -> dict[str, Any]:
-    """The `model.pt` of a complete run (state_dict, settings, seed, epoch, dims); DataError if it is
-    missing or unreadable, or the folder is incomplete or mixed (module docstring)."""
+    """The `model.pt` of a complete run (state_dict, settings, seed, epoch, dims; `normalization` as numpy
+    arrays), with `train.json` as `summary`; DataError if it is missing, unreadable, refused
+    (`read_checkpoint`), its weights differ from the digest `train.json` recorded, or the folder is
+    incomplete or mixed (module docstring)."""
     path = Path(run_dir) / "model.pt"
     if not path.is_file():
         raise DataError(f"{path}: no checkpoint (train the run first with `python -m pipeline train`)")
@@ -269,8 +333,11 @@ def load_checkpoint(run_dir: str | Path) -> dict[str, Any]:
             f"{run_dir}: incomplete run, no train.json beside model.pt (training was interrupted?); "
             "rerun `python -m pipeline train` into it"
         )
+    retrain = f"retrain the run (`python -m pipeline train ... --out {run_dir}`)"
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        checkpoint = read_checkpoint(path, retrain)
+    except DataError:
+        raise
     except Exception as err:  # noqa: BLE001 - torch raises many types for a corrupt file
         raise DataError(f"{path}: unreadable checkpoint ({err})") from err
     missing = {"state_dict", "settings", "seed", "epoch", "dims"} - set(checkpoint)
@@ -287,4 +354,12 @@ def load_checkpoint(run_dir: str | Path) -> dict[str, Any]:
             f"{run_dir}: model.pt (settings {mine['settings_hash']}, seed {mine['seed']}) is not the one "
             f"train.json describes ({theirs['settings_hash']}, seed {theirs['seed']}); retrain the run"
         )
-    return checkpoint
+    if (digest := weights_digest(checkpoint)) != summary.get("weights_digest"):
+        raise DataError(
+            f"{path}: its weights differ from those train.json recorded (weights digest {digest}, recorded "
+            f"{summary.get('weights_digest')}): the file was damaged or replaced; {retrain}"
+        )
+    stats = checkpoint.get("normalization")
+    if stats is not None:
+        checkpoint["normalization"] = {name: t.numpy() for name, t in stats.items()}
+    return {**checkpoint, "summary": summary}

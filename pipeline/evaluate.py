@@ -22,7 +22,7 @@ import numpy as np
 from pipeline.checkpoint import load_checkpoint, load_weights, run_lock
 from pipeline.device import resolve_device, use_amp
 from pipeline.errors import DataError
-from pipeline.inference import load_datasets, predict
+from pipeline.inference import check_predictions, input_digests, load_datasets, predict
 from pipeline.io import atomic_path, check_output, write_json, write_npz
 from pipeline.losses import MODALITIES
 from pipeline.metrics import regression_metrics
@@ -72,6 +72,8 @@ def _evaluate_locked(
     if settings["data"]["normalize"] == "zscore" and stats is None:
         raise DataError(f"{run_dir}/model.pt holds no normalisation statistics (older code): retrain the run")
     datasets, info = load_datasets(settings, data_path, SPLITS, features_path, dev, stats)
+    # After the reading checks: a value a model cannot use, or a failed checksum, is named first.
+    _check_inputs(run_dir, checkpoint["summary"], input_digests(settings, data_path, features_path))
     for key, value in checkpoint["dims"].items():
         if info[key] != value:
             raise DataError(
@@ -92,6 +94,7 @@ def _evaluate_locked(
         # Only the test split's representations are stored; the fused ones only where a figure reads them.
         keep = (*MODALITIES, *(["fused"] if fused else [])) if split == "test" else ()
         preds, reps = predict(model, ds, dev, settings["train"]["batch_size"], amp, keep=keep)
+        check_predictions(preds, ds, f"{run_dir}: {split} split")
         labels = ds.tensors["label"].numpy()
         results[split] = regression_metrics(labels, preds)
         rows.extend(zip([split] * len(ds), ds.ids.tolist(), labels.tolist(), preds.tolist(), strict=True))
@@ -112,6 +115,22 @@ def _evaluate_locked(
     )
     log.info("test: %s", ", ".join(f"{k} {v:.4f}" for k, v in results["test"].items()))
     return results
+
+
+def _check_inputs(run_dir: Path, summary: dict[str, Any], inputs: dict[str, dict[str, str] | None]) -> None:
+    """DataError unless the aligned file (and the features file, where both runs name one) hold, split by
+    split, the content the run was trained on (`train.json`'s `inputs`; `inference.input_digests`)."""
+    trained = summary["inputs"]
+    for kind, what in (("data", "aligned data"), ("features", "features")):
+        if inputs[kind] is None or trained[kind] is None:
+            continue  # frozen features computed in memory on either side: they follow from the texts
+        for split, digest in trained[kind].items():
+            if inputs[kind].get(split) != digest:
+                raise DataError(
+                    f"{run_dir}: the {what} given differ in content from those the run was trained on "
+                    f"(split '{split}': digest {inputs[kind].get(split)}, trained on {digest}; it was "
+                    f"trained on {summary[kind]}): evaluate with those, or retrain the run"
+                )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -8,7 +8,8 @@ little space); root attributes `model` (the `model.language_model` name), `token
 resolved), `max_tokens` (`model.max_text_tokens`), `hidden` (H) and `data` (the aligned file's name); each
 group's attribute `texts` is a digest of the split's ids and texts (`text_digest`). Training in frozen mode
 matches these vectors to its samples by id and refuses a file made for another LM, token or truncation, or
-from other texts (an aligned file rebuilt since, e.g. with another `--seq-len`).
+from other texts (an aligned file rebuilt since, e.g. with another `--seq-len`). Numeric datasets carry
+HDF5's checksum (`pipeline.data.dataset.create_dataset`: make any new one there).
 """
 
 from __future__ import annotations
@@ -24,7 +25,16 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from pipeline.data.dataset import SPLITS, load_split, open_hdf5, read_strings, validate_aligned
+from pipeline.data.dataset import (
+    SPLITS,
+    check_values,
+    create_dataset,
+    load_split,
+    open_hdf5,
+    read_strings,
+    validate_aligned,
+    warn_unchecked,
+)
 from pipeline.data.loader import WordStates
 from pipeline.device import resolve_device
 from pipeline.errors import ConfigError, DataError
@@ -146,11 +156,11 @@ def write_features(
             log.info("encoding %d %s texts with %s (%s token)", len(texts[split]), split, model_name, token)
             n = len(texts[split])
             group = handle.create_group(split)
-            group.create_dataset("id", data=arrays[split]["id"].astype(object), dtype=h5py.string_dtype())
-            features = group.create_dataset("features", (n, hidden), np.float32)
-            words = group.create_dataset(
-                WORDS, (n, steps, hidden), WORD_DTYPE, chunks=(1, steps, hidden) if n else None,
-                compression="lzf" if n else None,
+            create_dataset(group, "id", data=arrays[split]["id"].astype(object), dtype=h5py.string_dtype())
+            features = create_dataset(group, "features", shape=(n, hidden), dtype=np.float32)
+            words = create_dataset(
+                group, WORDS, shape=(n, steps, hidden), dtype=WORD_DTYPE, chunks=(1, steps, hidden),
+                compression="lzf",
             )  # fmt: skip
             for rows, sentence, word_states in encode_batches(
                 lm, tokenizer, texts[split], token, max_tokens, batch_size, device, steps
@@ -191,6 +201,7 @@ def load_features(
             f"{path}: features file missing or not HDF5 (make it with `python -m pipeline features`)"
         )
     with open_hdf5(path, "features file") as handle:
+        warn_unchecked(path, handle)
         made = {key: handle.attrs.get(key) for key in ("model", "token", "max_tokens")}
         wanted = {"model": model_name, "token": token, "max_tokens": max_tokens}
         for key, value in wanted.items():
@@ -206,9 +217,13 @@ def load_features(
             stored = read_strings(handle[split]["id"])
             if stored.shape != split_ids.shape or (stored != split_ids).any():
                 raise DataError(f"{path}: '{split}/id' differs from the aligned data's ids (stale features?)")
-            feats = np.asarray(handle[split]["features"][()], dtype=np.float32)
-            if feats.ndim != 2 or len(feats) != len(split_ids) or not np.isfinite(feats).all():
-                raise DataError(f"{path}: '{split}/features' must be finite [N={len(split_ids)}, H]")
+            try:
+                feats = np.asarray(handle[split]["features"][()], dtype=np.float32)
+            except OSError as err:  # a failed checksum, a damaged chunk
+                raise DataError(f"{path}: damaged '{split}/features' ({err}); rebuild the file") from None
+            if feats.ndim != 2 or len(feats) != len(split_ids):
+                raise DataError(f"{path}: '{split}/features' must be [N={len(split_ids)}, H]")
+            check_values(str(path), split, split_ids, "features", feats)
             if handle[split].attrs.get("texts") != text_digest(split_ids, texts[split]):
                 raise DataError(
                     f"{path}: '{split}' features were computed from other texts than the aligned data's (it "

@@ -14,11 +14,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipeline.data.dataset import load_split, validate_aligned
+from pipeline.data.dataset import check_values, content_digest, load_split, validate_aligned
 from pipeline.data.loader import AlignedDataset, WordStates, iterate_batches
 from pipeline.data.normalize import Stats, apply_stats, fit_stats, fit_word_stats
 from pipeline.device import autocast
-from pipeline.errors import DataError
+from pipeline.errors import DataError, PipelineError
 from pipeline.features import compute_features, load_features, open_word_states
 from pipeline.models import reads_word_states
 from pipeline.settings import feature_settings_of
@@ -41,10 +41,12 @@ def load_datasets(
     that `reads_word_states` also gets the per-word states, read lazily batch by batch from the file.
     With `data.normalize: zscore` the inputs are z-scored (`pipeline.data.normalize`) with `normalization`
     (a checkpoint's statistics) or, when it is None, with statistics fitted on the train split, which must
-    then be among `splits`. Returns the datasets and the file's info (`validate_aligned`) plus `lm_hidden`
-    (None when fine-tuning) and `normalization` (the statistics applied; None without normalisation).
+    then be among `splits`. Returns the datasets and the file's info (`validate_aligned`) plus `path`,
+    `lm_hidden` (None when fine-tuning) and `normalization` (the statistics applied; None without
+    normalisation).
+    Values a model cannot use are refused as read and, z-scored, as given to the model (`check_values`).
     """
-    info = validate_aligned(data_path)
+    info = {**validate_aligned(data_path), "path": str(data_path)}
     arrays = {split: load_split(data_path, split) for split in splits}
     model = settings["model"]
     features: dict[str, np.ndarray | None] = dict.fromkeys(splits)
@@ -82,13 +84,77 @@ def load_datasets(
             normalization = fit_stats(arrays["train"], features["train"])
             if words:
                 normalization.update(fit_word_stats(words["train"]))
+        where = f"{data_path} (z-scored with the train statistics)"
         for split in splits:
             arrays[split], features[split] = apply_stats(arrays[split], features[split], normalization)
+            for name in ("audio", "visual"):
+                check_values(where, split, arrays[split]["id"], name, arrays[split][name])
+            if features[split] is not None:
+                check_values(where, split, arrays[split]["id"], "text features", features[split])
             if split in words:
                 words[split].stats = normalization
         info["normalization"] = normalization
     datasets = {split: AlignedDataset(arrays[split], features[split], words.get(split)) for split in splits}
     return datasets, info
+
+
+def input_digests(
+    settings: dict[str, Any], data_path: str | Path, features_path: str | Path | None
+) -> dict[str, dict[str, str] | None]:
+    """What a run reads, by content (`content_digest` per split): the aligned file and, in frozen mode, the
+    features file it was given (None otherwise: features computed in memory follow from the texts).
+    `train.json` records these; `evaluate` and a resume compare them, so another file of the same
+    dimensions, or the same path rebuilt from other data, is told apart from the run's own."""
+    frozen = settings["model"]["lm_mode"] == "frozen" and features_path is not None
+    return {
+        "data": content_digest(data_path),
+        "features": content_digest(features_path, "features file") if frozen else None,
+    }
+
+
+def _non_finite(preds: np.ndarray, dataset: AlignedDataset) -> str | None:
+    """'non-finite predictions for N segments (first: <id>)', or None when every prediction is finite."""
+    bad = np.flatnonzero(~np.isfinite(preds))
+    return (
+        f"non-finite predictions for {len(bad)} segments (first: {dataset.ids[bad[0]]})" if len(bad) else None
+    )
+
+
+def check_predictions(preds: np.ndarray, dataset: AlignedDataset, what: str) -> None:
+    """DataError naming `what` (the run and split) and the first segment whose prediction is not finite."""
+    if (problem := _non_finite(preds, dataset)) is not None:
+        raise DataError(f"{what}: {problem}")
+
+
+def check_training_predictions(
+    epoch: int, preds: np.ndarray, datasets: dict[str, AlignedDataset], data_path: str
+) -> None:
+    """The divergence error when an epoch's validation predictions are not all finite, naming the data
+    first: the largest input the model is given (split, segment, modality), since a value far out of range
+    diverges any learning rate; then train.lr. A PipelineError, not a DataError: the inputs passed their
+    checks, so a search counts it as one failed trial."""
+    if (problem := _non_finite(preds, datasets["valid"])) is not None:
+        split, segment, name, value = _largest_input(datasets)
+        raise PipelineError(
+            f"training diverged in epoch {epoch}: {problem}; the largest input is {name} of magnitude "
+            f"{value:.3g} in {split} segment {segment} of {data_path}: if that value is wrong, fix the data, "
+            "else lower train.lr"
+        )
+
+
+def _largest_input(datasets: dict[str, AlignedDataset]) -> tuple[str, str, str, float]:
+    """The input value of largest magnitude the model is given (after normalisation): its split, segment,
+    modality and value; what to look at first when training diverges."""
+    found = ("", "", "", 0.0)
+    for split, dataset in datasets.items():
+        for name in ("audio", "visual", "lm_features"):
+            if name not in dataset.tensors:
+                continue
+            rows = dataset.tensors[name].reshape(len(dataset), -1).abs().amax(dim=1)
+            row = int(rows.argmax())
+            if float(rows[row]) > abs(found[3]):
+                found = (split, str(dataset.ids[row]), name, float(rows[row]))
+    return found
 
 
 @torch.no_grad()

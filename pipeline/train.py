@@ -35,7 +35,6 @@ from tqdm import tqdm
 from pipeline.checkpoint import (
     RESUME_EXCLUDED,
     clear_outputs,
-    data_digest,
     load_resumable,
     run_lock,
     save_last,
@@ -46,8 +45,8 @@ from pipeline.checkpoint import (
 )
 from pipeline.data.loader import AlignedDataset, iterate_batches
 from pipeline.device import autocast, resolve_device, use_amp
-from pipeline.errors import ConfigError, PipelineError
-from pipeline.inference import load_datasets, predict
+from pipeline.errors import ConfigError
+from pipeline.inference import check_training_predictions, input_digests, load_datasets, predict
 from pipeline.io import check_output, write_json
 from pipeline.losses import class_labels, hybrid_loss
 from pipeline.metrics import regression_metrics
@@ -238,10 +237,7 @@ def _train_sgd(
             )
         )
         preds, _ = predict(model, datasets["valid"], dev, train_cfg["batch_size"], amp)
-        if not np.isfinite(preds).all():
-            raise PipelineError(
-                f"training diverged in epoch {epoch}: non-finite validation predictions; lower train.lr"
-            )
+        check_training_predictions(epoch, preds, datasets, info["path"])
         valid = regression_metrics(datasets["valid"].tensors["label"].numpy(), preds)
         row.update({f"valid_{k}": valid[k] for k in VALID_COLUMNS})
         row["seconds"] = time.perf_counter() - start
@@ -303,10 +299,11 @@ def _train_locked(
     amp = use_amp(train_cfg["amp"], dev)
     device_name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
     log.info("training on %s (%s), mixed precision %s", dev.type, device_name, "on" if amp else "off")
+    inputs = input_digests(settings, data_path, features_path)
     key = {
         "settings_hash": settings_hash(settings, exclude=RESUME_EXCLUDED),
         "seed": seed,
-        "data": data_digest(datasets),
+        "data": inputs,
         # A CPU state cannot continue a mixed-precision CUDA run bit for bit (nor the reverse: its grad
         # scaler state is empty), so the device kind and AMP are part of what must match.
         "device": dev.type,
@@ -341,7 +338,7 @@ def _train_locked(
         "dims": {k: info[k] for k in ("audio_dim", "visual_dim", "seq_len", "lm_hidden")},
         "normalization": info["normalization"],
     }
-    save_model(out / "model.pt", checkpoint)
+    digest = save_model(out / "model.pt", checkpoint)
     write_history(out / "history.csv", state["history"])
     seconds = [row["seconds"] for row in state["history"]]
     write_json(out / "timings.json", {"seconds": sum(seconds), "epoch_seconds": seconds})
@@ -362,6 +359,8 @@ def _train_locked(
         "n_valid": len(datasets["valid"]),
         "data": str(data_path),
         "features": None if features_path is None else str(features_path),
+        "inputs": inputs,  # by content: evaluate refuses other data (checkpoint.load_checkpoint's caller)
+        "weights_digest": digest,  # load_checkpoint refuses a model.pt that no longer matches it
     }
     write_json(out / "train.json", summary)  # last: it marks the folder a complete run
     if not train_cfg["keep_last"]:

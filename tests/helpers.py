@@ -5,6 +5,7 @@
 - `mosi_folds`: the SDK's standard MOSI folds from ../shared.
 - `make_batch` and its sizes: a small model batch for the model and baseline tests.
 - `write_predictions`, `render_table`: runs' predictions and a table rendered through the `tables` CLI.
+- `rewrite_model`: a run's model.pt replaced deliberately, as `train` writes one.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import pandas as pd
 import torch
 
 from pipeline.__main__ import main
+from pipeline.checkpoint import save_model
 from pipeline.grid import load_config
 from pipeline.metrics import regression_metrics
 from pipeline.reporting.aggregate import aggregate_runs
@@ -116,3 +118,11 @@ def render_table(
     args = ["tables", "--spec", json.dumps(spec), "--out", str(prefix), *map(str, aggregates)]
     assert main([*args, "--predictions", *map(str, predictions)]) == 0
     return prefix, args, predictions
+
+
+def rewrite_model(run_dir: Path, checkpoint: dict) -> None:
+    """Replace a complete run's model.pt as `train` writes it, train.json recording its weights digest:
+    how the tests give `evaluate` a deliberately altered model that it must accept."""
+    digest = save_model(run_dir / "model.pt", {k: v for k, v in checkpoint.items() if k != "summary"})
+    summary = json.loads((run_dir / "train.json").read_text())
+    (run_dir / "train.json").write_text(json.dumps({**summary, "weights_digest": digest}))

@@ -115,8 +115,13 @@ def test_layout_errors_name_file_and_dataset(aligned, edit, message) -> None:
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [
-        ("label", np.nan, r"'train/label' has NaN/inf values in 1 samples \(first: tr2\[0\]\)"),
+        ("label", np.nan, r"'train/label' has NaN/inf values in 1 samples \(first: tr2\[0\], value nan\)"),
         ("audio", -np.inf, "'train/audio' has NaN/inf"),
+        (
+            "visual",
+            2e6,
+            r"'train/visual' has values beyond \+-1e\+06 in 1 samples \(first: tr2\[0\], value 2e\+06\)",
+        ),
         ("length", T + 1, r"'train/length' outside \[0, seq_len=5\]"),
         ("length", -1, "'train/length' outside"),
     ],

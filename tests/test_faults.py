@@ -43,6 +43,10 @@ fault -> outcome: test
   ::test_resume_after_dropped_connection
 - an output write interrupted -> nothing at the final name:
   test_io.py::test_atomic_path_leaves_nothing_on_failure
+
+Issue 19 (nothing read from disk is trusted), test_d19_<defect> here: a pickled payload in model.pt or
+last.pt (1), flipped weight bytes (2), flipped bytes in an HDF5 dataset (3), another dataset of the same
+dimensions (4), huge finite values and non-finite predictions (5), divergence on bad data (13).
 """
 
 from __future__ import annotations
@@ -57,14 +61,15 @@ import sys
 import time
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 import torch
 import yaml
-from helpers import BIN, REPO
+from helpers import BIN, REPO, rewrite_model
 
 from pipeline.__main__ import main
-from pipeline.checkpoint import run_lock
+from pipeline.checkpoint import load_checkpoint, run_lock
 from pipeline.data.align import align_dataset
 from pipeline.data.synthesize import synthesize
 from pipeline.devtools.raw import frames, write_raw
@@ -352,6 +357,138 @@ def test_a_second_process_on_the_run_folder_is_refused(tiny, tmp_path, capsys):
         fails(["evaluate", "--run", str(run), *_data_args(tiny)], capsys, "another process")
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before  # untouched; the lock file is gone
     assert main(["evaluate", "--run", str(run), *_data_args(tiny)]) == 0  # released
+
+
+# ---------------------------------------------------------------- issue 19: nothing read from disk is trusted
+
+
+class Payload:
+    """An object whose unpickling runs a shell command (creates `marker`): what a hostile checkpoint holds."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _copy_run(tiny: dict[str, Path], tmp_path: Path) -> Path:
+    run = tmp_path / "run"
+    shutil.copytree(tiny["root"] / "run", run)
+    return run
+
+
+def _flip_bytes_of(path: Path, values: bytes) -> None:
+    """Flip one byte in the middle of `values` where the file stores them (raw, uncompressed)."""
+    data = bytearray(path.read_bytes())
+    at = data.find(values)
+    assert at >= 0 and data.find(values, at + 1) < 0, "the values are not stored once, raw"
+    data[at + len(values) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _set_value(path: Path, dataset: str, row: int, value: float) -> str:
+    """Set one segment's values of `dataset` (e.g. 'test/audio') to `value` with h5py (checksums rewritten
+    as HDF5 writes them); return the segment's id."""
+    with h5py.File(path, "r+") as handle:
+        handle[dataset][row] = value
+        return handle[dataset.split("/")[0]]["id"][row].decode()
+
+
+def test_d19_1_checkpoint_payload_never_runs(tiny, tmp_path, capsys):
+    """Defect 1: a model.pt (evaluate) or last.pt (train's resume) holding an object that runs code is refused
+    with one line naming it, and the code never runs; an older checkpoint (numpy arrays) likewise, saying
+    how to rebuild it."""
+    marker = tmp_path / "ran"
+    run = _copy_run(tiny, tmp_path)
+    torch.save({"state_dict": {}, "settings": Payload(marker)}, run / "model.pt")
+    fails(
+        ["evaluate", "--run", str(run), *_data_args(tiny)], capsys, f"{run / 'model.pt'}: refused", "system"
+    )
+    resumed = tmp_path / "resumed"
+    resumed.mkdir()
+    torch.save({"epoch": 1, "rng": Payload(marker)}, resumed / "last.pt")
+    fails(train_argv(tiny["data"], resumed, tiny["features"]), capsys, f"{resumed / 'last.pt'}: refused")
+    assert not marker.exists() and (resumed / "last.pt").is_file()  # refused, not replaced
+    torch.save({"state_dict": {}, "normalization": {"audio_mean": np.zeros(3)}}, run / "model.pt")
+    fails(["evaluate", "--run", str(run), *_data_args(tiny)], capsys, "numpy", "retrain the run")
+
+
+def test_d19_2_flipped_weight_bytes_are_refused(tiny, tmp_path, capsys):
+    """Defect 2: bytes flipped inside a tensor of model.pt (which torch reads without a CRC check)."""
+    run = _copy_run(tiny, tmp_path)
+    state = torch.load(run / "model.pt", weights_only=True)["state_dict"]
+    largest = max(state.values(), key=torch.Tensor.numel)
+    _flip_bytes_of(run / "model.pt", largest.contiguous().view(torch.uint8).numpy().tobytes())
+    fails(["evaluate", "--run", str(run), *_data_args(tiny)], capsys, "model.pt: its weights differ")
+    assert (run / "metrics.json").read_bytes() == (tiny["root"] / "run" / "metrics.json").read_bytes()
+
+
+def test_d19_3_flipped_feature_bytes_are_refused(tiny, tmp_path, capsys):
+    """Defect 3: bytes flipped inside `test/features` of the features file: the HDF5 checksum fails."""
+    features = tmp_path / "features.h5"
+    shutil.copy(tiny["features"], features)
+    with h5py.File(features) as handle:
+        values = handle["test/features"][0, :4].tobytes()
+    _flip_bytes_of(features, values)
+    run = _copy_run(tiny, tmp_path)
+    argv = ["evaluate", "--run", str(run), "--data", str(tiny["data"]), "--features", str(features)]
+    fails(argv, capsys, f"{features}: damaged 'test/features'")
+
+
+def test_d19_4_another_dataset_of_the_same_dims_is_refused(tiny, tmp_path, capsys):
+    """Defect 4: evaluate on another aligned file of the same dimensions (another synthetic seed), with its
+    own features: refused by content, whatever the path."""
+    synthesize(tmp_path / "raw", videos=12, seed=1)
+    other = tmp_path / "data.h5"
+    align_dataset(tmp_path / "raw", other, seq_len=8)
+    write_features(other, tmp_path / "features.h5", "tiny", max_tokens=16)
+    run = _copy_run(tiny, tmp_path)
+    argv = ["evaluate", "--run", str(run), "--data", str(other), "--features", str(tmp_path / "features.h5")]
+    fails(argv, capsys, str(run), "aligned data given differ in content", str(tiny["data"]))
+
+
+def test_d19_5_huge_values_are_refused_where_written_and_read(tiny, tmp_path, capsys):
+    """Defect 5: a finite value a model cannot use (1e21 in one segment's audio): align refuses it naming the
+    source file, split, segment and modality; evaluate on a file edited since refuses it the same way; and
+    non-finite predictions (a model with an infinite bias) are one line naming the run and the segment."""
+    raw = write_raw(
+        tmp_path / "raw",
+        words={"v1": [("hi", 0.0, 1.0)], "v2": [("yo", 0.0, 1.0)]},
+        labels={"v1": [(1.0, 0.0, 1.0)], "v2": [(-1.0, 0.0, 1.0)]},
+        covarep={"v1": frames([[1.0, 2.0]]), "v2": frames([[1e21, 2.0]])},
+        facet={v: frames([[3.0]]) for v in ("v1", "v2")},
+    )
+    fails(
+        ["align", str(raw), str(tmp_path / "a.h5")],
+        capsys,
+        f"{raw / 'covarep.csd'}: 'train/audio' has values beyond +-1e+06",
+        "first: v2[0]",
+    )
+    assert not (tmp_path / "a.h5").exists()
+    data = tmp_path / "data.h5"
+    shutil.copy(tiny["data"], data)
+    segment = _set_value(data, "test/audio", 1, 1e21)
+    run = _copy_run(tiny, tmp_path)
+    argv = ["evaluate", "--run", str(run), "--data", str(data), "--features", str(tiny["features"])]
+    fails(argv, capsys, f"{data}: 'test/audio' has values beyond", f"first: {segment}", "value 1e+21")
+    checkpoint = load_checkpoint(run)
+    for name, tensor in checkpoint["state_dict"].items():
+        if name.endswith("bias"):
+            tensor.fill_(float("inf"))
+    rewrite_model(run, checkpoint)
+    fails(["evaluate", "--run", str(run), *_data_args(tiny)], capsys, f"{run}: valid split: non-finite")
+
+
+def test_d19_13_divergence_on_bad_data_names_the_data(tiny, tmp_path, capsys):
+    """Defect 13: a huge feature in one training segment (raw inputs, so normalisation does not hide it) is
+    named (file, split, segment, modality) instead of "training diverged; lower train.lr"."""
+    data = tmp_path / "data.h5"
+    shutil.copy(tiny["data"], data)
+    segment = _set_value(data, "train/audio", 3, 1e30)
+    argv = train_argv(data, tmp_path / "run", tiny["features"], "--set", "data.normalize=none")
+    err = fails(argv, capsys, str(data), "'train/audio'", f"first: {segment}")
+    assert "lower train.lr" not in err
 
 
 # ---------------------------------------------------------------- kills (slow)

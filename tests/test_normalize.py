@@ -7,7 +7,7 @@ import json
 import h5py
 import numpy as np
 import pytest
-import torch
+from helpers import rewrite_model
 
 from pipeline.checkpoint import load_checkpoint
 from pipeline.data.dataset import load_split, write_aligned
@@ -130,11 +130,11 @@ def test_evaluate_applies_the_checkpoints_statistics(data, tmp_path) -> None:
     checkpoint["normalization"] = {
         k: v * 0 + (1 if k.endswith("std") else 0) for k, v in checkpoint["normalization"].items()
     }
-    torch.save(checkpoint, tmp_path / "model.pt")
+    rewrite_model(tmp_path, checkpoint)
     other = evaluate_run(tmp_path, data["data"], data["features"], device="cpu")
     assert other["valid"]["mae"] != pytest.approx(metrics["valid"]["mae"], rel=1e-3)
     del checkpoint["normalization"]
-    torch.save(checkpoint, tmp_path / "model.pt")
+    rewrite_model(tmp_path, checkpoint)
     with pytest.raises(DataError, match="no normalisation statistics"):
         evaluate_run(tmp_path, data["data"], data["features"], device="cpu")
     assert json.loads((tmp_path / "train.json").read_text())["settings"]["data"]["normalize"] == "zscore"

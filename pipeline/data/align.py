@@ -224,8 +224,9 @@ class _Writer:
     (fresh memory means page faults).
     """
 
-    def __init__(self, out: h5py.File, seq_len: int, dims: dict[str, int]):
+    def __init__(self, out: h5py.File, seq_len: int, dims: dict[str, int], raw_dir: Path):
         self.out, self.seq_len, self.dims = out, seq_len, dims
+        self.sources = {modality: raw_dir / name for modality, name in FRAME_FILES.items()}
         self.buffers = {m: np.zeros((_FLUSH_ROWS, seq_len, dims[m]), np.float32) for m in FRAME_FILES}
         self.datasets: dict[str, h5py.Dataset] = {}
         self.pending: list[dict[str, np.ndarray]] = []  # the per-segment columns of the buffered rows
@@ -254,7 +255,7 @@ class _Writer:
         n = self.rows
         columns = {name: np.concatenate([c[name] for c in self.pending]) for name in self.pending[0]}
         columns.update({name: buffer[:n] for name, buffer in self.buffers.items()})
-        append_rows(self.datasets, columns)
+        append_rows(self.datasets, columns, self.sources)
         for buffer in self.buffers.values():
             buffer[:n] = 0
         self.pending, self.rows = [], 0
@@ -331,7 +332,7 @@ def align_dataset(raw_dir: str | Path, out_path: str | Path, seq_len: int = 50, 
                 visual_dim=plan.dims["visual"],
                 dataset=raw_dir.resolve().name,
             )
-            writer = _Writer(out, seq_len, plan.dims)
+            writer = _Writer(out, seq_len, plan.dims, raw_dir)
             for split, videos in plan.folds.items():
                 writer.start(split)
                 for video in videos:

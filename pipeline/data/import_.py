@@ -24,6 +24,7 @@ from pipeline.data.dataset import write_aligned
 from pipeline.data.formats import SOURCE_SPLITS, Split, clip_base_of, read_source, rename_mmsa
 from pipeline.data.plan import LABEL_RANGE, first_bad_label
 from pipeline.errors import ConfigError, DataError
+from pipeline.layout import FRAME_FILES
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ def import_dataset(
         }
         for out, split in splits.items()
     }
-    write_aligned(out_path, arrays, attrs)
+    write_aligned(out_path, arrays, attrs, dict.fromkeys(FRAME_FILES, source))
     summary = {
         "format": fmt,
         "dataset": name,
