@@ -48,7 +48,11 @@ class WordStates:
     def read(self, rows: np.ndarray) -> np.ndarray:
         """The raw states [b, T, H] (float32) of `rows` [b] (any order, repeats allowed)."""
         unique, inverse = np.unique(np.asarray(rows, dtype=np.int64), return_inverse=True)
-        return np.asarray(self._array()[unique], dtype=np.float32)[inverse.reshape(-1)]
+        array = self._array()
+        # One read per segment (one HDF5 chunk each): h5py's fancy indexing with a list of rows is two
+        # orders of magnitude slower (285 ms against 2 ms for 32 segments, T = 50, H = 384).
+        values = np.stack([array[i] for i in unique]) if len(unique) else np.zeros((0, *array.shape[1:]))
+        return values.astype(np.float32)[inverse.reshape(-1)]
 
     def __getitem__(self, index: int | Sequence[int] | torch.Tensor) -> torch.Tensor:
         """[T, H] for an int, [b, T, H] for a sequence: float32, z-scored with `stats` when given."""
