@@ -295,7 +295,7 @@ def test_feature_cache_round_trip_matches_the_finetune_branch(synthetic, tmp_pat
             "model.max_text_tokens": 16,
         },
     )
-    model = HyConModel(settings, 74, 47, 20).eval()
+    model = HyConModel(settings["model"], 74, 47, 20).eval()
     texts = load_split(synthetic["data"], "valid")["text"][:5].tolist()
     with torch.no_grad():
         direct = model.language_vector(None, **tokenize(model.tokenizer, texts, 16))
