@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
-    from torch import nn
 
     from pipeline.models.contract import ModelFamily
 
@@ -75,7 +74,7 @@ def reads_word_states(model: dict[str, Any]) -> bool:
     return model["arch"] in WORD_STEP_FAMILIES and model["text_steps"] == "words"
 
 
-def model_class(arch: str) -> type[nn.Module]:
+def model_class(arch: str) -> type[ModelFamily]:
     """The class of the `model.arch` family `arch` (a name of `ARCHS`)."""
     module, name = FAMILIES[arch].split(":")
     return getattr(importlib.import_module(module), name)
