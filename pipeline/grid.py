@@ -100,14 +100,8 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
 
 def check_config(config: Mapping[str, Any]) -> None:
     """Cross-reference checks the schema cannot express; one ConfigError naming the key, or None."""
-    datasets = config["datasets"]
-    for name, spec in datasets.items():
-        if spec["source"] == "download" and spec.get("name", name) not in CMU_DATASETS:
-            raise ConfigError(
-                f"datasets.{name}: source 'download' needs `name: mosi` or `name: mosei` "
-                f"(or the key mosi/mosei); got '{spec.get('name', name)}'"
-            )
-        _check_import(name, spec)
+    for name, spec in config["datasets"].items():
+        _check_source(name, spec)
     try:
         resolve_settings(config["base"])
     except ConfigError as err:
@@ -125,38 +119,59 @@ def check_config(config: Mapping[str, Any]) -> None:
     if not active:
         raise ConfigError("tables: every table is disabled (null); nothing to build")
     for table, spec in active.items():
-        where = f"tables.{table}"
-        check_dataset(config, spec["dataset"], f"{where}.dataset")
-        labels = [row["label"] for row in spec["rows"]] + list(spec.get("reported", []))
-        if duplicates := sorted({label for label in labels if labels.count(label) > 1}):
-            raise ConfigError(f"{where}: row labels appear twice: {', '.join(duplicates)}")
-        for row in spec["rows"]:
-            _check_experiment(config, row["experiment"], f"{where} row '{row['label']}'")
-        reference_experiment(spec["rows"], spec.get("reference"), where)
-        if spec.get("reported"):
-            if "paper" not in spec:
-                raise ConfigError(f"{where}: `reported` rows need `paper` (the paper's table of them)")
-            for label in spec["reported"]:
-                try:
-                    reported_row(spec["paper"], label)
-                except ConfigError as err:
-                    raise ConfigError(f"{where}.reported: {err}") from None
+        _check_table(config, f"tables.{table}", spec)
     if tsne := tsne_spec(config):
         for key in ("with", "without"):
             _check_experiment(config, tsne[key], f"figures.tsne.{key}")
-    search = config.get("search")
-    if search:
-        for dataset in search_datasets(config):
-            check_dataset(config, dataset, "search.datasets")
-        for name in sorted({e for names in search_experiments(config).values() for e in names}):
-            space, settings = search_spec(config, name)["space"], experiment_settings(config, name)
-            own = presets.fixed_overrides(settings["model"]["arch"], config["experiments"][name] or {})
-            check_search_space(space, name, own)
-            presets.check_family_space(settings, space, f"search.space (experiment {name})")
-            try:
-                check_space(space, settings)
-            except ConfigError as err:
-                raise ConfigError(f"{err} (searching experiment {name})") from None
+    if config.get("search"):
+        _check_search(config)
+
+
+def _check_source(name: str, spec: Mapping[str, Any]) -> None:
+    """A downloaded dataset is one of CMU's; an imported one names its format and path."""
+    if spec["source"] == "download" and spec.get("name", name) not in CMU_DATASETS:
+        raise ConfigError(
+            f"datasets.{name}: source 'download' needs `name: mosi` or `name: mosei` "
+            f"(or the key mosi/mosei); got '{spec.get('name', name)}'"
+        )
+    _check_import(name, spec)
+
+
+def _check_table(config: Mapping[str, Any], where: str, spec: Mapping[str, Any]) -> None:
+    """A table's dataset, rows, reference and reported rows name what the config and the paper define."""
+    check_dataset(config, spec["dataset"], f"{where}.dataset")
+    labels = [row["label"] for row in spec["rows"]] + list(spec.get("reported", []))
+    duplicates = sorted({label for label in labels if labels.count(label) > 1})
+    if duplicates:
+        raise ConfigError(f"{where}: row labels appear twice: {', '.join(duplicates)}")
+    for row in spec["rows"]:
+        _check_experiment(config, row["experiment"], f"{where} row '{row['label']}'")
+    reference_experiment(spec["rows"], spec.get("reference"), where)
+    if not spec.get("reported"):
+        return
+    if "paper" not in spec:
+        raise ConfigError(f"{where}: `reported` rows need `paper` (the paper's table of them)")
+    for label in spec["reported"]:
+        try:
+            reported_row(spec["paper"], label)
+        except ConfigError as err:
+            raise ConfigError(f"{where}.reported: {err}") from None
+
+
+def _check_search(config: Mapping[str, Any]) -> None:
+    """The searched datasets exist, and each searched experiment's space fits its family and settings."""
+    for dataset in search_datasets(config):
+        check_dataset(config, dataset, "search.datasets")
+    for name in sorted({e for names in search_experiments(config).values() for e in names}):
+        space = search_spec(config, name)["space"]
+        settings = experiment_settings(config, name)
+        own = presets.fixed_overrides(settings["model"]["arch"], config["experiments"][name] or {})
+        check_search_space(space, name, own)
+        presets.check_family_space(settings, space, f"search.space (experiment {name})")
+        try:
+            check_space(space, settings)
+        except ConfigError as err:
+            raise ConfigError(f"{err} (searching experiment {name})") from None
 
 
 def _check_import(name: str, spec: Mapping[str, Any]) -> None:
