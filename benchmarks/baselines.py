@@ -4,10 +4,11 @@
     python benchmarks/baselines.py --data data/aligned/synthetic.h5 --samples 256
 
 Each trained family is timed exactly as `benchmarks/train.py` times HyCon (its `throughput`:
-`pipeline.train.train_epoch` over the first `--samples` training samples, best of `--repeats` passes after
-a warm-up batch), frozen mode with the same cached MiniLM features and the default settings (batch 32;
-`loss.contrastive=none` for the baselines, HyCon with its hybrid loss). `mag_bert` cannot run frozen (its
-gate sits inside the language model) and is timed fine-tuned, marked (ft). `text_probe` is not trained by
+`pipeline.train.train_epoch` over the first `--samples` training samples, best of `--repeats` passes after a
+warm-up batch), frozen mode with the same cached MiniLM features (per-word states for the word-sequential
+baselines, `model.text_steps: words`) and the default settings (batch 32; `loss.contrastive=none` for the
+baselines, HyCon with its hybrid loss). `mag_bert` cannot run frozen (its gate sits inside the language model)
+and is timed fine-tuned, marked (ft). `text_probe` is not trained by
 SGD: its row times its closed-form fit (the language model's [mean; CLS] features of the samples, encoded
 from the text, then the ridge path over its alphas) per sample. The ratio is each row's throughput over
 HyCon's on the same device. CPU, and CUDA where available.
@@ -26,7 +27,7 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.train import benchmark_arguments, frozen_features, throughput, training_arrays  # noqa: E402
 from pipeline.data.loader import AlignedDataset  # noqa: E402
-from pipeline.models import ARCHS, model_class  # noqa: E402
+from pipeline.models import ARCHS, model_class, reads_word_states  # noqa: E402
 from pipeline.models.probe import ALPHAS, ridge_path  # noqa: E402
 from pipeline.settings import resolve_settings  # noqa: E402
 
@@ -50,7 +51,7 @@ def main() -> None:
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     rates: dict[str, dict[str, float]] = {arch: {} for arch in archs}
     for device in devices:
-        features = frozen_features(resolve_settings(None, {}), arrays["text"], device)
+        features, words = frozen_features(resolve_settings(None, {}), arrays["text"], device, info["seq_len"])
         for arch in archs:
             overrides = {"model.arch": arch}
             if arch != "hycon":
@@ -64,7 +65,10 @@ def main() -> None:
                 rates[arch][device.type] = probe_rate(settings, dims, arrays, device)
             else:
                 cached = None if finetune else features
-                rates[arch][device.type] = throughput(settings, dims, arrays, cached, device, args.repeats)
+                per_word = None if finetune or not reads_word_states(settings["model"]) else words
+                rates[arch][device.type] = throughput(
+                    settings, dims, arrays, cached, device, args.repeats, per_word
+                )
             print(f"{arch} on {device.type}: {rates[arch][device.type]:.1f} samples/s", file=sys.stderr)
 
     print(

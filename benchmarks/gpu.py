@@ -190,7 +190,7 @@ def throughput_rows(
                 settings = resolve_settings(None, {"model.lm_mode": mode, "model.language_model": bert})
                 features, info["lm_hidden"] = None, None
                 if mode == "frozen":
-                    features = frozen_features(settings, arrays["text"], device)
+                    features, _ = frozen_features(settings, arrays["text"], device)
                     info["lm_hidden"] = features.shape[1]
                 if device.type == "cuda":
                     torch.cuda.empty_cache()

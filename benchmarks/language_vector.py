@@ -73,22 +73,30 @@ def split_rows(
     }
 
 
-def write_text_only(path: Path, splits: dict[str, list[dict[str, str]]], source: Path) -> Path:
-    """Aligned HDF5 of the rows: ids `<video>[<clip_id - 1>]`, real text and labels, zero audio/visual."""
+def write_text_only(
+    path: Path, splits: dict[str, list[dict[str, str]]], source: Path, seq_len: int | None = None
+) -> Path:
+    """Aligned HDF5 of the rows: ids `<video>[<clip_id - 1>]`, real text and labels, zero audio/visual.
+
+    Without `seq_len`: one step per segment (the whole text, length 1). With it, the aligned contract's
+    words: each text's first `seq_len` words, `length` their number, audio and visual zero at every step.
+    """
     arrays = {}
+    steps = seq_len or 1
     for split, rows in splits.items():
         n = len(rows)
+        words = [r["text"].split()[:seq_len] if seq_len else [r["text"]] for r in rows]
         arrays[split] = {
             "id": np.array([f"{r['video_id']}[{int(r['clip_id']) - 1}]" for r in rows], dtype=object),
             "label": np.array([float(r["label"]) for r in rows], dtype=np.float32),
-            "text": np.array([r["text"] for r in rows], dtype=object),
-            "audio": np.zeros((n, 1, 1), dtype=np.float32),
-            "visual": np.zeros((n, 1, 1), dtype=np.float32),
-            "length": np.ones(n, dtype=np.int64),
+            "text": np.array([" ".join(w) for w in words], dtype=object),
+            "audio": np.zeros((n, steps, 1), dtype=np.float32),
+            "visual": np.zeros((n, steps, 1), dtype=np.float32),
+            "length": np.array([len(w) if seq_len else 1 for w in words], dtype=np.int64),
         }
     digest = hashlib.sha256(source.read_bytes()).hexdigest()
     attrs = {
-        "seq_len": 1,
+        "seq_len": steps,
         "audio_dim": 1,
         "visual_dim": 1,
         "dataset": "mosi-text",
@@ -165,6 +173,16 @@ def summarise(
     return cells
 
 
+def report(
+    header: tuple[str, ...], separator: str, rows: list[tuple[str, ...]], footer: str, out: Path | None
+) -> None:
+    """Print a Markdown table (`separator`: its alignment row) and its footer; write both to `out` too."""
+    lines = ["| " + " | ".join(header) + " |", separator, *("| " + " | ".join(row) + " |" for row in rows)]
+    print("\n".join(lines) + footer)
+    if out:
+        out.write_text("\n".join(lines) + "\n" + footer + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--csv", type=Path, default=CSV)
@@ -208,20 +226,13 @@ def main() -> None:
     ridge = ridge_probe(features["mean"], features["cls"], labels)
     rows.append(("ridge on `mean` + `cls` vectors", "–", *summarise([ridge]), f"alpha {ridge['alpha']:.3g}"))
     header = ("language vector", "contrastive", *(h for _, h, _ in COLUMNS), "note")
-    lines = [
-        "| " + " | ".join(header) + " |",
-        "|---|---|" + "--:|" * len(COLUMNS) + "---|",
-        *("| " + " | ".join(row) + " |" for row in rows),
-    ]
     command = shlex.join(["python", "benchmarks/language_vector.py", *sys.argv[1:]])
     footer = (
         f"\n{command}  (seeds {args.seeds}, {args.epochs} epochs, patience {args.patience}, "
         f"extra settings {args.sets or 'none'}; {(time.time() - started) / 60:.1f} min)\n"
         f"segments: train {sizes['train']}, selection {sizes['valid']}, reported valid fold {sizes['test']}"
     )
-    print("\n".join(lines) + footer)
-    if args.out:
-        args.out.write_text("\n".join(lines) + "\n" + footer + "\n")
+    report(header, "|---|---|" + "--:|" * len(COLUMNS) + "---|", rows, footer, args.out)
 
 
 if __name__ == "__main__":

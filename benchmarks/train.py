@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 
 from pipeline.data.align import align_dataset  # noqa: E402
 from pipeline.data.dataset import load_split, validate_aligned  # noqa: E402
-from pipeline.data.loader import AlignedDataset  # noqa: E402
+from pipeline.data.loader import AlignedDataset, WordStates  # noqa: E402
 from pipeline.data.synthesize import synthesize  # noqa: E402
 from pipeline.device import use_amp  # noqa: E402
 from pipeline.features import compute_features  # noqa: E402
@@ -50,9 +50,11 @@ def throughput(
     features: np.ndarray | None,
     device: torch.device,
     repeats: int = 1,
+    words: np.ndarray | None = None,
 ) -> float:
     """Training samples per second: the best of `repeats` timed passes over `arrays`, after a warm-up batch
-    (best-of damps the noise of a shared machine; each pass continues training the same model)."""
+    (best-of damps the noise of a shared machine; each pass continues training the same model). `features`
+    [N, H] and `words` [N, T, H] are the cached sentence vectors and per-word states (None: not read)."""
     seed_everything(0)
     model = build_model(settings, info).to(device)
     optimizer = make_optimizer(model, settings["train"])
@@ -65,7 +67,12 @@ def throughput(
     ] * repeats
     rates = []
     for name, size in passes:
-        dataset = AlignedDataset(subset(arrays, size), None if features is None else features[:size])
+        part = subset(arrays, size)
+        dataset = AlignedDataset(
+            part,
+            None if features is None else features[:size],
+            None if words is None else WordStates(words[:size], part["length"]),
+        )
         if device.type == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
@@ -76,17 +83,21 @@ def throughput(
     return max(rates[1:])
 
 
-def frozen_features(settings: dict, texts: np.ndarray, device: torch.device) -> np.ndarray:
-    """The cached language vectors [N, H] of `texts` as the features stage makes them for `settings`."""
+def frozen_features(
+    settings: dict, texts: np.ndarray, device: torch.device, steps: int | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The cached language vectors [N, H] of `texts` as the features stage makes them for `settings`, and
+    with `steps` their per-word states [N, steps, H] (else None)."""
     lm = feature_settings_of(settings)  # `text_token: auto` resolved
-    vectors = compute_features(
+    vectors, words = compute_features(
         {"train": texts.tolist()},
         lm["language_model"],
         lm["text_token"],
         lm["max_text_tokens"],
         device=device,
+        steps=steps,
     )
-    return vectors["train"]
+    return vectors["train"], words.get("train")
 
 
 def benchmark_arguments(description: str, samples: int) -> argparse.ArgumentParser:
@@ -132,7 +143,7 @@ def main() -> None:
             features = None
             if mode == "frozen":
                 start = time.perf_counter()
-                features = frozen_features(settings, arrays["text"], device)
+                features, _ = frozen_features(settings, arrays["text"], device)
                 rows["caching"][device.type] = len(features) / (time.perf_counter() - start)
                 info["lm_hidden"] = features.shape[1]
             rows[mode][device.type] = throughput(settings, info, arrays, features, device, args.repeats)

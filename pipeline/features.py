@@ -1,18 +1,22 @@
 """Cache frozen language-model features: run the LM once over every split's text (stage `features`).
 
-Output `data/features/<dataset>-<lm>.h5`: per split a group with `id` (str [N]) and `features` (float32
-[N, H]); root attributes `model` (the `model.language_model` name), `token` (`model.text_token` resolved),
-`max_tokens` (`model.max_text_tokens`), `hidden` (H) and `data` (the aligned file's name); each group's
-attribute `texts` is a digest of the split's ids and texts (`text_digest`). Numeric datasets carry HDF5's
-checksum (`pipeline.data.dataset.create_dataset`: make any new one there). Training in frozen mode matches
-these vectors to its samples by id and refuses a file made for another LM, token or truncation, or from
-other texts (an aligned file rebuilt since, e.g. with another `--seq-len`).
+Output `data/features/<dataset>-<lm>.h5`: per split a group with `id` (str [N]), `features` (float32 [N, H],
+the sentence vectors HyCon and the text probe read) and `words` (float16 [N, T, H], the language model's
+states pooled per aligned word, `pool_words`: the word-sequential baselines' input with `model.text_steps:
+words`; one compressed HDF5 chunk per segment, so that a batch reads only its own segments and padding costs
+little space); root attributes `model` (the `model.language_model` name), `token` (`model.text_token`
+resolved), `max_tokens` (`model.max_text_tokens`), `hidden` (H) and `data` (the aligned file's name); each
+group's attribute `texts` is a digest of the split's ids and texts (`text_digest`). Training in frozen mode
+matches these vectors to its samples by id and refuses a file made for another LM, token or truncation, or
+from other texts (an aligned file rebuilt since, e.g. with another `--seq-len`). Numeric datasets carry
+HDF5's checksum (`pipeline.data.dataset.create_dataset`: make any new one there).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +35,18 @@ from pipeline.data.dataset import (
     validate_aligned,
     warn_unchecked,
 )
+from pipeline.data.loader import WordStates
 from pipeline.device import resolve_device
 from pipeline.errors import ConfigError, DataError
 from pipeline.io import atomic_path, check_output, digest_json
-from pipeline.models.language import TEXT_TOKENS, load_language_model, select_token, tokenize
+from pipeline.models.language import (
+    TEXT_TOKENS,
+    load_language_model,
+    pool_words,
+    select_token,
+    tokenize,
+    tokenize_words,
+)
 from pipeline.settings import AUTO_TEXT_TOKEN, DEFAULTS
 
 log = logging.getLogger(__name__)
@@ -45,8 +57,12 @@ def text_digest(ids: np.ndarray, texts: np.ndarray) -> str:
     return digest_json([np.asarray(ids).tolist(), np.asarray(texts).tolist()])
 
 
+WORDS = "words"  # a split group's per-word states [N, T, H]
+WORD_DTYPE = np.float16  # half the space of float32; the cast back is exact
+
+
 @torch.no_grad()
-def encode_texts(
+def encode_batches(
     lm: torch.nn.Module,
     tokenizer: Any,
     texts: list[str],
@@ -54,24 +70,35 @@ def encode_texts(
     max_tokens: int,
     batch_size: int = 64,
     device: torch.device | None = None,
-) -> np.ndarray:
-    """Frozen LM vectors [N, H] (float32) for `texts`, in eval mode without gradients.
+    steps: int | None = None,
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+    """Frozen LM outputs batch by batch, in eval mode without gradients: (rows [b] in increasing order,
+    sentence vectors [b, H] float32, per-word states [b, steps, H] float16 or None without `steps`).
 
-    Texts are processed in order of length so that padding (and time) stays small; results are returned in
-    the input order.
+    Texts are processed in order of length so that padding (and time) stays small. With `steps`, the texts
+    are tokenised as pre-split words (`tokenize_words`: the same word pieces as `tokenize`), and one
+    forward pass gives both outputs.
     """
     device = device or torch.device("cpu")
     lm.eval().to(device)
     order = np.argsort([len(t) for t in texts], kind="stable")
-    out = np.zeros((len(texts), lm.config.hidden_size), dtype=np.float32)
     for start in tqdm(
         range(0, len(texts), batch_size), desc="features", unit="batch", leave=False, disable=None
     ):
-        idx = order[start : start + batch_size]
-        batch = {k: v.to(device) for k, v in tokenize(tokenizer, [texts[i] for i in idx], max_tokens).items()}
-        hidden = lm(**batch).last_hidden_state
-        out[idx] = select_token(hidden, batch["attention_mask"], token).float().cpu().numpy()
-    return out
+        rows = np.sort(order[start : start + batch_size])
+        batch_texts = [texts[i] for i in rows]
+        if steps is None:
+            inputs = tokenize(tokenizer, batch_texts, max_tokens)
+        else:
+            inputs = tokenize_words(tokenizer, batch_texts, max_tokens)
+        inputs = {k: v.to(device) for k, v in inputs.items()}
+        word_index = inputs.pop("word_index", None)
+        hidden = lm(**inputs).last_hidden_state
+        sentence = select_token(hidden, inputs["attention_mask"], token).float().cpu().numpy()
+        words = None
+        if steps is not None:
+            words = pool_words(hidden.float(), word_index, steps).cpu().numpy().astype(WORD_DTYPE)
+        yield rows, sentence, words
 
 
 def compute_features(
@@ -81,14 +108,25 @@ def compute_features(
     max_tokens: int,
     batch_size: int = 64,
     device: torch.device | None = None,
-) -> dict[str, np.ndarray]:
-    """{split: features [N, H]} for the texts of each split, computed with the frozen LM `model_name`."""
+    steps: int | None = None,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """({split: features [N, H]}, {split: per-word states [N, steps, H]}) for the texts of each split,
+    computed in memory with the frozen LM `model_name`; the second is empty without `steps`."""
     lm, tokenizer = load_language_model(model_name)
-    result = {}
+    features, words = {}, {}
     for split, split_texts in texts.items():
         log.info("encoding %d %s texts with %s (%s token)", len(split_texts), split, model_name, token)
-        result[split] = encode_texts(lm, tokenizer, split_texts, token, max_tokens, batch_size, device)
-    return result
+        hidden = lm.config.hidden_size
+        features[split] = np.zeros((len(split_texts), hidden), dtype=np.float32)
+        if steps is not None:
+            words[split] = np.zeros((len(split_texts), steps, hidden), dtype=WORD_DTYPE)
+        for rows, sentence, word_states in encode_batches(
+            lm, tokenizer, split_texts, token, max_tokens, batch_size, device, steps
+        ):
+            features[split][rows] = sentence
+            if steps is not None:
+                words[split][rows] = word_states
+    return features, words
 
 
 def write_features(
@@ -100,27 +138,42 @@ def write_features(
     batch_size: int = 64,
     device: torch.device | None = None,
 ) -> Path:
-    """Compute the features of every split and write them atomically to `out_path`."""
+    """Compute the features and per-word states of every split and write them atomically to `out_path`.
+
+    The per-word states are written batch by batch (never a whole split in memory: about 1.2 GB for
+    CMU-MOSEI's train split at T = 50, H = 768)."""
     if token not in TEXT_TOKENS:
         raise ConfigError(f"--token must be one of {', '.join(TEXT_TOKENS)}; got {token!r}")
     check_output(out_path)
-    validate_aligned(data_path)
+    steps = validate_aligned(data_path)["seq_len"]
     arrays = {split: load_split(data_path, split) for split in SPLITS}
     texts = {split: a["text"].tolist() for split, a in arrays.items()}
-    features = compute_features(texts, model_name, token, max_tokens, batch_size, device)
+    lm, tokenizer = load_language_model(model_name)
+    hidden = lm.config.hidden_size
     out_path = Path(out_path)
     with atomic_path(out_path) as tmp, h5py.File(tmp, "w") as handle:
-        for split, feats in features.items():
+        for split in SPLITS:
+            log.info("encoding %d %s texts with %s (%s token)", len(texts[split]), split, model_name, token)
+            n = len(texts[split])
             group = handle.create_group(split)
             create_dataset(group, "id", data=arrays[split]["id"].astype(object), dtype=h5py.string_dtype())
-            create_dataset(group, "features", data=feats)
+            features = create_dataset(group, "features", shape=(n, hidden), dtype=np.float32)
+            words = create_dataset(
+                group, WORDS, shape=(n, steps, hidden), dtype=WORD_DTYPE, chunks=(1, steps, hidden),
+                compression="lzf",
+            )  # fmt: skip
+            for rows, sentence, word_states in encode_batches(
+                lm, tokenizer, texts[split], token, max_tokens, batch_size, device, steps
+            ):
+                features[rows] = sentence
+                words[rows] = word_states
             group.attrs["texts"] = text_digest(arrays[split]["id"], texts[split])
         handle.attrs.update(
             {
                 "model": model_name,
                 "token": token,
                 "max_tokens": max_tokens,
-                "hidden": features["train"].shape[1],
+                "hidden": hidden,
                 "data": Path(data_path).name,
             }
         )
@@ -179,6 +232,28 @@ def load_features(
                 )
             result[split] = feats
     return result
+
+
+def open_word_states(
+    path: str | Path, lengths: dict[str, np.ndarray], steps: int, hidden: int
+) -> dict[str, WordStates]:
+    """Lazy readers of the per-word states of each split in `lengths` ({split: valid word counts [N]}),
+    after checking each split's `words` dataset is [N, steps, hidden] (call `load_features` first: it checks
+    the file's ids, texts, LM, token and truncation). Raises DataError naming the file otherwise (a file
+    written before the per-word states were cached included)."""
+    path = Path(path)
+    with open_hdf5(path, "features file") as handle:
+        for split, length in lengths.items():
+            stored = handle[split].get(WORDS)
+            want = (len(length), steps, hidden)
+            if not isinstance(stored, h5py.Dataset) or stored.shape != want:
+                found = "none" if stored is None else getattr(stored, "shape", "not a dataset")
+                raise DataError(
+                    f"{path}: '{split}/{WORDS}' must hold per-word states {list(want)} (found {found}); "
+                    "recompute the features with `python -m pipeline features`, or set "
+                    "model.text_steps=sentence"
+                )
+    return {split: WordStates((path, f"{split}/{WORDS}"), length) for split, length in lengths.items()}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -15,11 +15,12 @@ import numpy as np
 import torch
 
 from pipeline.data.dataset import check_values, content_digest, load_split, validate_aligned
-from pipeline.data.loader import AlignedDataset, iterate_batches
-from pipeline.data.normalize import Stats, apply_stats, fit_stats
+from pipeline.data.loader import AlignedDataset, WordStates, iterate_batches
+from pipeline.data.normalize import Stats, apply_stats, fit_stats, fit_word_stats
 from pipeline.device import autocast
 from pipeline.errors import DataError, PipelineError
-from pipeline.features import compute_features, load_features
+from pipeline.features import compute_features, load_features, open_word_states
+from pipeline.models import reads_word_states
 from pipeline.settings import feature_settings_of
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,8 @@ def load_datasets(
     """Validated datasets of `splits`, with the frozen LM features attached in frozen mode.
 
     Frozen mode reads `features_path` (ids, LM, token and truncation must match), or, without one, computes
-    the features in memory first (the workflow caches them once with the `features` stage instead).
+    the features in memory first (the workflow caches them once with the `features` stage instead); a run
+    that `reads_word_states` also gets the per-word states, read lazily batch by batch from the file.
     With `data.normalize: zscore` the inputs are z-scored (`pipeline.data.normalize`) with `normalization`
     (a checkpoint's statistics) or, when it is None, with statistics fitted on the train split, which must
     then be among `splits`. Returns the datasets and the file's info (`validate_aligned`) plus `path`,
@@ -49,16 +51,25 @@ def load_datasets(
     model = settings["model"]
     features: dict[str, np.ndarray | None] = dict.fromkeys(splits)
     info["lm_hidden"] = None
+    words: dict[str, WordStates] = {}
     if model["lm_mode"] == "frozen":
         args = tuple(feature_settings_of(settings).values())
         texts = {split: a["text"] for split, a in arrays.items()}
+        steps = info["seq_len"] if reads_word_states(model) else None
         if features_path is None:
             log.info("frozen mode without --features: computing %s features in memory", args[0])
-            features.update(compute_features({s: t.tolist() for s, t in texts.items()}, *args, device=device))
+            computed, word_arrays = compute_features(
+                {s: t.tolist() for s, t in texts.items()}, *args, device=device, steps=steps
+            )
+            features.update(computed)
+            words = {s: WordStates(w, arrays[s]["length"]) for s, w in word_arrays.items()}
         else:
             ids = {split: a["id"] for split, a in arrays.items()}
             features.update(load_features(features_path, ids, *args, texts=texts))
         info["lm_hidden"] = int(features[splits[0]].shape[1])
+        if steps is not None and features_path is not None:
+            lengths = {split: a["length"] for split, a in arrays.items()}
+            words = open_word_states(features_path, lengths, steps, info["lm_hidden"])
     elif features_path is not None:
         log.warning(
             "ignoring %s: model.lm_mode is finetune, the language model runs on the text", features_path
@@ -71,6 +82,8 @@ def load_datasets(
                     f"{data_path}: z-score statistics come from the train split, which is not read"
                 )
             normalization = fit_stats(arrays["train"], features["train"])
+            if words:
+                normalization.update(fit_word_stats(words["train"]))
         where = f"{data_path} (z-scored with the train statistics)"
         for split in splits:
             arrays[split], features[split] = apply_stats(arrays[split], features[split], normalization)
@@ -78,8 +91,10 @@ def load_datasets(
                 check_values(where, split, arrays[split]["id"], name, arrays[split][name])
             if features[split] is not None:
                 check_values(where, split, arrays[split]["id"], "text features", features[split])
+            if split in words:
+                words[split].stats = normalization
         info["normalization"] = normalization
-    datasets = {split: AlignedDataset(arrays[split], features[split]) for split in splits}
+    datasets = {split: AlignedDataset(arrays[split], features[split], words.get(split)) for split in splits}
     return datasets, info
 
 

@@ -46,6 +46,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from pipeline.errors import ConfigError
+from pipeline.models import WORD_STEP_FAMILIES
 
 # The optimisation settings every baseline preset sets, so that none comes from the config's `base`.
 PRESET_KEYS: tuple[str, ...] = (
@@ -218,10 +219,12 @@ def fixed_overrides(arch: str, own: Mapping[str, Any]) -> dict[str, Any]:
 
 def family_reads(settings: Mapping[str, Any]) -> set[str]:
     """Dotted settings keys a run with resolved `settings` reads: its family's model keys, the language and
-    data keys, the training keys (`lr_lm` only when fine-tuning, `warmup` only with a schedule) and, for
-    HyCon with contrastive terms, the loss keys."""
+    data keys (`model.text_steps` for the word-sequential families), the training keys (`lr_lm` only when
+    fine-tuning, `warmup` only with a schedule) and, for HyCon with contrastive terms, the loss keys."""
     arch, train = settings["model"]["arch"], settings["train"]
     keys = {*LANGUAGE_KEYS, *MODEL_KEYS[arch]}
+    if arch in WORD_STEP_FAMILIES:
+        keys.add("model.text_steps")  # per-word states or the repeated sentence vector
     keys |= {f"train.{name}" for name in train}
     if settings["model"]["lm_mode"] != "finetune":
         keys.discard("train.lr_lm")

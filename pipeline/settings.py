@@ -5,13 +5,14 @@ experiments override keys with dotted names (`{"loss.alpha": 0.5}`); unknown key
 raise `ConfigError` naming the key, before any work starts.
 
 Keys added beyond the architecture document (each documented in `DEFAULTS`):
-`model.arch`, `model.positional`, `model.max_text_tokens`, the baselines' dropouts (`model.*_dropout*`),
-`train.keep_last`, `train.checkpoint_dtype`, `train.schedule`, `train.warmup`, `data.normalize`. The
-baselines (`model.arch` other than hycon) have their published sizes fixed in their modules and read their
-own dropouts: HyCon's architecture keys do not apply to them (text_only reads `model.d`, `head_hidden`,
-`dropout` and `nonneg`; `pipeline.presets.family_reads` lists what each family reads), and they need
-`loss.contrastive=none` (no unimodal representations to contrast). The training settings of each family's
-reference are its preset (`pipeline.presets`), applied by the workflow's grid, not by `resolve_settings`.
+`model.arch`, `model.positional`, `model.max_text_tokens`, `model.text_steps`, the baselines' dropouts
+(`model.*_dropout*`), `train.keep_last`, `train.checkpoint_dtype`, `train.schedule`, `train.warmup`,
+`data.normalize`. The baselines (`model.arch` other than hycon) have their published sizes fixed in their
+modules and read their own dropouts: HyCon's architecture keys do not apply to them (text_only reads
+`model.d`, `head_hidden`, `dropout` and `nonneg`; `pipeline.presets.family_reads` lists what each family
+reads), and they need `loss.contrastive=none` (no unimodal representations to contrast). The training
+settings of each family's reference are its preset (`pipeline.presets`), applied by the workflow's grid,
+not by `resolve_settings`.
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         # literal "last time step": the final non-padding token, [SEP]); docs/language-vector.md
         "text_token": "auto",
         "max_text_tokens": 128,  # word pieces fed to the language model, [CLS] and [SEP] included
+        # language input of the word-sequential baselines (models.WORD_STEP_FAMILIES; the others ignore it):
+        # words (LM states pooled per aligned word, one per step, as their references read word vectors) |
+        # sentence (the sentence vector repeated at every step, the earlier behaviour)
+        "text_steps": "words",
         "d": 50,  # unimodal representation size (paper: 50); also the acoustic/visual Transformer width
         "layers": 1,  # Transformer layers, audio and visual encoders
         "heads": 2,  # attention heads; must divide d
@@ -112,6 +117,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.arch": ARCHS,
     "model.lm_mode": ("frozen", "finetune"),
     "model.text_token": ("auto", "mean", "cls", "last"),
+    "model.text_steps": ("words", "sentence"),
     "model.positional": ("sinusoidal", "learned"),
     "model.nonneg": ("relu", "softplus", "none"),
     "model.fusion": ("add", "concat", "tensor", "graph"),

@@ -62,16 +62,20 @@ TEXTS = ["a truly good day", "not bad", "", "the worst film I have ever seen"]
 
 
 def make_batch(b: int = 4, seed: int = 0) -> dict:
-    """A batch of `b` samples: audio [b, T, DA], visual [b, T, DV], cached language vectors [b, H], texts."""
+    """A batch of `b` samples: audio [b, T, DA], visual [b, T, DV], cached language vectors [b, H] and
+    per-word states [b, T, H] (zero beyond each sample's length, as cached), texts."""
     gen = torch.Generator().manual_seed(seed)
-    return {
+    length = torch.tensor([0, 3, T, 1, 2, 4, 5, 6][:b])
+    batch = {
         "audio": torch.randn(b, T, DA, generator=gen),
         "visual": torch.randn(b, T, DV, generator=gen),
-        "length": torch.tensor([0, 3, T, 1, 2, 4, 5, 6][:b]),
+        "length": length,
         "label": torch.tensor([-2.0, 1.5, 0.0, 0.4, 2.0, -1.0, 0.5, 3.0][:b]),
         "lm_features": torch.randn(b, H, generator=gen),
         "text": (TEXTS * 2)[:b],
     }
+    valid = torch.arange(T)[None, :, None] < length[:, None, None]
+    return {**batch, "lm_words": torch.randn(b, T, H, generator=gen) * valid}
 
 
 def write_predictions(path: Path, ids, labels, predictions, valid: bool = True) -> Path:

@@ -40,8 +40,9 @@ ROOT_ATTRS: tuple[str, ...] = ("seq_len", "audio_dim", "visual_dim")
 # magnitude more float32 training overflows: squares and attention scores pass 3.4e38 near 1e19, and
 # float16 (mixed precision, half-precision checkpoints) stops at 65504 after a first layer.
 MAX_ABS_VALUE = 1e6
-# Rows hashed at a time by `content_digest` (bounded memory at any file size).
-_DIGEST_ROWS = 4096
+# Bytes of a dataset hashed at a time by `content_digest` (bounded memory at any file size: a features
+# file's per-word states are 75 KB a row at T = 50, H = 768, so a fixed row count would not bound it).
+_DIGEST_BYTES = 64 * 2**20
 
 
 def check_values(where: str, split: str, ids: np.ndarray, name: str, values: np.ndarray) -> None:
@@ -111,8 +112,10 @@ def content_digest(path: str | Path, what: str = "aligned dataset file") -> dict
                 dataset = group[name]
                 digest.update(f"{name} {dataset.dtype} {dataset.shape}\n".encode())
                 try:
-                    for start in range(0, len(dataset), _DIGEST_ROWS):
-                        block = dataset[start : start + _DIGEST_ROWS]
+                    row_bytes = dataset.dtype.itemsize * int(np.prod(dataset.shape[1:], dtype=np.int64))
+                    rows = max(1, _DIGEST_BYTES // max(1, row_bytes))
+                    for start in range(0, len(dataset), rows):
+                        block = dataset[start : start + rows]
                         if h5py.check_string_dtype(dataset.dtype) is not None:
                             for value in block:
                                 value = value if isinstance(value, bytes) else str(value).encode()

@@ -7,23 +7,37 @@ language-model vectors are fixed inputs too and are z-scored the same way (measu
 docs/language-vector.md); a fine-tuned language model's states are not touched.
 
 The statistics are each dimension's mean and standard deviation over the TRAIN split only: for `audio` and
-`visual` over the valid time steps (`t < length`; the zero padding is not data), for the language vectors
-over the segments. The same transform is then applied to every split: valid steps become
-`(x - mean) / std`, padding stays 0. A constant column (std below `EPS`, a column of zeros included) gets
-std 1, so it is only centred; a value that comes out non-finite becomes 0, as the aligner does for
-non-finite frames. Training stores the statistics in `model.pt`, so `evaluate` applies exactly the
-transform the model was trained with.
+`visual` over the valid time steps (`t < length`; the zero padding is not data), for the language vectors over
+the segments, for the per-word language states (the word-sequential baselines') over the valid words, streamed
+from the features file a chunk of segments at a time (`fit_word_stats`). The same transform is then applied to
+every split: valid steps become `(x - mean) / std`, padding stays 0. A constant column (std below `EPS`, a
+column of zeros included) gets std 1, so it is only centred; a value that comes out non-finite becomes 0, as
+the aligner does for non-finite frames. Training stores the statistics in `model.pt`, so `evaluate` applies
+exactly the transform the model was trained with.
 """
 
 from __future__ import annotations
+
+from typing import Protocol
 
 import numpy as np
 
 SEQUENCES: tuple[str, ...] = ("audio", "visual")  # [N, T, D] arrays of a split, z-scored at valid steps
 TEXT = "text"  # the statistics' name for the cached language vectors [N, H]
+WORD_STATES = "words"  # the statistics' name for the cached per-word language states [N, T, H]
 EPS = 1e-6  # a standard deviation below this is a constant column
 
 Stats = dict[str, np.ndarray]
+
+
+class StatesByRow(Protocol):
+    """Per-word states read by rows (`pipeline.data.loader.WordStates`): `read(rows) -> [b, T, H]`."""
+
+    length: np.ndarray  # [N] valid word counts
+
+    def __len__(self) -> int: ...
+
+    def read(self, rows: np.ndarray) -> np.ndarray: ...
 
 
 def _valid(arrays: dict[str, np.ndarray]) -> np.ndarray:
@@ -80,3 +94,31 @@ def apply_stats(
     if lm_features is not None and f"{TEXT}_mean" in stats:
         lm_features = _scale(lm_features, stats, TEXT)
     return out, lm_features
+
+
+def fit_word_stats(words: StatesByRow, chunk: int = 256) -> Stats:
+    """`words_{mean,std}` [H] of a train split's per-word states over its valid words (`t < length`),
+    accumulated in float64 over chunks of `chunk` segments (the split is never read whole); a constant
+    column gets std 1, as in `fit_stats`."""
+    moments, count = 0.0, 0
+    for start in range(0, len(words), chunk):
+        rows = np.arange(start, min(start + chunk, len(words)))
+        values = words.read(rows)
+        valid = values[np.arange(values.shape[1])[None, :] < words.length[rows][:, None]].astype(np.float64)
+        moments = moments + np.stack([valid.sum(0), (valid**2).sum(0)])
+        count += len(valid)
+    mean = moments[0] / max(count, 1)
+    std = np.sqrt(np.maximum(moments[1] / max(count, 1) - mean**2, 0.0))
+    return {
+        f"{WORD_STATES}_mean": mean.astype(np.float32),
+        f"{WORD_STATES}_std": np.where(std < EPS, 1.0, std).astype(np.float32),
+    }
+
+
+def scale_words(values: np.ndarray, length: np.ndarray, stats: Stats) -> np.ndarray:
+    """Per-word states [b, T, H] z-scored with `stats`' `words_*` at their valid steps; padding stays 0.
+    Returned unchanged when `stats` has no `words_*` statistics."""
+    if f"{WORD_STATES}_mean" not in stats:
+        return values
+    valid = (np.arange(values.shape[1])[None, :] < np.asarray(length)[:, None])[..., None]
+    return np.where(valid, _scale(values, stats, WORD_STATES), np.float32(0))

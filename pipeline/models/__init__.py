@@ -32,6 +32,9 @@ FAMILIES: dict[str, str] = {
     "text_only": "pipeline.models.text_only:TextOnly",
 }
 ARCHS: tuple[str, ...] = tuple(FAMILIES)
+# Families whose references read one language vector per word (an LSTM or Transformer over word vectors, or,
+# in TFN and LMF, a language LSTM over words: thuiar/MMSA's `TextSubNet`): they read `model.text_steps`.
+WORD_STEP_FAMILIES: tuple[str, ...] = ("ef_lstm", "lf_lstm", "tfn", "lmf", "mfn", "mult")
 # State-dict prefix of the language model in every family that fine-tunes one (its `language_model`).
 PRETRAINED_PREFIX = "language_model."
 # Families that run in one language-model mode only, and why.
@@ -61,6 +64,12 @@ def contrastive_conflict(arch: str, contrastive: str) -> str | None:
             f"set loss.contrastive=none (got {contrastive})"
         )
     return None
+
+
+def reads_word_states(model: dict[str, Any]) -> bool:
+    """Whether a run with the `model` settings section reads per-word language states [B, T, H]
+    (`model.text_steps: words` in a word-sequential family) rather than one sentence vector [B, H]."""
+    return model["arch"] in WORD_STEP_FAMILIES and model["text_steps"] == "words"
 
 
 def model_class(arch: str) -> type[nn.Module]:

@@ -2,11 +2,12 @@
 
 Every model family has HyCon's interface, so the same `train` / `evaluate` stages run all of them:
 ``Model(settings, audio_dim, visual_dim, seq_len, lm_hidden)``, ``model.model_inputs(batch, device)`` and
-``forward(audio [B, T, Da], visual [B, T, Dv], length [B], *, lm_features [B, H], input_ids,
-attention_mask) -> (prediction [B], reps, fused [B, D])``. The baselines return no unimodal
-representations (``reps == {}``: no contrastive terms apply) and, as ``fused``, a representation their
-regression output reads (each model's `fuse` docstring names it), at most a few hundred floats per sample
-(never, e.g., TFN's 140,000-entry tensor: `predict` keeps every sample's).
+``forward(audio [B, T, Da], visual [B, T, Dv], length [B], *, lm_features [B, H], input_ids, attention_mask)
+-> (prediction [B], reps, fused [B, D])``; the word-sequential baselines also take ``lm_words [B, T, H]``
+(cached per-word states, frozen) or ``word_index`` (fine-tuned; `model.text_steps`). The baselines return no
+unimodal representations (``reps == {}``: no contrastive terms apply) and, as ``fused``, a representation
+their regression output reads (each model's `fuse` docstring names it), at most a few hundred floats per
+sample (never, e.g., TFN's 140,000-entry tensor: `predict` keeps every sample's).
 """
 
 from __future__ import annotations
@@ -16,14 +17,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from pipeline.models.language import load_language_model, select_token, tokenize
+from pipeline.models import reads_word_states
+from pipeline.models.language import load_language_model, pool_words, select_token, tokenize, tokenize_words
 from pipeline.settings import text_token_of
 
 
 class LanguageInput(nn.Module):
     """The language branch's input: the cached frozen LM vector (frozen mode) or the fine-tuned LM's
     `model.text_token` state (fine-tune mode; `auto` resolved by `text_token_of`), one vector [B, H] per
-    segment.
+    segment; or, where `reads_word_states` (`per_word`), one LM state per aligned word [B, T, H] (cached by
+    the features stage, or pooled from the fine-tuned LM's word pieces by `pool_words`).
 
     `language_model` is None when frozen; the optimizer gives it its own learning rate (`train.lr_lm`).
     """
@@ -41,6 +44,7 @@ class LanguageInput(nn.Module):
         elif lm_hidden is None:
             raise ValueError("frozen mode needs lm_hidden, the width of the cached language features")
         self.lm_hidden = int(lm_hidden)
+        self.per_word = reads_word_states(model)
 
     def language_vector(
         self,
@@ -58,20 +62,43 @@ class LanguageInput(nn.Module):
         hidden = self.language_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         return select_token(hidden, attention_mask, self.text_token)
 
+    def word_states(
+        self,
+        steps: int,
+        lm_words: torch.Tensor | None = None,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        word_index: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Per-word states [B, T=steps, H]: cached (frozen) or the fine-tuned LM's pooled per word."""
+        if self.language_model is None:
+            if lm_words is None:
+                raise ValueError(
+                    "frozen mode, model.text_steps=words: pass lm_words (cached per-word states)"
+                )
+            return lm_words
+        if input_ids is None or attention_mask is None or word_index is None:
+            raise ValueError("fine-tune mode: pass input_ids, attention_mask and word_index (tokenize_words)")
+        hidden = self.language_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return pool_words(hidden, word_index, steps)
+
     def model_inputs(self, batch: dict[str, Any], device: torch.device) -> dict[str, torch.Tensor]:
         """Turn a dataset batch (see `pipeline.data.dataset.AlignedDataset`) into `forward` keyword inputs."""
         inputs = {name: batch[name].to(device) for name in ("audio", "visual", "length")}
         if self.language_model is None:
-            inputs["lm_features"] = batch["lm_features"].to(device)
+            key = "lm_words" if self.per_word else "lm_features"
+            inputs[key] = batch[key].to(device)
         else:
-            tokens = tokenize(self.tokenizer, batch["text"], self.max_tokens)
+            encode = tokenize_words if self.per_word else tokenize
+            tokens = encode(self.tokenizer, batch["text"], self.max_tokens)
             inputs.update({name: t.to(device) for name, t in tokens.items()})
         return inputs
 
 
-class SentenceBaseline(LanguageInput):
-    """A baseline fed the sentence vector: subclasses define `build` (their layers, given the input sizes)
-    and `fuse` (sentence [B, H], audio, visual, length -> prediction [B], fused [B, D])."""
+class Baseline(LanguageInput):
+    """A baseline fed the language input of `LanguageInput`: subclasses define `build` (their layers, given
+    the input sizes; `self.per_word` is set) and `fuse` (language [B, H] or, per word, [B, T, H], audio,
+    visual, length -> prediction [B], fused [B, D])."""
 
     def __init__(
         self,
@@ -89,9 +116,10 @@ class SentenceBaseline(LanguageInput):
         raise NotImplementedError
 
     def fuse(
-        self, sentence: torch.Tensor, audio: torch.Tensor, visual: torch.Tensor, length: torch.Tensor
+        self, language: torch.Tensor, audio: torch.Tensor, visual: torch.Tensor, length: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Prediction [B] and fused representation [B, D] from [B, H], [B, T, Da], [B, T, Dv], [B]."""
+        """Prediction [B] and fused representation [B, D] from [B, H] (or [B, T, H]), [B, T, Da],
+        [B, T, Dv], [B]."""
         raise NotImplementedError
 
     def forward(
@@ -103,10 +131,15 @@ class SentenceBaseline(LanguageInput):
         lm_features: torch.Tensor | None = None,
         input_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
+        lm_words: torch.Tensor | None = None,
+        word_index: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
         """Prediction [B], no unimodal representations ({}), fused [B, D] (HyCon's forward contract)."""
-        sentence = self.language_vector(lm_features, input_ids, attention_mask)
-        pred, fused = self.fuse(sentence, audio, visual, length)
+        if self.per_word:
+            language = self.word_states(audio.shape[1], lm_words, input_ids, attention_mask, word_index)
+        else:
+            language = self.language_vector(lm_features, input_ids, attention_mask)
+        pred, fused = self.fuse(language, audio, visual, length)
         return pred, {}, fused
 
 
@@ -142,9 +175,10 @@ def valid_mean(x: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
     return (x * keep).sum(1) / keep.sum(1)
 
 
-def per_step(vector: torch.Tensor, steps: int) -> torch.Tensor:
-    """A sentence vector [B, H] repeated at every word step -> [B, T, H]."""
-    return vector[:, None, :].expand(-1, steps, -1)
+def per_step(language: torch.Tensor, steps: int) -> torch.Tensor:
+    """The language input at every word step [B, T, H]: per-word states [B, T, H] as they are, a sentence
+    vector [B, H] repeated (`model.text_steps: sentence`)."""
+    return language if language.dim() == 3 else language[:, None, :].expand(-1, steps, -1)
 
 
 def lstm_final(lstm: nn.LSTM, x: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
@@ -177,15 +211,17 @@ class SubNet(nn.Module):
 
 
 class TextSubNet(nn.Module):
-    """TFN/LMF's language sub-network on a sentence vector [B, H]: the original's LSTM over word vectors
-    becomes Linear + ReLU (there is one vector, not a sequence), then dropout and a linear map to `out`."""
+    """TFN/LMF's language sub-network. Per word (`per_word`), the original's: an LSTM (hidden `hidden`)
+    over the valid words, its final state, dropout and Linear(hidden, out) (thuiar/MMSA `TextSubNet`).
+    On a sentence vector [B, H] (`model.text_steps: sentence`) the LSTM becomes Linear + ReLU (one vector,
+    not a sequence), then the same dropout and linear map."""
 
-    def __init__(self, in_dim: int, hidden: int, out: int, dropout: float) -> None:
+    def __init__(self, in_dim: int, hidden: int, out: int, dropout: float, per_word: bool) -> None:
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, out)
-        )
+        self.lstm = nn.LSTM(in_dim, hidden, batch_first=True) if per_word else None
+        self.encode = None if per_word else nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU())
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, out))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """[B, H] -> [B, out]."""
-        return self.net(x)
+    def forward(self, x: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
+        """[B, T, H] per word (or [B, H]) and the valid word counts [B] -> [B, out]."""
+        return self.head(lstm_final(self.lstm, x, length) if self.lstm is not None else self.encode(x))

@@ -102,3 +102,43 @@ def tokenize(tokenizer: Any, texts: list[str], max_tokens: int) -> dict[str, tor
     """Right-padded word-piece ids and attention mask for a batch, truncated to `max_tokens` ([SEP] kept)."""
     batch = tokenizer(list(texts), padding=True, truncation=True, max_length=max_tokens, return_tensors="pt")
     return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+
+
+def tokenize_words(tokenizer: Any, texts: list[str], max_tokens: int) -> dict[str, torch.Tensor]:
+    """`tokenize` of the texts as pre-split words (`text.split()`: the aligned file's words), plus
+    `word_index` [B, L]: the word (step) each word piece came from, -1 for [CLS], [SEP] and padding.
+
+    Needs a fast tokenizer (its `word_ids`). For BERT-family tokenizers the ids equal `tokenize`'s on the
+    same texts (words joined by single spaces, as the aligned file stores them): the pre-tokenizer splits on
+    whitespace either way (tests/test_model.py checks it on the bundled MiniLM).
+    """
+    words = [text.split() for text in texts]
+    batch = tokenizer(
+        words,
+        is_split_into_words=True,
+        padding=True,
+        truncation=True,
+        max_length=max_tokens,
+        return_tensors="pt",
+    )
+    word_index = torch.tensor(
+        [[-1 if w is None else w for w in batch.word_ids(i)] for i in range(len(words))], dtype=torch.long
+    )
+    return {
+        "input_ids": batch["input_ids"],
+        "attention_mask": batch["attention_mask"],
+        "word_index": word_index,
+    }
+
+
+def pool_words(hidden: torch.Tensor, word_index: torch.Tensor, steps: int) -> torch.Tensor:
+    """Per-word LM states [B, T=steps, H]: the mean of each word's word-piece states (`hidden` [B, L, H],
+    `word_index` [B, L] from `tokenize_words`). Words beyond `steps`, and steps without a word piece (no
+    such word, or its pieces cut by `model.max_text_tokens`), are zeros, as the aligned file pads."""
+    has_word = (word_index >= 0) & (word_index < steps)
+    index = torch.where(has_word, word_index, torch.zeros_like(word_index))
+    weight = has_word.to(hidden.dtype)[..., None]  # [B, L, 1]
+    sums = hidden.new_zeros(hidden.shape[0], steps, hidden.shape[2])
+    sums.scatter_add_(1, index[..., None].expand_as(hidden), hidden * weight)
+    counts = hidden.new_zeros(hidden.shape[0], steps, 1).scatter_add_(1, index[..., None], weight)
+    return sums / counts.clamp(min=1)

@@ -3,10 +3,11 @@
 Adapted from thuiar/MMSA (MIT licence, Copyright (c) 2020 thuiar), `EF_LSTM` and `LF_DNN`, with their
 CMU-MOSI sizes; rewritten for the aligned contract of this pipeline (padding never read).
 
-Language input: the segment's sentence vector [B, H] (the cached frozen LM vector HyCon uses, or the
-fine-tuned LM's token state), not word vectors: EF-LSTM concatenates it to the acoustic and visual
-vectors at every word step, and LF-LSTM's language LSTM reads it at every word step. A departure from the
-originals, which read GloVe/BERT word vectors.
+Language input, as the originals read word vectors (GloVe, or BERT states in MMSA): the language model's
+states pooled per aligned word (`model.text_steps: words`, cached frozen or from the fine-tuned LM), one
+per word step; EF-LSTM concatenates each to the step's acoustic and visual vectors, LF-LSTM's language
+LSTM reads them. `model.text_steps: sentence` repeats the segment's sentence vector [B, H] at every step
+instead (the earlier behaviour).
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from pipeline.models.base import SentenceBaseline, lstm_final, per_step
+from pipeline.models.base import Baseline, lstm_final, per_step
 
 
-class EFLSTM(SentenceBaseline):
-    """EF-LSTM: [sentence vector; a_t; v_t] at each word step -> 4-layer LSTM (hidden 128) -> last valid
-    state -> dropout -> Linear(128, 128) + ReLU -> dropout -> Linear(128, 1); every dropout is
-    `model.ef_lstm_dropout` (default 0.5).
+class EFLSTM(Baseline):
+    """EF-LSTM: [l_t; a_t; v_t] at each word step (l_t: the word's language state) -> 4-layer LSTM
+    (hidden 128) -> last valid state -> dropout -> Linear(128, 128) + ReLU -> dropout -> Linear(128, 1);
+    every dropout is `model.ef_lstm_dropout` (default 0.5).
 
     Sizes: MMSA's MOSI setting (hidden 128, 4 layers, dropout 0.5).
     """
@@ -38,16 +39,16 @@ class EFLSTM(SentenceBaseline):
         self.out = nn.Linear(self.hidden, 1)
 
     def fuse(
-        self, sentence: torch.Tensor, audio: torch.Tensor, visual: torch.Tensor, length: torch.Tensor
+        self, language: torch.Tensor, audio: torch.Tensor, visual: torch.Tensor, length: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Prediction [B] and fused [B, 128]."""
-        x = torch.cat([per_step(sentence, audio.shape[1]), audio, visual], dim=-1)
+        x = torch.cat([per_step(language, audio.shape[1]), audio, visual], dim=-1)
         h = self.drop(lstm_final(self.lstm, x, length))
         fused = torch.relu(self.linear(h))
         return self.out(self.drop(fused)).squeeze(-1), fused
 
 
-class LFLSTM(SentenceBaseline):
+class LFLSTM(Baseline):
     """LF-LSTM: one LSTM per modality, one decision (Linear(h_m, 1)) per modality, and the decisions
     combined by a learned vote (softmax weights over the three modalities).
 
@@ -65,10 +66,10 @@ class LFLSTM(SentenceBaseline):
         self.vote = nn.Parameter(torch.zeros(len(self.hidden)))
 
     def fuse(
-        self, sentence: torch.Tensor, audio: torch.Tensor, visual: torch.Tensor, length: torch.Tensor
+        self, language: torch.Tensor, audio: torch.Tensor, visual: torch.Tensor, length: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Prediction [B] and fused [B, 272] (the three final states the decisions read)."""
-        sequences = {"l": per_step(sentence, audio.shape[1]), "a": audio, "v": visual}
+        sequences = {"l": per_step(language, audio.shape[1]), "a": audio, "v": visual}
         states = {m: self.drop(lstm_final(lstm, sequences[m], length)) for m, lstm in self.lstms.items()}
         decisions = torch.cat([self.decisions[m](states[m]) for m in self.hidden], dim=-1)  # [B, 3]
         pred = (decisions * torch.softmax(self.vote, dim=0)).sum(-1)

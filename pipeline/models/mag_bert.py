@@ -25,7 +25,7 @@ from torch import nn
 
 from pipeline.errors import ConfigError
 from pipeline.models import lm_mode_conflict
-from pipeline.models.language import load_language_model
+from pipeline.models.language import load_language_model, tokenize_words
 
 
 class MultimodalAdaptationGate(nn.Module):
@@ -114,25 +114,7 @@ class MAGBert(nn.Module):
 
     def model_inputs(self, batch: dict[str, Any], device: torch.device) -> dict[str, torch.Tensor]:
         """Tokenise the texts as pre-split words; `word_index` maps each word piece to its step (-1: none)."""
-        words = [text.split() for text in batch["text"]]
-        tokens = self.tokenizer(
-            words,
-            is_split_into_words=True,
-            padding=True,
-            truncation=True,
-            max_length=self.max_tokens,
-            return_tensors="pt",
-        )
-        word_index = torch.tensor(
-            [[-1 if w is None else w for w in tokens.word_ids(i)] for i in range(len(words))],
-            dtype=torch.long,
-        )
         inputs = {name: batch[name].to(device) for name in ("audio", "visual", "length")}
-        inputs.update(
-            {
-                "input_ids": tokens["input_ids"].to(device),
-                "attention_mask": tokens["attention_mask"].to(device),
-                "word_index": word_index.to(device),
-            }
-        )
+        tokens = tokenize_words(self.tokenizer, batch["text"], self.max_tokens)
+        inputs.update({name: t.to(device) for name, t in tokens.items()})
         return inputs

@@ -2,8 +2,9 @@
 
 Adapted from thuiar/MMSA (MIT licence, Copyright (c) 2020 thuiar), `MFN` (after pliang279/MFN), with
 MMSA's CMU-MOSI sizes. Differences: the state read is each segment's last valid word step (not the padded
-final step), and the language LSTM reads the segment's sentence vector [B, H] (the cached frozen LM vector
-HyCon uses, or the fine-tuned LM state) at every word step where the original reads word vectors.
+final step), and the language LSTM reads the language model's states pooled per aligned word
+(`model.text_steps: words`, cached frozen or from the fine-tuned LM) where the original reads word vectors
+(`model.text_steps: sentence`: the segment's sentence vector [B, H] at every word step).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pipeline.models.base import SentenceBaseline, last_valid, per_step
+from pipeline.models.base import Baseline, last_valid, per_step
 
 
 def _mlp(in_dim: int, out_dim: int, spec: tuple[int, float]) -> nn.Sequential:
@@ -24,7 +25,7 @@ def _mlp(in_dim: int, out_dim: int, spec: tuple[int, float]) -> nn.Sequential:
     )
 
 
-class MFN(SentenceBaseline):
+class MFN(Baseline):
     """MFN: a System of LSTMs (one LSTMCell per modality), the Delta-memory Attention Network over the
     cell states of steps t-1 and t (window 2), and the Multi-view Gated Memory updated by two gates.
 
@@ -53,11 +54,11 @@ class MFN(SentenceBaseline):
         self.out = nn.Linear(self.out_hidden, 1)
 
     def fuse(
-        self, sentence: torch.Tensor, audio: torch.Tensor, visual: torch.Tensor, length: torch.Tensor
+        self, language: torch.Tensor, audio: torch.Tensor, visual: torch.Tensor, length: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Prediction [B] and fused [B, 128] (the output network's hidden layer)."""
         steps, batch = audio.shape[1], audio.shape[0]
-        inputs = {"l": per_step(sentence, steps), "a": audio, "v": visual}
+        inputs = {"l": per_step(language, steps), "a": audio, "v": visual}
         h = {m: audio.new_zeros(batch, size) for m, size in self.hidden.items()}
         c = {m: audio.new_zeros(batch, size) for m, size in self.hidden.items()}
         mem = audio.new_zeros(batch, self.memory)

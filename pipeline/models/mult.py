@@ -8,9 +8,10 @@ valid step of each, and a residual output block on their concatenation (6d).
 
 Differences: attention masks padding (keys beyond a segment's valid words) instead of the original's
 causal mask (the aligned sequences here are right-padded, the original's were left-padded and read at the
-final step); the language stream is the segment's sentence vector [B, H] (cached frozen LM vector or
-fine-tuned LM state) repeated at every word step, where the original reads word vectors, so the
-language queries differ only through the position embedding; `nn.MultiheadAttention` replaces the
+final step); the language stream is the language model's states pooled per aligned word
+(`model.text_steps: words`, cached frozen or from the fine-tuned LM) where the original reads word vectors
+(with `model.text_steps: sentence`, the segment's sentence vector [B, H] repeated at every word step: the
+language queries then differ only through the position embedding); `nn.MultiheadAttention` replaces the
 original's own attention module (same computation).
 """
 
@@ -22,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pipeline.models.base import SentenceBaseline, last_valid, padding_mask, per_step
+from pipeline.models.base import Baseline, last_valid, padding_mask, per_step
 from pipeline.models.hycon import sinusoidal_encoding
 
 PAIRS: tuple[tuple[str, str], ...] = (("l", "a"), ("l", "v"), ("a", "l"), ("a", "v"), ("v", "l"), ("v", "a"))
@@ -75,7 +76,7 @@ class CrossmodalTransformer(nn.Module):
         return self.norm(x)
 
 
-class MulT(SentenceBaseline):
+class MulT(Baseline):
     """MulT (aligned). Sizes: the original code's defaults, d = 30 per modality, 5 heads, 5 layers per
     crossmodal Transformer and max(5, 3) = 5 per self-attention Transformer (width 60), Conv1d kernel 1.
     Dropouts are settings with the original code's defaults: attention `model.mult_attn_dropout` 0.1
@@ -122,11 +123,11 @@ class MulT(SentenceBaseline):
         self.out = nn.Linear(width, 1)
 
     def fuse(
-        self, sentence: torch.Tensor, audio: torch.Tensor, visual: torch.Tensor, length: torch.Tensor
+        self, language: torch.Tensor, audio: torch.Tensor, visual: torch.Tensor, length: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Prediction [B] and fused [B, 6d] (the residual block's output)."""
         steps = audio.shape[1]
-        inputs = {"l": self.text_drop(per_step(sentence, steps)), "a": audio, "v": visual}
+        inputs = {"l": self.text_drop(per_step(language, steps)), "a": audio, "v": visual}
         x = {m: self.project[m](inputs[m].transpose(1, 2)).transpose(1, 2) for m in inputs}
         padding = padding_mask(length, steps)
         last = []

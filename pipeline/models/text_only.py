@@ -7,11 +7,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from pipeline.models.base import SentenceBaseline, regression_head
+from pipeline.models.base import Baseline, regression_head
 from pipeline.models.hycon import NONNEG
 
 
-class TextOnly(SentenceBaseline):
+class TextOnly(Baseline):
     """Sentence vector [B, H] -> Linear(H, d) + `model.nonneg` (HyCon's language projection) -> HyCon's
     head. Sizes: HyCon's own settings (`model.d`, `model.head_hidden`, `model.dropout`; 50, 64, 0.1 by
     default), the head reading d as after HyCon's default addition fusion."""
