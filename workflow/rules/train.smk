@@ -6,7 +6,7 @@ rule settings:
     output:
         layout.SETTINGS,
     params:
-        settings=lambda w: run_settings(w.experiment),
+        settings=lambda w: grid.run_settings(config, w.experiment),
     wildcard_constraints:
         experiment=_alternatives(sweeps.experiment_overrides(config)),
     conda:
