@@ -4,7 +4,7 @@
     python benchmarks/baselines.py --data data/aligned/synthetic.h5 --samples 256
 
 Each trained family is timed exactly as `benchmarks/train.py` times HyCon (its `throughput`:
-`pipeline.train.train_epoch` over the first `--samples` training samples, best of `--repeats` passes after a
+`pipeline.fitting.train_epoch` over the first `--samples` training samples, best of `--repeats` passes after a
 warm-up batch), frozen mode with the same cached MiniLM features (per-word states for the word-sequential
 baselines, `model.text_steps: words`) and the default settings (batch 32; `loss.contrastive=none` for the
 baselines, HyCon with its hybrid loss). `mag_bert` cannot run frozen (its gate sits inside the language model)
@@ -34,7 +34,9 @@ from pipeline.settings import resolve_settings  # noqa: E402
 
 def probe_rate(settings: dict, info: dict, arrays: dict, device: torch.device) -> float:
     """Samples per second of the text probe's closed-form fit (feature encoding plus the ridge path)."""
-    probe = model_class("text_probe")(settings, info["audio_dim"], info["visual_dim"], info["seq_len"])
+    probe = model_class("text_probe")(
+        settings["model"], info["audio_dim"], info["visual_dim"], info["seq_len"]
+    )
     start = time.perf_counter()
     features = probe.features(AlignedDataset(arrays), device, settings["train"]["batch_size"])
     ridge_path(features, arrays["label"], ALPHAS)

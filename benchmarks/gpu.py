@@ -11,7 +11,7 @@ Checks, on the generated MOSI-like data (93 videos, T = 50; `--smoke`: 12 videos
 3. kill and resume: a run with `train.keep_last` interrupted after epoch 2 by the epoch callback (last.pt
    on disk, no model.pt), then resumed: it must report the resume and match the uninterrupted run (check 1)
    within the same tolerance;
-4. throughput of `pipeline.train.train_epoch` (benchmarks/train.py's measurement) with a randomly
+4. throughput of `pipeline.fitting.train_epoch` (benchmarks/train.py's measurement) with a randomly
    initialised BERT-base-sized encoder (transformers' BertConfig defaults: 12 layers, width 768; MiniLM's
    tokenizer), fine-tuned and frozen-cached, on the GPU and on the CPU in the same run, with the peak GPU
    memory of each GPU measurement.

@@ -4,7 +4,7 @@
     python benchmarks/train.py --data data/aligned/synthetic.h5 --samples 512
 
 Both modes use the bundled all-MiniLM-L6-v2 and the default settings otherwise (HyCon loss, addition
-fusion, batch 32). Each measurement times `pipeline.train.train_epoch` (forward, MAE + hybrid loss,
+fusion, batch 32). Each measurement times `pipeline.fitting.train_epoch` (forward, MAE + hybrid loss,
 backward, Adam step) over the first `--samples` training samples (best of `--repeats` passes), after one
 untimed warm-up batch; the frozen mode reads features cached beforehand, whose one-off cost is reported
 separately. Runs on the CPU and, where CUDA is available, on the GPU, printed side by side.
@@ -30,10 +30,11 @@ from pipeline.data.loader import AlignedDataset, WordStates  # noqa: E402
 from pipeline.data.synthesize import synthesize  # noqa: E402
 from pipeline.device import use_amp  # noqa: E402
 from pipeline.features import compute_features  # noqa: E402
+from pipeline.fitting import train_epoch  # noqa: E402
 from pipeline.models import build_model  # noqa: E402
 from pipeline.optimizer import make_optimizer  # noqa: E402
 from pipeline.settings import feature_settings_of, resolve_settings  # noqa: E402
-from pipeline.train import seed_everything, train_epoch  # noqa: E402
+from pipeline.train import seed_everything  # noqa: E402
 
 MODES = ("finetune", "frozen")
 

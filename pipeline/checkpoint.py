@@ -43,6 +43,7 @@ import pickle
 import random
 import zipfile
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,78 @@ LOCK = ".lock"
 RESUME_EXCLUDED: tuple[str, ...] = ("train.epochs", "train.keep_last", "train.checkpoint_dtype")
 # The layout of model.pt and last.pt: 2 holds no numpy object (module docstring); 1 (unmarked) did.
 CHECKPOINT_FORMAT = 2
+
+
+@dataclass
+class BestEpoch:
+    """The selected epoch: its number, `train.select` score (NaN when no epoch had a finite one), validation
+    metrics and weights (on the CPU)."""
+
+    epoch: int
+    score: float
+    metrics: dict[str, float]
+    state_dict: dict[str, torch.Tensor]
+
+    def to_dict(self) -> dict[str, Any]:
+        """As `last.pt` stores it (plain data for the weights-only unpickler)."""
+        return {
+            "epoch": self.epoch,
+            "score": self.score,
+            "metrics": self.metrics,
+            "state_dict": self.state_dict,
+        }
+
+
+@dataclass
+class TrainState:
+    """Where a training run stands after `epoch` epochs: what `last.pt` stores besides the optimizer, the
+    grad scaler, the RNG states and the resume key, and what the run's outputs are written from.
+
+    best: the selected epoch so far (None while no epoch had a finite `train.select` score); bad_epochs:
+    epochs since it improved; stopped: early stopping hit `train.patience`; history: one row per epoch
+    (`HISTORY_COLUMNS` plus `seconds`); weights: the model's weights after `epoch` (None before the first
+    epoch, and in a closed-form fit, whose `best` is always set).
+    """
+
+    epoch: int = 0
+    best: BestEpoch | None = None
+    bad_epochs: int = 0
+    stopped: bool = False
+    history: list[dict[str, float]] = field(default_factory=list)
+    weights: dict[str, torch.Tensor] | None = None
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: dict[str, Any]) -> TrainState:
+        """The state a `last.pt` (as `load_resumable` returns it) holds."""
+        best = checkpoint["best"]
+        return cls(
+            epoch=checkpoint["epoch"],
+            best=None if best is None else BestEpoch(**best),
+            bad_epochs=checkpoint["bad_epochs"],
+            stopped=checkpoint["stopped"],
+            history=checkpoint["history"],
+            weights=checkpoint["model"],
+        )
+
+    def to_checkpoint(self) -> dict[str, Any]:
+        """The state's part of `last.pt` (its on-disk keys: the weights under `model`)."""
+        return {
+            "epoch": self.epoch,
+            "best": None if self.best is None else self.best.to_dict(),
+            "bad_epochs": self.bad_epochs,
+            "stopped": self.stopped,
+            "history": self.history,
+            "model": self.weights,
+        }
+
+    def selected(self) -> BestEpoch:
+        """The epoch whose weights `model.pt` stores: `best`, or, when every validation score was NaN (e.g.
+        corr of constant predictions), the last epoch."""
+        if self.best is not None:
+            return self.best
+        if self.weights is None:
+            raise PipelineError("no epoch was trained: nothing to select")
+        return BestEpoch(self.epoch, float("nan"), {}, self.weights)
 
 
 def rng_state(generators: dict[str, torch.Generator]) -> dict[str, Any]:
@@ -204,18 +277,16 @@ def load_resumable(path: Path, key: dict[str, Any], epochs: int) -> dict[str, An
 
 def save_last(
     path: Path,
-    state: dict[str, Any],
+    state: TrainState,
     key: dict[str, Any],
-    model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     scaler: torch.amp.GradScaler,
     generators: dict[str, torch.Generator],
     device: torch.device,
 ) -> None:
-    """Write the resumable state atomically (see the module docstring)."""
-    state["model"] = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    """Write the resumable state atomically (see the module docstring); `state.weights` must be set."""
     payload = {
-        **state,
+        **state.to_checkpoint(),
         **key,
         "optimizer": optimizer.state_dict(),
         "scaler": scaler.state_dict(),

@@ -75,15 +75,15 @@ def _evaluate_locked(
     # After the reading checks: a value a model cannot use, or a failed checksum, is named first.
     _check_inputs(run_dir, checkpoint["summary"], input_digests(settings, data_path, features_path))
     for key, value in checkpoint["dims"].items():
-        if info[key] != value:
+        if info.dims[key] != value:
             raise DataError(
-                f"{data_path}: {key}={info[key]} but the run at {run_dir} was trained with {value}"
+                f"{data_path}: {key}={info.dims[key]} but the run at {run_dir} was trained with {value}"
             )
     model = build_model(settings, checkpoint["dims"]).to(dev)
     load_weights(model, checkpoint, run_dir / "model.pt")
     amp = use_amp(settings["train"]["amp"], dev)
     results: dict[str, Any] = {
-        "dataset": dataset or info["dataset"],
+        "dataset": dataset or info.dataset,
         "experiment": experiment or run_dir.parent.name,
         "seed": checkpoint["seed"],
         "best_epoch": checkpoint["epoch"],

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,50 @@ from pipeline.device import autocast
 from pipeline.errors import DataError, PipelineError
 from pipeline.features import compute_features, load_features, open_word_states
 from pipeline.models import reads_word_states
+from pipeline.models.contract import ModelFamily
 from pipeline.settings import feature_settings_of
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What `load_datasets` read: the aligned file's layout (`validate_aligned`) and what the run derives.
+
+    path: the aligned file; dataset: its dataset name; audio_dim, visual_dim, seq_len: its root dimensions;
+    sizes: samples per split; lm_hidden: the cached language features' width H (None when fine-tuning: the
+    model knows its language model's width); normalization: the z-score statistics applied (None without
+    normalisation, `data.normalize: none`).
+    """
+
+    path: str
+    dataset: str
+    audio_dim: int
+    visual_dim: int
+    seq_len: int
+    sizes: dict[str, int]
+    lm_hidden: int | None
+    normalization: Stats | None
+
+    @property
+    def dims(self) -> dict[str, int | None]:
+        """The dimensions a network is built for (`build_model`), as a checkpoint's `dims` stores them."""
+        return {
+            "audio_dim": self.audio_dim,
+            "visual_dim": self.visual_dim,
+            "seq_len": self.seq_len,
+            "lm_hidden": self.lm_hidden,
+        }
+
+
+@dataclass
+class _Language:
+    """The language inputs of each split: cached sentence vectors [N, H] (None when fine-tuning) and
+    per-word states (only for a run that `reads_word_states`)."""
+
+    features: dict[str, np.ndarray | None]
+    words: dict[str, WordStates]
+    lm_hidden: int | None
 
 
 def load_datasets(
@@ -33,7 +75,7 @@ def load_datasets(
     features_path: str | Path | None = None,
     device: torch.device | None = None,
     normalization: Stats | None = None,
-) -> tuple[dict[str, AlignedDataset], dict[str, Any]]:
+) -> tuple[dict[str, AlignedDataset], DataInfo]:
     """Validated datasets of `splits`, with the frozen LM features attached in frozen mode.
 
     Frozen mode reads `features_path` (ids, LM, token and truncation must match), or, without one, computes
@@ -41,61 +83,96 @@ def load_datasets(
     that `reads_word_states` also gets the per-word states, read lazily batch by batch from the file.
     With `data.normalize: zscore` the inputs are z-scored (`pipeline.data.normalize`) with `normalization`
     (a checkpoint's statistics) or, when it is None, with statistics fitted on the train split, which must
-    then be among `splits`. Returns the datasets and the file's info (`validate_aligned`) plus `path`,
-    `lm_hidden` (None when fine-tuning) and `normalization` (the statistics applied; None without
-    normalisation).
+    then be among `splits`. Returns the datasets and a `DataInfo`.
     Values a model cannot use are refused as read and, z-scored, as given to the model (`check_values`).
     """
-    info = {**validate_aligned(data_path), "path": str(data_path)}
+    layout = validate_aligned(data_path)
     arrays = {split: load_split(data_path, split) for split in splits}
-    model = settings["model"]
-    features: dict[str, np.ndarray | None] = dict.fromkeys(splits)
-    info["lm_hidden"] = None
-    words: dict[str, WordStates] = {}
-    if model["lm_mode"] == "frozen":
-        args = tuple(feature_settings_of(settings).values())
-        texts = {split: a["text"] for split, a in arrays.items()}
-        steps = info["seq_len"] if reads_word_states(model) else None
-        if features_path is None:
-            log.info("frozen mode without --features: computing %s features in memory", args[0])
-            computed, word_arrays = compute_features(
-                {s: t.tolist() for s, t in texts.items()}, *args, device=device, steps=steps
+    if settings["model"]["lm_mode"] == "frozen":
+        language = _frozen_language(settings, arrays, layout["seq_len"], features_path, device)
+    else:
+        if features_path is not None:
+            log.warning(
+                "ignoring %s: model.lm_mode is finetune, the language model runs on the text", features_path
             )
-            features.update(computed)
-            words = {s: WordStates(w, arrays[s]["length"]) for s, w in word_arrays.items()}
-        else:
-            ids = {split: a["id"] for split, a in arrays.items()}
-            features.update(load_features(features_path, ids, *args, texts=texts))
-        info["lm_hidden"] = int(features[splits[0]].shape[1])
-        if steps is not None and features_path is not None:
-            lengths = {split: a["length"] for split, a in arrays.items()}
-            words = open_word_states(features_path, lengths, steps, info["lm_hidden"])
-    elif features_path is not None:
-        log.warning(
-            "ignoring %s: model.lm_mode is finetune, the language model runs on the text", features_path
-        )
-    info["normalization"] = None
+        language = _Language(dict.fromkeys(splits), {}, None)
     if settings["data"]["normalize"] == "zscore":
-        if normalization is None:
-            if "train" not in splits:
-                raise DataError(
-                    f"{data_path}: z-score statistics come from the train split, which is not read"
-                )
-            normalization = fit_stats(arrays["train"], features["train"])
-            if words:
-                normalization.update(fit_word_stats(words["train"]))
-        where = f"{data_path} (z-scored with the train statistics)"
-        for split in splits:
-            arrays[split], features[split] = apply_stats(arrays[split], features[split], normalization)
-            for name in ("audio", "visual"):
-                check_values(where, split, arrays[split]["id"], name, arrays[split][name])
-            if features[split] is not None:
-                check_values(where, split, arrays[split]["id"], "text features", features[split])
-            if split in words:
-                words[split].stats = normalization
-        info["normalization"] = normalization
-    datasets = {split: AlignedDataset(arrays[split], features[split], words.get(split)) for split in splits}
+        normalization = _zscore(data_path, arrays, language, normalization)
+    else:
+        normalization = None
+    info = DataInfo(
+        path=str(data_path),
+        dataset=layout["dataset"],
+        audio_dim=layout["audio_dim"],
+        visual_dim=layout["visual_dim"],
+        seq_len=layout["seq_len"],
+        sizes=layout["sizes"],
+        lm_hidden=language.lm_hidden,
+        normalization=normalization,
+    )
+    datasets = {
+        split: AlignedDataset(arrays[split], language.features[split], language.words.get(split))
+        for split in splits
+    }
     return datasets, info
+
+
+def _frozen_language(
+    settings: dict[str, Any],
+    arrays: dict[str, dict[str, np.ndarray]],
+    seq_len: int,
+    features_path: str | Path | None,
+    device: torch.device | None,
+) -> _Language:
+    """The frozen language model's inputs of each split: read from `features_path` (per-word states lazily),
+    or computed in memory without one."""
+    args = tuple(feature_settings_of(settings).values())
+    texts = {split: a["text"] for split, a in arrays.items()}
+    steps = seq_len if reads_word_states(settings["model"]) else None
+    words: dict[str, WordStates] = {}
+    if features_path is None:
+        log.info("frozen mode without --features: computing %s features in memory", args[0])
+        features, word_arrays = compute_features(
+            {s: t.tolist() for s, t in texts.items()}, *args, device=device, steps=steps
+        )
+        words = {s: WordStates(w, arrays[s]["length"]) for s, w in word_arrays.items()}
+    else:
+        ids = {split: a["id"] for split, a in arrays.items()}
+        features = load_features(features_path, ids, *args, texts=texts)
+    features = {split: features[split] for split in arrays}
+    lm_hidden = int(next(iter(features.values())).shape[1])
+    if steps is not None and features_path is not None:
+        lengths = {split: a["length"] for split, a in arrays.items()}
+        words = open_word_states(features_path, lengths, steps, lm_hidden)
+    return _Language(features, words, lm_hidden)
+
+
+def _zscore(
+    data_path: str | Path,
+    arrays: dict[str, dict[str, np.ndarray]],
+    language: _Language,
+    normalization: Stats | None,
+) -> Stats:
+    """Z-score every split's inputs in place (`arrays`, `language`) with `normalization`, or with statistics
+    fitted on the train split when it is None; check the values the model is given; return the statistics."""
+    if normalization is None:
+        if "train" not in arrays:
+            raise DataError(f"{data_path}: z-score statistics come from the train split, which is not read")
+        normalization = fit_stats(arrays["train"], language.features["train"])
+        if language.words:
+            normalization.update(fit_word_stats(language.words["train"]))
+    where = f"{data_path} (z-scored with the train statistics)"
+    for split in arrays:
+        arrays[split], language.features[split] = apply_stats(
+            arrays[split], language.features[split], normalization
+        )
+        for name in ("audio", "visual"):
+            check_values(where, split, arrays[split]["id"], name, arrays[split][name])
+        if language.features[split] is not None:
+            check_values(where, split, arrays[split]["id"], "text features", language.features[split])
+        if split in language.words:
+            language.words[split].stats = normalization
+    return normalization
 
 
 def input_digests(
@@ -159,7 +236,7 @@ def _largest_input(datasets: dict[str, AlignedDataset]) -> tuple[str, str, str, 
 
 @torch.no_grad()
 def predict(
-    model: torch.nn.Module,
+    model: ModelFamily,
     dataset: AlignedDataset,
     device: torch.device,
     batch_size: int,
@@ -174,9 +251,9 @@ def predict(
     reps: dict[str, list[torch.Tensor]] = {}
     for batch in iterate_batches(dataset, batch_size):
         with autocast(device, amp):
-            pred, unimodal, f = model(**model.model_inputs(batch, device))
-        preds.append(pred.float().cpu())
-        for name, rep in {**unimodal, "fused": f}.items():
+            output = model(**model.model_inputs(batch, device))
+        preds.append(output.prediction.float().cpu())
+        for name, rep in {**output.unimodal, "fused": output.fused}.items():
             if name in keep:
                 reps.setdefault(name, []).append(rep.float().cpu())
     return torch.cat(preds).numpy(), {name: torch.cat(parts).numpy() for name, parts in reps.items()}

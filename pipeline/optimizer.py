@@ -7,9 +7,12 @@ scheduler state to store), so a run resumed from `last.pt` continues it exactly.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from pipeline.models.contract import ModelFamily
 
 
 def schedule_factor(train_cfg: dict[str, Any], step: int, total: int) -> float:
@@ -35,7 +38,7 @@ def set_scheduled_lr(
         group["lr"] = group["base_lr"] * factor
 
 
-def make_optimizer(model: torch.nn.Module, train_cfg: dict[str, Any]) -> torch.optim.Adam:
+def make_optimizer(model: ModelFamily, train_cfg: dict[str, Any]) -> torch.optim.Adam:
     """Adam with two parameter groups: the language model at `lr_lm` (paper: 1e-5), the rest at `lr`
     (each group's `base_lr`; `train.schedule` scales it per step, `set_scheduled_lr`). `weight_decay`
     (Adam's L2 term) decays the rest only: a fine-tuned pretrained language model is not pulled towards

@@ -18,6 +18,7 @@ from pipeline.errors import ConfigError
 from pipeline.evaluate import evaluate_run
 from pipeline.inference import load_datasets, predict
 from pipeline.models import ARCHS, build_model, model_class
+from pipeline.models.contract import ModelFamily, ModelOutput
 from pipeline.models.probe import ALPHAS, ridge_path
 from pipeline.settings import resolve_settings
 from pipeline.train import train_run
@@ -91,7 +92,7 @@ def test_settings_refuse_what_a_family_cannot_run(overrides: dict, message: str)
 def test_the_modules_refuse_the_other_language_model_mode(arch: str, mode: str) -> None:
     settings = resolve_settings(None, {"model.lm_mode": mode, "model.language_model": "tiny"})  # arch hycon
     with pytest.raises(ConfigError, match=f"model.arch={arch} needs model.lm_mode="):
-        model_class(arch)(settings, DA, DV, T, H)
+        model_class(arch)(settings["model"], DA, DV, T, H)
 
 
 def test_mag_bert_gives_each_word_piece_its_words_features() -> None:
@@ -170,7 +171,7 @@ def test_text_probe_equals_a_direct_scikit_learn_fit(synthetic, tmp_path) -> Non
     metrics = _train_and_evaluate("text_probe", {**synthetic, "features": None}, tmp_path, **tiny)
     settings = arch_settings("text_probe", **tiny)
     datasets, info = load_datasets(settings, synthetic["data"], ("train", "valid", "test"))
-    probe = build_model(settings, info)
+    probe = build_model(settings, info.dims)
     probe.load_state_dict(torch.load(tmp_path / "model.pt", weights_only=False)["state_dict"])
     assert list(probe.state_dict()) == ["weight", "bias", "alpha"]  # the language model is not saved
     x = {split: probe.features(ds, CPU, 32) for split, ds in datasets.items()}
@@ -203,3 +204,21 @@ def test_every_arch_name_is_a_family_with_the_shared_interface(arch: str) -> Non
     family = model_class(arch)
     assert callable(family.model_inputs) and callable(family.forward)
     assert ("fit" in dir(family)) == (arch == "text_probe")
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_every_family_returns_a_model_output_of_the_documented_shapes(arch: str) -> None:
+    """pipeline/models/contract.py: a `ModelFamily` whose forward gives ModelOutput(prediction [B],
+    unimodal {'l', 'a', 'v'} -> [B, d] for HyCon and {} for a baseline, fused [B, D])."""
+    tiny = {"model.language_model": "tiny"} if arch in ("mag_bert", "text_probe") else {}
+    settings = arch_settings(arch, **tiny)
+    model = build_model(settings, {"audio_dim": DA, "visual_dim": DV, "seq_len": T, "lm_hidden": H}).eval()
+    assert isinstance(model, ModelFamily)
+    with torch.no_grad():
+        output = model(**model.model_inputs(make_batch(5), CPU))
+    assert isinstance(output, ModelOutput)
+    assert output.prediction.shape == (5,)
+    d = settings["model"]["d"]
+    expected = {m: (5, d) for m in "lav"} if arch == "hycon" else {}
+    assert {m: tuple(r.shape) for m, r in output.unimodal.items()} == expected
+    assert output.fused.ndim == 2 and output.fused.shape[0] == 5

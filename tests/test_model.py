@@ -18,7 +18,7 @@ from pipeline.settings import resolve_settings
 def make_model(**overrides) -> HyConModel:
     torch.manual_seed(0)
     settings = resolve_settings(None, {"model.dropout": 0.0, **overrides})
-    return HyConModel(settings, DA, DV, T, lm_hidden=H)
+    return HyConModel(settings["model"], DA, DV, T, lm_hidden=H)
 
 
 @pytest.mark.parametrize(

@@ -99,9 +99,9 @@ def test_statistics_come_from_the_train_split_only(data) -> None:
     with h5py.File(data["features"]) as handle:
         train_lm = handle["train"]["features"][()]
     expected = fit_stats(train, train_lm)
-    assert set(info["normalization"]) == set(expected)
+    assert set(info.normalization) == set(expected)
     for key, value in expected.items():
-        np.testing.assert_array_equal(info["normalization"][key], value)
+        np.testing.assert_array_equal(info.normalization[key], value)
     # valid was shifted by +5 (in units of the train std): normalised with train's statistics it stays off 0
     valid_lm = datasets["valid"].tensors["lm_features"].numpy()
     assert valid_lm.mean() > 10
@@ -114,7 +114,7 @@ def test_statistics_come_from_the_train_split_only(data) -> None:
         ("valid",),
         data["features"],
     )
-    assert info["normalization"] is None
+    assert info.normalization is None
     np.testing.assert_array_equal(raw["valid"].tensors["audio"].numpy(), data["splits"]["valid"]["audio"])
 
 

@@ -295,7 +295,7 @@ def test_feature_cache_round_trip_matches_the_finetune_branch(synthetic, tmp_pat
             "model.max_text_tokens": 16,
         },
     )
-    model = HyConModel(settings, 74, 47, 20).eval()
+    model = HyConModel(settings["model"], 74, 47, 20).eval()
     texts = load_split(synthetic["data"], "valid")["text"][:5].tolist()
     with torch.no_grad():
         direct = model.language_vector(None, **tokenize(model.tokenizer, texts, 16))
@@ -318,7 +318,7 @@ def test_finetune_mode_trains_the_language_model_at_its_own_rate(synthetic, tmp_
     }
     summary = train_run(settings, synthetic["data"], tmp_path, 0)
     state = torch.load(tmp_path / "model.pt", weights_only=False)["state_dict"]
-    fresh = HyConModel(resolve_settings(settings), 74, 47, 20)
+    fresh = HyConModel(resolve_settings(settings)["model"], 74, 47, 20)
     name = "language_model.encoder.layer.0.attention.self.query.weight"
     assert state[name].shape == fresh.state_dict()[name].shape  # a whole tensor, not stored rows
     assert not torch.equal(state[name], fresh.state_dict()[name])

@@ -178,7 +178,7 @@ def test_per_word_states_are_z_scored_with_train_statistics(synthetic, tiny_feat
     datasets, info = load_datasets(
         _settings("mfn", **{"data.normalize": "zscore"}), synthetic["data"], ("train", "valid"), tiny_features
     )
-    assert {"words_mean", "words_std"} <= set(info["normalization"])
+    assert {"words_mean", "words_std"} <= set(info.normalization)
     train = datasets["train"][list(range(len(datasets["train"])))]
     valid = torch.arange(train["lm_words"].shape[1])[None, :] < train["length"][:, None]
     np.testing.assert_allclose(train["lm_words"][valid].mean(0).numpy(), 0, atol=1e-3)

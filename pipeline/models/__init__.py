@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
-    from torch import nn
 
-# `model.arch` -> "module:class"; every class has HyConModel's constructor, forward and model_inputs.
+    from pipeline.models.contract import ModelFamily
+
+# `model.arch` -> "module:class"; every class is a `contract.ModelFamily`: HyConModel's constructor, forward
+# (-> `contract.ModelOutput`) and model_inputs.
 FAMILIES: dict[str, str] = {
     "hycon": "pipeline.models.hycon:HyConModel",
     "ef_lstm": "pipeline.models.lstm:EFLSTM",
@@ -72,16 +74,18 @@ def reads_word_states(model: dict[str, Any]) -> bool:
     return model["arch"] in WORD_STEP_FAMILIES and model["text_steps"] == "words"
 
 
-def model_class(arch: str) -> type[nn.Module]:
+def model_class(arch: str) -> type[ModelFamily]:
     """The class of the `model.arch` family `arch` (a name of `ARCHS`)."""
     module, name = FAMILIES[arch].split(":")
     return getattr(importlib.import_module(module), name)
 
 
-def build_model(settings: dict[str, Any], info: dict[str, Any]) -> nn.Module:
-    """The model for a data file's dimensions (`info` from `load_datasets` or a checkpoint's `dims`)."""
+def build_model(settings: dict[str, Any], dims: dict[str, Any]) -> ModelFamily:
+    """The model for a data file's dimensions (`dims`: audio_dim, visual_dim, seq_len, lm_hidden, as
+    `inference.DataInfo.dims` or a checkpoint's `dims` give them), built from the `model` settings section
+    alone (nothing else in the settings shapes a network)."""
     cls = model_class(settings["model"]["arch"])
-    return cls(settings, info["audio_dim"], info["visual_dim"], info["seq_len"], info["lm_hidden"])
+    return cls(settings["model"], dims["audio_dim"], dims["visual_dim"], dims["seq_len"], dims["lm_hidden"])
 
 
 def pretrained_weights(settings: dict[str, Any]) -> dict[str, torch.Tensor]:

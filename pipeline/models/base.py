@@ -1,11 +1,12 @@
 """Shared parts of the models: the language input (cached or fine-tuned) and the baselines' building blocks.
 
 Every model family has HyCon's interface, so the same `train` / `evaluate` stages run all of them:
-``Model(settings, audio_dim, visual_dim, seq_len, lm_hidden)``, ``model.model_inputs(batch, device)`` and
-``forward(audio [B, T, Da], visual [B, T, Dv], length [B], *, lm_features [B, H], input_ids, attention_mask)
--> (prediction [B], reps, fused [B, D])``; the word-sequential baselines also take ``lm_words [B, T, H]``
+``Model(model, audio_dim, visual_dim, seq_len, lm_hidden)`` (`model`: the `model` settings section),
+``model.model_inputs(batch, device)`` and ``forward(audio [B, T, Da], visual [B, T, Dv], length [B], *,
+lm_features [B, H], input_ids, attention_mask) -> ModelOutput(prediction [B], unimodal, fused [B, D])``
+(`pipeline.models.contract`); the word-sequential baselines also take ``lm_words [B, T, H]``
 (cached per-word states, frozen) or ``word_index`` (fine-tuned; `model.text_steps`). The baselines return no
-unimodal representations (``reps == {}``: no contrastive terms apply) and, as ``fused``, a representation
+unimodal representations (``unimodal == {}``: no contrastive terms apply) and, as ``fused``, a representation
 their regression output reads (each model's `fuse` docstring names it), at most a few hundred floats per
 sample (never, e.g., TFN's 140,000-entry tensor: `predict` keeps every sample's).
 """
@@ -18,6 +19,7 @@ import torch
 from torch import nn
 
 from pipeline.models import reads_word_states
+from pipeline.models.contract import ModelOutput
 from pipeline.models.language import load_language_model, pool_words, select_token, tokenize, tokenize_words
 from pipeline.settings import text_token_of
 
@@ -31,9 +33,8 @@ class LanguageInput(nn.Module):
     `language_model` is None when frozen; the optimizer gives it its own learning rate (`train.lr_lm`).
     """
 
-    def __init__(self, settings: dict[str, Any], lm_hidden: int | None) -> None:
+    def __init__(self, model: dict[str, Any], lm_hidden: int | None) -> None:
         super().__init__()
-        model = settings["model"]
         self.text_token = text_token_of(model)
         self.max_tokens = model["max_text_tokens"]
         self.language_model: nn.Module | None = None
@@ -102,14 +103,14 @@ class Baseline(LanguageInput):
 
     def __init__(
         self,
-        settings: dict[str, Any],
+        model: dict[str, Any],
         audio_dim: int,
         visual_dim: int,
         seq_len: int,
         lm_hidden: int | None = None,
     ) -> None:
-        super().__init__(settings, lm_hidden)
-        self.build(settings["model"], audio_dim, visual_dim, seq_len)
+        super().__init__(model, lm_hidden)
+        self.build(model, audio_dim, visual_dim, seq_len)
 
     def build(self, model: dict[str, Any], audio_dim: int, visual_dim: int, seq_len: int) -> None:
         """Create the layers (`model`: the `model` settings section; `self.lm_hidden` is set)."""
@@ -133,14 +134,14 @@ class Baseline(LanguageInput):
         attention_mask: torch.Tensor | None = None,
         lm_words: torch.Tensor | None = None,
         word_index: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
-        """Prediction [B], no unimodal representations ({}), fused [B, D] (HyCon's forward contract)."""
+    ) -> ModelOutput:
+        """Prediction [B], no unimodal representations ({}), fused [B, D] (`ModelOutput`)."""
         if self.per_word:
             language = self.word_states(audio.shape[1], lm_words, input_ids, attention_mask, word_index)
         else:
             language = self.language_vector(lm_features, input_ids, attention_mask)
         pred, fused = self.fuse(language, audio, visual, length)
-        return pred, {}, fused
+        return ModelOutput(pred, {}, fused)
 
 
 def regression_head(in_dim: int, model: dict[str, Any]) -> nn.Sequential:

@@ -26,6 +26,7 @@ from torch import nn
 
 from pipeline.losses import MODALITIES
 from pipeline.models.base import LanguageInput, regression_head
+from pipeline.models.contract import ModelOutput
 from pipeline.models.fusion import build_fusion
 
 # `model.nonneg` -> the activation closing every unimodal projection; `model.positional` names.
@@ -70,7 +71,7 @@ class SequenceEncoder(nn.Module):
 
 
 class HyConModel(LanguageInput):
-    """Unimodal networks, fusion and regression head; `forward` returns (prediction, reps, fused).
+    """Unimodal networks, fusion and regression head; `forward` returns a `ModelOutput`.
 
     Frozen mode: the language branch takes cached LM vectors [B, H] (`lm_features`); fine-tune mode:
     `language_model` runs on tokenised text (`input_ids`, `attention_mask`) every step.
@@ -78,14 +79,13 @@ class HyConModel(LanguageInput):
 
     def __init__(
         self,
-        settings: dict[str, Any],
+        model: dict[str, Any],
         audio_dim: int,
         visual_dim: int,
         seq_len: int,
         lm_hidden: int | None = None,
     ) -> None:
-        super().__init__(settings, lm_hidden)
-        model = settings["model"]
+        super().__init__(model, lm_hidden)
         d = model["d"]
         self.encoders = nn.ModuleDict(
             {
@@ -111,7 +111,7 @@ class HyConModel(LanguageInput):
         lm_features: torch.Tensor | None = None,
         input_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+    ) -> ModelOutput:
         """Predict sentiment [B]; also return the unimodal representations {'l','a','v'} [B, d] and the
         fused representation [B, out_dim]."""
         states = {
@@ -121,4 +121,4 @@ class HyConModel(LanguageInput):
         }
         reps = {m: self.projections[m](states[m]) for m in MODALITIES}
         fused = self.fusion(reps["l"], reps["a"], reps["v"])
-        return self.head(fused).squeeze(-1), reps, fused
+        return ModelOutput(self.head(fused).squeeze(-1), reps, fused)

@@ -25,6 +25,7 @@ from torch import nn
 
 from pipeline.errors import ConfigError
 from pipeline.models import lm_mode_conflict
+from pipeline.models.contract import ModelOutput
 from pipeline.models.language import load_language_model, tokenize_words
 
 
@@ -60,14 +61,13 @@ class MAGBert(nn.Module):
 
     def __init__(
         self,
-        settings: dict[str, Any],
+        model: dict[str, Any],
         audio_dim: int,
         visual_dim: int,
         seq_len: int,
         lm_hidden: int | None = None,
     ) -> None:
         super().__init__()
-        model = settings["model"]
         if problem := lm_mode_conflict("mag_bert", model["lm_mode"]):
             raise ConfigError(problem)
         self.max_tokens = model["max_text_tokens"]
@@ -90,7 +90,7 @@ class MAGBert(nn.Module):
         input_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         word_index: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+    ) -> ModelOutput:
         """Prediction [B], no reps, fused [B, H] (the pooled [CLS] state). `word_index` [B, L] gives each
         word piece's step (-1: none); see `model_inputs`."""
         if input_ids is None or attention_mask is None or word_index is None:
@@ -110,7 +110,7 @@ class MAGBert(nn.Module):
         finally:
             hook.remove()
         fused = self.pooler(hidden[:, 0])
-        return self.out(self.drop(fused)).squeeze(-1), {}, fused
+        return ModelOutput(self.out(self.drop(fused)).squeeze(-1), {}, fused)
 
     def model_inputs(self, batch: dict[str, Any], device: torch.device) -> dict[str, torch.Tensor]:
         """Tokenise the texts as pre-split words; `word_index` maps each word piece to its step (-1: none)."""

@@ -20,7 +20,8 @@ from torch import nn
 from pipeline.data.loader import AlignedDataset, iterate_batches
 from pipeline.errors import ConfigError
 from pipeline.metrics import regression_metrics
-from pipeline.models import lm_mode_conflict
+from pipeline.models import build_model, lm_mode_conflict
+from pipeline.models.contract import ModelOutput
 from pipeline.models.language import load_language_model, select_token, tokenize
 from pipeline.settings import LOWER_IS_BETTER
 
@@ -46,14 +47,13 @@ class TextProbe(nn.Module):
 
     def __init__(
         self,
-        settings: dict[str, Any],
+        model: dict[str, Any],
         audio_dim: int,
         visual_dim: int,
         seq_len: int,
         lm_hidden: int | None = None,
     ) -> None:
         super().__init__()
-        model = settings["model"]
         if problem := lm_mode_conflict("text_probe", model["lm_mode"]):
             raise ConfigError(problem)
         self.language_model: nn.Module | None = None  # nothing is fine-tuned
@@ -74,11 +74,11 @@ class TextProbe(nn.Module):
         lm_features: torch.Tensor | None = None,
         input_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+    ) -> ModelOutput:
         """Prediction [B] from the probe features `lm_features` [B, 2H] (see `model_inputs`); fused = them."""
         if lm_features is None:
             raise ValueError("text_probe: pass lm_features, the probe features of model_inputs")
-        return lm_features @ self.weight + self.bias, {}, lm_features
+        return ModelOutput(lm_features @ self.weight + self.bias, {}, lm_features)
 
     @torch.no_grad()
     def model_inputs(self, batch: dict[str, Any], device: torch.device) -> dict[str, torch.Tensor]:
@@ -104,12 +104,13 @@ class TextProbe(nn.Module):
         cls,
         settings: dict[str, Any],
         datasets: dict[str, AlignedDataset],
-        info: dict[str, Any],
+        dims: dict[str, int | None],
         device: torch.device,
     ) -> tuple[TextProbe, dict[str, Any]]:
-        """Fit on `datasets['train']`, choose alpha on `datasets['valid']` by `train.select`; return the
-        probe and a report: `chosen` (the alpha, in words), `train_mae`, `valid_by_alpha` (scores)."""
-        probe = cls(settings, info["audio_dim"], info["visual_dim"], info["seq_len"], info.get("lm_hidden"))
+        """Fit on `datasets['train']`, choose alpha on `datasets['valid']` by `train.select` (`dims`: the
+        data's, as `build_model` takes them); return the probe and a report: `chosen` (the alpha, in
+        words), `train_mae`, `valid_by_alpha` (scores)."""
+        probe = build_model(settings, dims)
         batch_size, metric = settings["train"]["batch_size"], settings["train"]["select"]
         x_train, x_valid = (probe.features(datasets[s], device, batch_size) for s in ("train", "valid"))
         y_train, y_valid = (datasets[s].tensors["label"].numpy() for s in ("train", "valid"))
