@@ -23,6 +23,7 @@ import pytest
 import yaml
 from helpers import BIN, REPO, TINY, run
 
+from pipeline.choices import ARCHS
 from pipeline.data.dataset import validate_aligned
 from pipeline.devtools.repository import copy_repository
 from pipeline.errors import ConfigError
@@ -37,7 +38,6 @@ from pipeline.grid import (
     searched_table_spec,
     table_spec,
 )
-from pipeline.models import ARCHS
 from pipeline.sweeps import sweep_cells
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
