@@ -13,6 +13,8 @@ WORDS = "words.csd"
 LABELS = "labels.csd"
 # Aligned-HDF5 dataset -> the raw computational sequence it is averaged from.
 FRAME_FILES: dict[str, str] = {"audio": "covarep.csd", "visual": "facet.csd"}
+# The token words.csd uses for silence (b"sp" in the CMU SDK's files): align drops it, synthesize writes it.
+SILENCE = "sp"
 FOLDS = "folds.json"
 MANIFEST = "manifest.json"  # file name -> SHA-256 of the files above
 CSD_FILES: tuple[str, ...] = (WORDS, *FRAME_FILES.values(), LABELS)
@@ -28,6 +30,17 @@ ALIGNED = "data/aligned/{dataset}.h5"
 FEATURES = "data/features/{dataset}-{lm}.h5"
 SETTINGS = "results/settings/{dataset}/{experiment}.yaml"  # one experiment's resolved run settings
 RUN_DIR = "results/runs/{dataset}/{experiment}/seed{seed}"
+
+# history.csv of a run (pipeline/checkpoint.py writes it, one row per epoch): the epoch, the training losses
+# and the validation metrics, `valid_<metric>`; aggregate averages its CURVE_COLUMNS over seeds.
+TRAIN_LOSS_COLUMNS: tuple[str, ...] = ("train_loss", "train_pred_loss", "train_hybrid_loss")
+VALID_COLUMNS: tuple[str, ...] = ("mae", "corr", "acc7", "acc2_non0", "f1_non0")
+HISTORY_COLUMNS: tuple[str, ...] = (
+    "epoch",
+    *TRAIN_LOSS_COLUMNS,
+    *(f"valid_{name}" for name in VALID_COLUMNS),
+)
+CURVE_COLUMNS: tuple[str, ...] = (*TRAIN_LOSS_COLUMNS, "valid_mae", "valid_corr")
 
 # A hub language model's project copy (`model.language_model` other than a bundled name or a local path):
 # fetched once, on the submitting host, by `python -m pipeline fetch`; every job loads it from there.

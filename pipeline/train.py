@@ -48,6 +48,7 @@ from pipeline.device import autocast, resolve_device, use_amp
 from pipeline.errors import ConfigError
 from pipeline.inference import check_training_predictions, input_digests, load_datasets, predict
 from pipeline.io import check_output, write_json
+from pipeline.layout import VALID_COLUMNS
 from pipeline.losses import class_labels, hybrid_loss
 from pipeline.metrics import regression_metrics
 from pipeline.models import build_model, model_class, pretrained_weights
@@ -58,8 +59,6 @@ log = logging.getLogger(__name__)
 
 
 EpochCallback = Callable[[int, dict[str, float]], None]
-# Validation metrics of each history row (history.csv: valid_<name>).
-VALID_COLUMNS: tuple[str, ...] = ("mae", "corr", "acc7", "acc2_non0", "f1_non0")
 
 
 def seed_everything(seed: int) -> None:
