@@ -125,8 +125,12 @@ def run_search(
     done = study.get_trials(deepcopy=False, states=FINISHED)
     log.info(
         "search: %d trials (%s sampler) of %s, %d already finished, in %s",
-        trials, sampler, metric, len(done), out / JOURNAL,
-    )  # fmt: skip
+        trials,
+        sampler,
+        metric,
+        len(done),
+        out / JOURNAL,
+    )
     seconds = [t.user_attrs["seconds"] for t in done if "seconds" in t.user_attrs]
     if seconds:
         _log_cost(trials - len(done), sum(seconds) / len(seconds), "the finished trials' mean")
@@ -142,21 +146,37 @@ def run_search(
             epoch_callback=_pruning_callback(trial, metric, settings["train"]["epochs"]),
         )
 
-    first, failed = True, 0
+    _train_trials(study, out, dists, trials, lambda trial: _run_trial(trial, base, out, metric, train))
+    return write_results(study, base, out, trials, sampler, spec["seed"])
+
+
+def _train_trials(
+    study: optuna.Study,
+    out: Path,
+    dists: Mapping[str, Any],
+    trials: int,
+    run_trial: Callable[[optuna.Trial], tuple[TrialState, float]],
+) -> None:
+    """Claim and train trials until the study has `trials` finished ones (other workers may train some).
+
+    The first trial this process completes gives the search's cost estimate; as many failures as the
+    budget with none completed is a PipelineError (every setting diverges: the search cannot succeed).
+    """
+    completed, failed = 0, 0
     while True:
         with contextlib.ExitStack() as claim:
             trial = claim_trial(study, out, dists, trials, claim)
             if trial is None:
-                break
-            state, elapsed = _run_trial(trial, base, out, metric, train)
+                return
+            state, elapsed = run_trial(trial)
         failed += state == TrialState.FAIL
-        if failed >= trials and first:  # as many failures as the budget, and not one trial completed
+        if failed >= trials and not completed:
             raise PipelineError(f"search: {failed} trials failed (diverged or no finite score); see the log")
         log.info("trial %d: %s after %.1f s", trial.number, state.name.lower(), elapsed)
-        if first and state == TrialState.COMPLETE:
-            _log_cost(trials, elapsed, f"trial {trial.number}")
-            first = False
-    return write_results(study, base, out, trials, sampler, spec["seed"])
+        if state == TrialState.COMPLETE:
+            completed += 1
+            if completed == 1:
+                _log_cost(trials, elapsed, f"trial {trial.number}")
 
 
 def _run_trial(
@@ -206,10 +226,14 @@ def _run_trial(
 
 
 def _log_cost(trials: int, seconds: float, source: str) -> None:
+    """One line of what the whole search will cost, from one trial's (or the finished ones' mean) seconds."""
     log.info(
         "search cost: %d trials x %.1f s per trial (%s) = %.1f min",
-        trials, seconds, source, trials * seconds / 60,
-    )  # fmt: skip
+        trials,
+        seconds,
+        source,
+        trials * seconds / 60,
+    )
 
 
 def _pruning_callback(trial: optuna.Trial, metric: str, epochs: int) -> Callable[[int, dict], None]:

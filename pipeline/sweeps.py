@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pipeline.errors import ConfigError
@@ -81,16 +81,14 @@ def experiment_overrides(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]
     return found
 
 
-def check_sweeps(
-    config: Mapping[str, Any], check_dataset: Callable[[Mapping[str, Any], str, str], None]
-) -> None:
-    """Each sweep names a defined dataset (`check_dataset`: pipeline.grid's), fixes no swept key and expands
-    to valid experiment names that nothing else defines, each cell other settings than the sweep's other
-    cells (values compared as the settings read them); one ConfigError naming the key otherwise."""
+def check_sweeps(config: Mapping[str, Any]) -> None:
+    """Each sweep fixes no swept key and expands to valid experiment names that nothing else defines, each
+    cell other settings than the sweep's other cells (values compared as the settings read them); one
+    ConfigError naming the key otherwise. That a sweep's dataset is defined is a cross-reference of the
+    whole config, checked with the tables' by pipeline.grid.config.check_config."""
     seen: dict[str, str] = {}
     for sweep, cells in sweep_cells(config).items():
         spec = config["sweeps"][sweep]
-        check_dataset(config, spec["dataset"], f"sweeps.{sweep}.dataset")
         both = sorted(set(spec.get("fixed") or {}) & set(spec["keys"]))
         if both:
             raise ConfigError(f"sweeps.{sweep}: {', '.join(both)} both swept (keys) and fixed")

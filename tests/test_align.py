@@ -251,7 +251,7 @@ def _unify_case(raw: Path) -> Path:
 
 def test_fold_videos_without_data_are_dropped_with_one_warning_like_hard_unify(tmp_path, caplog):
     raw = _unify_case(tmp_path / "toy")
-    with caplog.at_level(logging.WARNING, logger="pipeline.data.plan"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.data.align"):
         summary = align_dataset(raw, tmp_path / "out.h5", seq_len=4)
     aligned = read_aligned(tmp_path / "out.h5")
     assert [aligned[s]["id"].tolist() for s in ("train", "valid", "test")] == [

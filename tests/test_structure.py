@@ -1,4 +1,4 @@
-"""The layout of the code: stage names find their modules, no import circle, modules stay readable, the
+"""The layout of the code: stage names find their modules, no import circle, functions stay readable, the
 allowed settings values have one torch-free home, the rules take every results path from pipeline/layout.py,
 and tests and benchmarks stand alone."""
 
@@ -18,10 +18,12 @@ from pipeline.settings import DEFAULT_KEYS, FEATURE_KEYS, SEARCH_FIXED_KEYS
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "pipeline"
-# A module's backstop (raised from 400 when the grid gained the family presets: the readable unit is the
-# function, MAX_FUNCTION_LINES, and splitting pipeline/grid.py would have made an import circle).
-MAX_LINES = 450
-MAX_FUNCTION_LINES = 90
+# The readable unit is the function: no module line cap (it bent code to fit a count), but no function over
+# MAX_FUNCTION_LINES, and ruff's C901 / PLR0912 / PLR0915 (pyproject.toml) bound complexity, branches and
+# statements. LONG_FUNCTIONS are known offenders awaiting their own rework (issue 17), listed so that the
+# list can only shrink: one that is fixed must leave it.
+MAX_FUNCTION_LINES = 80
+LONG_FUNCTIONS = {"pipeline/train.py:_train_locked"}  # TODO(issue 17, typed state): split by TrainState
 
 
 def _module_name(path: Path) -> str:
@@ -87,24 +89,23 @@ def test_a_stage_name_finds_its_module(stage: str) -> None:
     assert callable(imported.add_arguments) and callable(imported.run)
 
 
-def test_no_module_is_over_the_line_budget() -> None:
-    long = {
-        p.relative_to(PACKAGE.parent).as_posix(): n
-        for p in PACKAGE.rglob("*.py")
-        if (n := len(p.read_text().splitlines())) > MAX_LINES
-    }
-    assert not long, f"modules over {MAX_LINES} lines: {long}"
+def _function_lengths() -> dict[str, int]:
+    """Lines of every function and method in the package, keyed `path:name`."""
+    lengths = {}
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                key = f"{path.relative_to(PACKAGE.parent).as_posix()}:{node.name}"
+                lengths[key] = max(lengths.get(key, 0), node.end_lineno - node.lineno + 1)
+    return lengths
 
 
 def test_no_function_is_over_the_line_budget() -> None:
-    long = {
-        f"{p.relative_to(PACKAGE.parent).as_posix()}:{node.name}": n
-        for p in PACKAGE.rglob("*.py")
-        for node in ast.walk(ast.parse(p.read_text()))
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
-        and (n := node.end_lineno - node.lineno + 1) > MAX_FUNCTION_LINES
-    }
+    lengths = _function_lengths()
+    long = {key: n for key, n in lengths.items() if n > MAX_FUNCTION_LINES and key not in LONG_FUNCTIONS}
     assert not long, f"functions over {MAX_FUNCTION_LINES} lines: {long}"
+    fixed = {key for key in LONG_FUNCTIONS if lengths.get(key, 0) <= MAX_FUNCTION_LINES}
+    assert not fixed, f"now within {MAX_FUNCTION_LINES} lines, drop from LONG_FUNCTIONS: {fixed}"
 
 
 def test_the_choices_and_settings_load_without_torch() -> None:

@@ -45,7 +45,7 @@ from tqdm import tqdm
 
 from pipeline.data.csd import CSD, Sequence
 from pipeline.data.dataset import append_rows, create_split
-from pipeline.data.plan import Plan, plan_alignment
+from pipeline.data.plan import Plan, first_videos, plan_alignment
 from pipeline.errors import ConfigError, DataError
 from pipeline.io import atomic_path, background_checksums, check_output
 from pipeline.layout import CSD_FILES, FOLDS, FRAME_FILES, HASHED_FILES, SILENCE
@@ -312,18 +312,11 @@ def align_dataset(raw_dir: str | Path, out_path: str | Path, seq_len: int = 50, 
         # last thing running).
         checksums = stack.enter_context(background_checksums({name: raw_dir / name for name in HASHED_FILES}))
         plan = plan_alignment(csds, raw_dir / FOLDS, strict)
+        _warn_unified(plan)
         stats: Counter = Counter()
-        segments: dict[str, int] = {}
-        dropped: list[str] = []
-        total = sum(len(videos) for videos in plan.folds.values())
         with (
             atomic_path(out_path) as tmp,
             h5py.File(tmp, "w", rdcc_nbytes=0) as out,  # rows are written once, in order: no chunk cache
-            # Off a terminal tqdm would disable the bar anyway; building none there saves its first-use
-            # cost (a multiprocessing lock, ~4 ms: a twentieth of aligning 10 videos).
-            tqdm(total=total, desc="align", unit="video")
-            if sys.stderr.isatty()
-            else contextlib.nullcontext() as bar,
         ):
             out.attrs.update(
                 seq_len=seq_len,
@@ -331,22 +324,63 @@ def align_dataset(raw_dir: str | Path, out_path: str | Path, seq_len: int = 50, 
                 visual_dim=plan.dims["visual"],
                 dataset=raw_dir.resolve().name,
             )
-            writer = _Writer(out, seq_len, plan.dims, raw_dir)
-            for split, videos in plan.folds.items():
-                writer.start(split)
-                for video in videos:
-                    rows = _align_video(video, csds, plan, seq_len, stats)
-                    dropped += rows.dropped
-                    writer.append(rows)
-                    if bar is not None:
-                        bar.update(1)
-                segments[split] = writer.finish()
-                if not segments[split]:
-                    raise DataError(
-                        f"{raw_dir}: fold '{split}' has no segment left to align (see the warnings)"
-                    )
+            segments, dropped = _write_splits(out, raw_dir, csds, plan, seq_len, stats)
             out.attrs["checksums"] = json.dumps({name: job.result() for name, job in checksums.items()})
     summary = _summary(stats, segments, plan)
+    _log_summary(raw_dir, out_path, summary, dropped)
+    return summary
+
+
+def _warn_unified(plan: Plan) -> None:
+    """One warning line for the dropped fold videos and one for the labelled videos in no fold."""
+    if plan.dropped:
+        named = [f"'{video}' ({split}; not in {name})" for video, (split, name) in plan.dropped.items()]
+        log.warning(
+            "dropped %d fold video(s) absent from the labels, the words or every feature file (the SDK's "
+            "hard_unify drops them too): %s",
+            len(named),
+            ", ".join(named),
+        )
+    if plan.unassigned:
+        log.warning(
+            "%d labelled video(s) are in no fold and are not aligned: %s",
+            len(plan.unassigned),
+            first_videos(plan.unassigned),
+        )
+
+
+def _write_splits(
+    out: h5py.File, raw_dir: Path, csds: dict[str, CSD], plan: Plan, seq_len: int, stats: Counter
+) -> tuple[dict[str, int], list[str]]:
+    """Align every fold video into `out`, split by split; return the rows per split and the dropped
+    segments' ids. A split left with no segment is a DataError."""
+    segments: dict[str, int] = {}
+    dropped: list[str] = []
+    total = sum(len(videos) for videos in plan.folds.values())
+    # Off a terminal tqdm would disable the bar anyway; building none there saves its first-use cost (a
+    # multiprocessing lock, ~4 ms: a twentieth of aligning 10 videos).
+    with (
+        tqdm(total=total, desc="align", unit="video")
+        if sys.stderr.isatty()
+        else contextlib.nullcontext() as bar
+    ):
+        writer = _Writer(out, seq_len, plan.dims, raw_dir)
+        for split, videos in plan.folds.items():
+            writer.start(split)
+            for video in videos:
+                rows = _align_video(video, csds, plan, seq_len, stats)
+                dropped += rows.dropped
+                writer.append(rows)
+                if bar is not None:
+                    bar.update(1)
+            segments[split] = writer.finish()
+            if not segments[split]:
+                raise DataError(f"{raw_dir}: fold '{split}' has no segment left to align (see the warnings)")
+    return segments, dropped
+
+
+def _log_summary(raw_dir: Path, out_path: str | Path, summary: dict, dropped: list[str]) -> None:
+    """The dropped segments (one warning line) and the alignment's counts (one info line)."""
     if dropped:
         log.warning(
             "dropped %d segment(s): %d of zero length, %d with no word left after dropping sp and "
@@ -371,7 +405,6 @@ def align_dataset(raw_dir: str | Path, out_path: str | Path, seq_len: int = 50, 
         summary["words_imputed"],
         summary["segments_dropped"],
     )
-    return summary
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

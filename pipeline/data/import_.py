@@ -73,6 +73,31 @@ def guess_dataset(source: Path) -> str:
     return "imported"
 
 
+def _check_arguments(fmt: str, source: Path, seq_len: int, clip_base: int | None) -> None:
+    """The import's own arguments, checked before the source is read."""
+    if fmt not in SOURCE_SPLITS:
+        raise DataError(
+            f"{source}: unknown import format '{fmt}' (expected one of {', '.join(sorted(SOURCE_SPLITS))})"
+        )
+    if seq_len < 1:
+        raise ConfigError(f"seq_len must be a positive integer, got {seq_len}")
+    if clip_base not in (None, 0, 1):
+        raise ConfigError(f"clip_base must be 0 or 1, got {clip_base}")
+
+
+def _columns(split: Split) -> dict[str, np.ndarray]:
+    """One split's columns as the aligned HDF5 stores them (ids, labels [n], texts, frames [n, seq_len, d],
+    lengths)."""
+    return {
+        "id": np.array(split.ids, dtype=object),
+        "label": split.labels.astype(np.float32),
+        "text": np.array(split.texts, dtype=object),
+        "audio": split.audio,
+        "visual": split.visual,
+        "length": split.length.astype(np.int64),
+    }
+
+
 def import_dataset(
     fmt: str,
     source: str | Path,
@@ -87,14 +112,7 @@ def import_dataset(
     """
     source = Path(source)
     check_output(out_path)  # an impossible output is refused before the input is read
-    if fmt not in SOURCE_SPLITS:
-        raise DataError(
-            f"{source}: unknown import format '{fmt}' (expected one of {', '.join(sorted(SOURCE_SPLITS))})"
-        )
-    if seq_len < 1:
-        raise ConfigError(f"seq_len must be a positive integer, got {seq_len}")
-    if clip_base not in (None, 0, 1):
-        raise ConfigError(f"clip_base must be 0 or 1, got {clip_base}")
+    _check_arguments(fmt, source, seq_len, clip_base)
     splits, checksums = read_source(fmt, source, seq_len)
     if fmt == "mmsa":
         clip_base = clip_base_of(splits, clip_base)
@@ -111,17 +129,7 @@ def import_dataset(
         "format": fmt,
         "checksums": json.dumps(checksums),
     }
-    arrays = {
-        out: {
-            "id": np.array(split.ids, dtype=object),
-            "label": split.labels.astype(np.float32),
-            "text": np.array(split.texts, dtype=object),
-            "audio": split.audio,
-            "visual": split.visual,
-            "length": split.length.astype(np.int64),
-        }
-        for out, split in splits.items()
-    }
+    arrays = {out: _columns(split) for out, split in splits.items()}
     write_aligned(out_path, arrays, attrs, dict.fromkeys(FRAME_FILES, source))
     summary = {
         "format": fmt,

@@ -6,14 +6,14 @@ a bad input stops `align` with one `DataError` naming the file and the video bef
 Folds and data are reconciled as the CMU SDK's `hard_unify` does (it keeps the entries every sequence has;
 `get_tensors` then skips entries in no fold): a fold video absent from labels.csd, from words.csd (the
 reference) or from both covarep.csd and facet.csd is dropped, and labelled videos in no fold are left out;
-`align` reports each kind in one warning line. Real CMU-MOSEI has both: two test-fold videos of the
-standard folds have no labels (CMU SDK issue 256) and 66 labelled videos are in no fold. With `strict` both
-are errors, as is a video absent from covarep.csd or facet.csd (otherwise given zero features).
+`unify_folds` returns both in the plan and `align` reports each kind in one warning line. Real CMU-MOSEI
+has both: two test-fold videos of the standard folds have no labels (CMU SDK issue 256) and 66 labelled
+videos are in no fold. With `strict` both are errors, as is a video absent from covarep.csd or facet.csd
+(otherwise given zero features).
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,8 +23,6 @@ from pipeline.data.csd import CSD
 from pipeline.data.folds import load_folds
 from pipeline.errors import DataError
 from pipeline.layout import FRAME_FILES, LABELS, WORDS
-
-log = logging.getLogger(__name__)
 
 LABEL_RANGE = 3.0
 
@@ -82,22 +80,26 @@ def decode_tokens(path: Path, video: str, words: np.ndarray) -> np.ndarray:
     return np.array(tokens, dtype=object)
 
 
+def first_videos(videos: list[str], shown: int = 10) -> str:
+    """The first `shown` video names joined for a message, with " ..." when there are more."""
+    return ", ".join(videos[:shown]) + (" ..." if len(videos) > shown else "")
+
+
 def unify_folds(path: Path, csds: dict[str, CSD], strict: bool) -> Plan:
     """Load folds.json (validated by `load_folds`) and reconcile it with the data (module docstring).
 
-    Returns a plan holding the folds to align, the dropped fold videos and the labelled videos in no fold,
-    and logs one warning line for each kind; with `strict` either kind raises DataError instead.
+    Returns a plan holding the folds to align, the dropped fold videos (`plan.dropped`) and the labelled
+    videos in no fold (`plan.unassigned`), for the caller to report; with `strict` either kind raises
+    DataError instead.
     """
     folds = load_folds(path)
-    labels, frames = csds[LABELS], [csds[name] for name in FRAME_FILES.values()]
+    labels = csds[LABELS]
     plan = Plan(folds={}, dims={}, missing={modality: set() for modality in FRAME_FILES})
     for split, videos in folds.items():
         if not videos:
             raise DataError(f"{path}: fold '{split}' is empty; every fold needs at least one video")
         for video in videos:
-            lacking = [csd.path for csd in (labels, csds[WORDS]) if video not in csd][:1]
-            if not lacking and not any(video in csd for csd in frames):
-                lacking = [csd.path for csd in frames]
+            lacking = _lacking_files(csds, video)
             if lacking and strict:
                 raise DataError(
                     f"{path}: fold '{split}' names video '{video}', which is not in "
@@ -110,25 +112,22 @@ def unify_folds(path: Path, csds: dict[str, CSD], strict: bool) -> Plan:
             raise DataError(f"{path}: fold '{split}' has no video left with labels, words and features")
     in_folds = {video for videos in folds.values() for video in videos}
     plan.unassigned = sorted(set(labels.videos()) - in_folds)
-    first = ", ".join(plan.unassigned[:10]) + (" ..." if len(plan.unassigned) > 10 else "")
     if plan.unassigned and strict:
         raise DataError(
             f"{labels.path}: {len(plan.unassigned)} labelled video(s) are in no fold of {path} "
-            f"(--strict): {first}"
-        )
-    if plan.dropped:
-        named = [f"'{video}' ({split}; not in {name})" for video, (split, name) in plan.dropped.items()]
-        log.warning(
-            "dropped %d fold video(s) absent from the labels, the words or every feature file (the SDK's "
-            "hard_unify drops them too): %s",
-            len(named),
-            ", ".join(named),
-        )
-    if plan.unassigned:
-        log.warning(
-            "%d labelled video(s) are in no fold and are not aligned: %s", len(plan.unassigned), first
+            f"(--strict): {first_videos(plan.unassigned)}"
         )
     return plan
+
+
+def _lacking_files(csds: dict[str, CSD], video: str) -> list[Path]:
+    """The files whose absence drops a fold video: labels.csd or words.csd (the first lacking it), or
+    both frame files when neither has it; empty when the video can be aligned."""
+    lacking = [csd.path for csd in (csds[LABELS], csds[WORDS]) if video not in csd][:1]
+    frames = [csds[name] for name in FRAME_FILES.values()]
+    if not lacking and not any(video in csd for csd in frames):
+        lacking = [csd.path for csd in frames]
+    return lacking
 
 
 def plan_alignment(csds: dict[str, CSD], folds_path: Path, strict: bool) -> Plan:
@@ -138,54 +137,54 @@ def plan_alignment(csds: dict[str, CSD], folds_path: Path, strict: bool) -> Plan
     only their headers; words, labels and frame intervals are read, and the words and labels are kept in
     the plan for the alignment.
     """
-    words, labels = csds[WORDS], csds[LABELS]
     plan = unify_folds(folds_path, csds, strict)
     for split, videos in plan.folds.items():
         for video in videos:
-            seq = labels[video]
-            if seq.features.dtype.kind not in "fiu":
-                raise DataError(
-                    f"{labels.path}: video '{video}' labels are {seq.features.dtype}, not numeric"
-                )
-            check_intervals(labels.path, video, seq.intervals)
-            values = seq.features[:, 0].astype(np.float64)
-            if (k := first_bad_label(values)) is not None:
-                raise DataError(
-                    f"{labels.path}: video '{video}' segment {k} has label {values[k]}, "
-                    f"outside [-{LABEL_RANGE:g}, {LABEL_RANGE:g}]"
-                )
-            entry = words[video]
-            dtype, dim = entry.features.dtype, entry.features.shape[1]
-            if dtype.kind not in "SOU" or dim != 1:
-                raise DataError(
-                    f"{words.path}: video '{video}' words are {dtype} [n, {dim}], not strings [n, 1]"
-                )
-            check_intervals(words.path, video, entry.intervals)
-            plan.videos[video] = Video(
-                decode_tokens(words.path, video, entry.features),
-                entry.intervals,
-                seq.features[:, 0],
-                seq.intervals,
-            )
-            for modality, name in FRAME_FILES.items():
-                csd = csds[name]
-                if video not in csd:
-                    if strict:
-                        raise DataError(
-                            f"{csd.path}: no entry for video '{video}' (fold '{split}'; --strict)"
-                        )
-                    plan.missing[modality].add(video)
-                    continue
-                _, dim, dtype = csd.describe(video)
-                if dtype.kind not in "fiu":
-                    raise DataError(f"{csd.path}: video '{video}' features are {dtype}, not numeric")
-                expected = plan.dims.setdefault(modality, dim)
-                if dim != expected:
-                    raise DataError(
-                        f"{csd.path}: video '{video}' has {dim}-d features, other videos {expected}-d"
-                    )
-                check_intervals(csd.path, video, csd.intervals(video))
+            plan.videos[video] = _read_video(csds, video)
+            _check_frames(csds, plan, video, split, strict)
     for modality, name in FRAME_FILES.items():
         if modality not in plan.dims:  # no fold video has this modality: take the size from the file
             plan.dims[modality] = csds[name].feature_dim()
     return plan
+
+
+def _read_video(csds: dict[str, CSD], video: str) -> Video:
+    """One video's labels and words, checked (numeric labels in range, string words, valid intervals)."""
+    words, labels = csds[WORDS], csds[LABELS]
+    seq = labels[video]
+    if seq.features.dtype.kind not in "fiu":
+        raise DataError(f"{labels.path}: video '{video}' labels are {seq.features.dtype}, not numeric")
+    check_intervals(labels.path, video, seq.intervals)
+    values = seq.features[:, 0].astype(np.float64)
+    bad = first_bad_label(values)
+    if bad is not None:
+        raise DataError(
+            f"{labels.path}: video '{video}' segment {bad} has label {values[bad]}, "
+            f"outside [-{LABEL_RANGE:g}, {LABEL_RANGE:g}]"
+        )
+    entry = words[video]
+    dtype, dim = entry.features.dtype, entry.features.shape[1]
+    if dtype.kind not in "SOU" or dim != 1:
+        raise DataError(f"{words.path}: video '{video}' words are {dtype} [n, {dim}], not strings [n, 1]")
+    check_intervals(words.path, video, entry.intervals)
+    return Video(
+        decode_tokens(words.path, video, entry.features), entry.intervals, seq.features[:, 0], seq.intervals
+    )
+
+
+def _check_frames(csds: dict[str, CSD], plan: Plan, video: str, split: str, strict: bool) -> None:
+    """Check one video's frame headers and intervals; record a missing modality and each modality's size."""
+    for modality, name in FRAME_FILES.items():
+        csd = csds[name]
+        if video not in csd:
+            if strict:
+                raise DataError(f"{csd.path}: no entry for video '{video}' (fold '{split}'; --strict)")
+            plan.missing[modality].add(video)
+            continue
+        _, dim, dtype = csd.describe(video)
+        if dtype.kind not in "fiu":
+            raise DataError(f"{csd.path}: video '{video}' features are {dtype}, not numeric")
+        expected = plan.dims.setdefault(modality, dim)
+        if dim != expected:
+            raise DataError(f"{csd.path}: video '{video}' has {dim}-d features, other videos {expected}-d")
+        check_intervals(csd.path, video, csd.intervals(video))

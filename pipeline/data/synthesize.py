@@ -33,7 +33,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,9 +90,19 @@ AUDIO_GAIN, VISUAL_GAIN = 0.2, 0.15  # shift per unit of label
 SEGMENT_NOISE_SD = 0.8  # per-segment noise on the signal dims (does not average out over frames)
 SPEAKER_SD = 0.5  # per-video offsets of every dim
 # --- the scales of the real features (module docstring), on dims that carry no label signal ---
-F0_DIM, VOICED_DIM, F0_HZ, F0_SD, VOICED_P = 4, 5, (90.0, 230.0), 25.0, 0.75  # COVAREP pitch, voicing
-CEPSTRUM_DIMS, C0_OFFSET = slice(6, 30), -6.0  # COVAREP: MCEP-like cepstral coefficients
-EVIDENCE_DIMS, EVIDENCE_OFFSET, EVIDENCE_SCALE = slice(SIGNAL_DIMS, VISUAL_DIM), (-3.0, 0.5), (0.5, 2.5)
+# COVAREP pitch and voicing
+F0_DIM = 4  # pitch in Hz on voiced frames, 0 on unvoiced ones
+VOICED_DIM = 5  # the 0/1 voicing flag
+F0_HZ = (90.0, 230.0)  # range of a speaker's mean pitch
+F0_SD = 25.0  # frame-to-frame pitch noise, Hz
+VOICED_P = 0.75  # share of the frames within speech that are voiced
+# COVAREP: MCEP-like cepstral coefficients
+CEPSTRUM_DIMS = slice(6, 30)
+C0_OFFSET = -6.0  # level of c0 (the higher orders shrink as 1/order)
+# FACET: evidence-scale (log-odds) columns
+EVIDENCE_DIMS = slice(SIGNAL_DIMS, VISUAL_DIM)
+EVIDENCE_OFFSET = (-3.0, 0.5)  # column offsets, first to last
+EVIDENCE_SCALE = (0.5, 2.5)  # column spreads, first to last
 
 _POSITIVE = [word for word, strength in POLARITY.items() if strength > 0]
 _NEGATIVE = [word for word, strength in POLARITY.items() if strength < 0]
@@ -310,6 +320,19 @@ def _metadata(root: str, description: str, dims: list[str], seed: int, faults: b
     }
 
 
+@dataclass(frozen=True)
+class _Stream:
+    """One frame file: its modality, the CSD root name and description, size, rate and generator."""
+
+    modality: str  # key of FRAME_FILES
+    root: str  # the CSD's root group name
+    what: str  # start of its description
+    dim: int
+    rate: float  # frames per second
+    generate: Callable[[VideoPlan, int, int, bool], csd.Sequence]  # (plan, seed, video index, faults)
+    left_out: frozenset[int]  # indices of the videos with no entry
+
+
 def synthesize(out_dir: str | os.PathLike, videos: int = 93, seed: int = 0, faults: bool = True) -> dict:
     """Write the synthetic dataset to `out_dir` in the raw layout; return a summary (counts, checksums)."""
     if videos < 3:
@@ -320,7 +343,9 @@ def synthesize(out_dir: str | os.PathLike, videos: int = 93, seed: int = 0, faul
     plans = [plan_video(seed, i, faults) for i in range(videos)]
     # with faults, a few videos (at least one) have no FACET entry at all, as in the real data
     no_facet = (
-        set(_rng(seed, _FOLDS, 1).choice(videos, max(1, videos // 50), replace=False)) if faults else set()
+        frozenset(_rng(seed, _FOLDS, 1).choice(videos, max(1, videos // 50), replace=False))
+        if faults
+        else frozenset()
     )
 
     def meta(root: str, description: str, dims: list[str]) -> dict[str, str]:
@@ -341,19 +366,36 @@ def synthesize(out_dir: str | os.PathLike, videos: int = 93, seed: int = 0, faul
         labels,
         meta("Opinion Segment Labels", "Sentiment in [-3, 3] per opinion segment.", ["sentiment score"]),
     )
-    streams = {  # modality -> root name, description, dims, rate, generator, videos left out
-        "audio": ("COVAREP", "COVAREP-like acoustic", AUDIO_DIM, AUDIO_RATE, _covarep, set()),
-        "visual": ("FACET 4.1", "FACET-like visual", VISUAL_DIM, VISUAL_RATE, _facet, no_facet),
-    }
-    for modality, (root, what, dim, rate, generate, left_out) in streams.items():
+    streams = (
+        _Stream(
+            modality="audio",
+            root="COVAREP",
+            what="COVAREP-like acoustic",
+            dim=AUDIO_DIM,
+            rate=AUDIO_RATE,
+            generate=_covarep,
+            left_out=frozenset(),
+        ),
+        _Stream(
+            modality="visual",
+            root="FACET 4.1",
+            what="FACET-like visual",
+            dim=VISUAL_DIM,
+            rate=VISUAL_RATE,
+            generate=_facet,
+            left_out=no_facet,
+        ),
+    )
+    for stream in streams:
         frames: Iterator[tuple[str, csd.Sequence]] = (
-            (vid, generate(p, seed, i, faults))
+            (vid, stream.generate(p, seed, i, faults))
             for i, (vid, p) in enumerate(zip(ids, plans, strict=True))
-            if i not in left_out
+            if i not in stream.left_out
         )
-        names = [f"{modality[0]}{i}" for i in range(dim)]
-        description = f"{what} features, {dim}-d at {rate:g} Hz."
-        csd.write_csd(out / FRAME_FILES[modality], root, frames, meta(root, description, names))
+        names = [f"{stream.modality[0]}{i}" for i in range(stream.dim)]
+        description = f"{stream.what} features, {stream.dim}-d at {stream.rate:g} Hz."
+        metadata = meta(stream.root, description, names)
+        csd.write_csd(out / FRAME_FILES[stream.modality], stream.root, frames, metadata)
     folds = make_folds(ids, seed)
     write_folds(out / FOLDS, folds)
     manifest = {name: sha256sum(out / name) for name in HASHED_FILES}

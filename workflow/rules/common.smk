@@ -118,7 +118,7 @@ def language_model_input(name):
 def run_language_model(experiment):
     """The hub model copy a run's jobs load: fine-tuned encoders only (frozen runs read cached features). A
     searched setting loads its experiment's (the space cannot vary the language model)."""
-    model = grid.experiment_settings(config, searched_of(experiment) or experiment)["model"]
+    model = grid.experiment_settings(config, grid.searched_of(config, experiment) or experiment)["model"]
     return language_model_input(model["language_model"]) if model["lm_mode"] == "finetune" else []
 
 
@@ -135,32 +135,10 @@ def sweep_dataset(sweep):
     return config["sweeps"][sweep]["dataset"]
 
 
-def searched_of(experiment):
-    """The configured experiment whose searched setting `experiment` names, or None."""
-    prefix = grid.SEARCHED_PREFIX
-    base = experiment[len(prefix) :] if experiment.startswith(prefix) else None
-    return base if base in config["experiments"] else None
-
-
-def run_seeds(experiment):
-    """Seeds of an experiment: its `experiment_seeds`, its sweep's for a sweep cell, or the config's; the
-    search's for a searched setting."""
-    if searched_of(experiment):
-        return config["search"]["seeds"]
-    return grid.experiment_seeds(config, experiment)
-
-
-def run_settings(experiment):
-    """Resolved settings of a configured experiment (None for a searched one: read from its best.json)."""
-    if searched_of(experiment):
-        return None
-    return grid.experiment_settings(config, experiment)
-
-
 def features_path(dataset, experiment):
     """The cached language features a run reads, or None when its encoder is fine-tuned. A searched
     setting reads its experiment's (the space cannot vary the feature keys)."""
-    settings = grid.experiment_settings(config, searched_of(experiment) or experiment)
+    settings = grid.experiment_settings(config, grid.searched_of(config, experiment) or experiment)
     key = grid.features_key(settings)
     return None if key is None else layout.FEATURES.format(dataset=dataset, lm=key)
 
@@ -185,7 +163,7 @@ def run_fingerprint(wildcards):
     the data's definition) reruns the runs, whatever the files' modification times.
     """
     return fingerprints.fingerprint(
-        run_settings(wildcards.experiment), data_fp(wildcards.dataset), CODE["model"]
+        grid.run_settings(config, wildcards.experiment), data_fp(wildcards.dataset), CODE["model"]
     )
 
 
@@ -193,7 +171,7 @@ def run_file(dataset, experiment, name):
     """Paths of one file of every seed's run directory."""
     return [
         f"{RUN_DIR}/{name}".format(dataset=dataset, experiment=experiment, seed=s)
-        for s in run_seeds(experiment)
+        for s in grid.run_seeds(config, experiment)
     ]
 
 
@@ -260,7 +238,7 @@ def table_predictions(wildcards, spec_of=grid.table_spec):
 def tsne_inputs(wildcards):
     """First-seed embeddings of the runs with (with_cl) and without (without_cl) contrastive learning."""
     tsne = grid.tsne_spec(config)
-    seed = run_seeds(tsne["with"])[0]
+    seed = grid.run_seeds(config, tsne["with"])[0]
     path = f"{RUN_DIR}/embeddings.npz"
     return {
         f"{key}_cl": path.format(dataset=wildcards.dataset, experiment=tsne[key], seed=seed)

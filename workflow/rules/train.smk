@@ -13,7 +13,7 @@ rule settings:
     conda:
         PIPELINE_ENV
     params:
-        settings=lambda w: run_settings(w.experiment),
+        settings=lambda w: grid.run_settings(config, w.experiment),
     script:
         "../scripts/settings.py"
 
