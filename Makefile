@@ -38,6 +38,7 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff format --check pipeline tests benchmarks workflow/scripts
 	$(BIN)/ruff check pipeline tests benchmarks workflow/scripts
+	$(BIN)/snakefmt --check workflow
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --lint --quiet all
 
 # `run` plus the config's sweeps: every cell per seed, a heatmap and a table per sweep, all in the report

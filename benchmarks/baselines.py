@@ -26,8 +26,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.train import benchmark_arguments, frozen_features, throughput, training_arrays  # noqa: E402
+from pipeline.choices import ARCHS  # noqa: E402
 from pipeline.data.loader import AlignedDataset  # noqa: E402
-from pipeline.models import ARCHS, model_class, reads_word_states  # noqa: E402
+from pipeline.models import model_class, reads_word_states  # noqa: E402
 from pipeline.models.probe import ALPHAS, ridge_path  # noqa: E402
 from pipeline.settings import resolve_settings  # noqa: E402
 

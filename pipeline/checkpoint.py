@@ -52,22 +52,12 @@ import torch
 
 from pipeline.errors import DataError, PipelineError
 from pipeline.io import atomic_path, digest_json
+from pipeline.layout import HISTORY_COLUMNS
 from pipeline.settings import settings_hash
 
 log = logging.getLogger(__name__)
 
 
-HISTORY_COLUMNS: tuple[str, ...] = (
-    "epoch",
-    "train_loss",
-    "train_pred_loss",
-    "train_hybrid_loss",
-    "valid_mae",
-    "valid_corr",
-    "valid_acc7",
-    "valid_acc2_non0",
-    "valid_f1_non0",
-)
 # A run folder's outputs (module docstring): train's, train.json last, then evaluate's.
 TRAIN_OUTPUTS: tuple[str, ...] = ("model.pt", "history.csv", "timings.json", "train.json")
 EVALUATE_OUTPUTS: tuple[str, ...] = ("metrics.json", "predictions.csv", "embeddings.npz")

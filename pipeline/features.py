@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from pipeline.choices import TEXT_TOKENS
 from pipeline.data.dataset import (
     SPLITS,
     check_values,
@@ -40,7 +41,6 @@ from pipeline.device import resolve_device
 from pipeline.errors import ConfigError, DataError
 from pipeline.io import atomic_path, check_output, digest_json
 from pipeline.models.language import (
-    TEXT_TOKENS,
     load_language_model,
     pool_words,
     select_token,

@@ -23,6 +23,7 @@ from pipeline.checkpoint import BestEpoch, TrainState, clear_outputs, set_rng_st
 from pipeline.data.loader import AlignedDataset, iterate_batches
 from pipeline.device import autocast
 from pipeline.inference import DataInfo, check_training_predictions, predict
+from pipeline.layout import VALID_COLUMNS
 from pipeline.losses import class_labels, hybrid_loss
 from pipeline.metrics import regression_metrics
 from pipeline.models import build_model
@@ -31,9 +32,6 @@ from pipeline.optimizer import make_optimizer, set_scheduled_lr
 from pipeline.settings import LOWER_IS_BETTER
 
 log = logging.getLogger(__name__)
-
-# Validation metrics of each history row (history.csv: valid_<name>).
-VALID_COLUMNS: tuple[str, ...] = ("mae", "corr", "acc7", "acc2_non0", "f1_non0")
 
 
 def _is_better(score: float, best: float | None, metric: str) -> bool:

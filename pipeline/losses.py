@@ -37,13 +37,10 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from pipeline.choices import CONTRASTIVE_NAMES, REDUCTIONS, ZERO_CLASSES
 from pipeline.errors import ConfigError
 
 MODALITIES: tuple[str, str, str] = ("l", "a", "v")
-COMPARISON_NAMES: tuple[str, ...] = ("triplet", "hard_triplet", "npair", "contrastive")
-CONTRASTIVE_NAMES: tuple[str, ...] = ("hycon", "none", *COMPARISON_NAMES)
-ZERO_CLASSES: tuple[str, ...] = ("nonneg", "negative")
-REDUCTIONS: tuple[str, ...] = ("mean", "sum")
 # Smallest norm the L2 normalisation divides by (module docstring). Well below the norms the projections
 # produce (a ReLU'd d = 50 vector of unit-scale activations has norm ~5), so only vanishing vectors feel it.
 NORM_FLOOR = 0.1

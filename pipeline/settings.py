@@ -27,9 +27,10 @@ from typing import Any
 
 import yaml
 
+from pipeline.choices import CHOICES
 from pipeline.errors import ConfigError
 from pipeline.io import atomic_path, digest_json
-from pipeline.models import ARCHS, contrastive_conflict, lm_mode_conflict
+from pipeline.models import contrastive_conflict, lm_mode_conflict
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "model": {
@@ -111,23 +112,6 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         # | none: the features as aligned
         "normalize": "zscore",
     },
-}
-
-CHOICES: dict[str, tuple[str, ...]] = {
-    "model.arch": ARCHS,
-    "model.lm_mode": ("frozen", "finetune"),
-    "model.text_token": ("auto", "mean", "cls", "last"),
-    "model.text_steps": ("words", "sentence"),
-    "model.positional": ("sinusoidal", "learned"),
-    "model.nonneg": ("relu", "softplus", "none"),
-    "model.fusion": ("add", "concat", "tensor", "graph"),
-    "loss.contrastive": ("hycon", "none", "triplet", "hard_triplet", "npair", "contrastive"),
-    "loss.zero_class": ("nonneg", "negative"),
-    "loss.reduction": ("mean", "sum"),
-    "data.normalize": ("zscore", "none"),
-    "train.checkpoint_dtype": ("float32", "float16"),
-    "train.schedule": ("none", "linear_warmup"),
-    "train.select": ("mae", "corr", "acc7", "acc2_non0", "f1_non0", "acc2_has0", "f1_has0"),
 }
 
 # `model.text_token: auto` by `model.lm_mode`: a frozen sentence-embedding model is read with the pooling it

@@ -30,13 +30,13 @@ from typing import IO, Any
 import optuna
 from optuna.trial import TrialState
 
+from pipeline.choices import SAMPLERS
 from pipeline.errors import ConfigError
 from pipeline.io import digest_json
 from pipeline.settings import LOWER_IS_BETTER
 
 log = logging.getLogger(__name__)
 
-SAMPLERS: tuple[str, ...] = ("random", "tpe")
 JOURNAL = "study.journal"
 STUDY_LOCK = "study.lock"
 CLAIMS = "claims"

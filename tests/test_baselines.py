@@ -14,10 +14,11 @@ from sklearn.linear_model import Ridge
 
 from pipeline.__main__ import main
 from pipeline.checkpoint import HISTORY_COLUMNS
+from pipeline.choices import ARCHS
 from pipeline.errors import ConfigError
 from pipeline.evaluate import evaluate_run
 from pipeline.inference import load_datasets, predict
-from pipeline.models import ARCHS, build_model, model_class
+from pipeline.models import build_model, model_class
 from pipeline.models.contract import ModelFamily, ModelOutput
 from pipeline.models.probe import ALPHAS, ridge_path
 from pipeline.settings import resolve_settings

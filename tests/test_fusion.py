@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from pipeline.choices import FUSIONS
 from pipeline.errors import ConfigError
-from pipeline.models.fusion import FUSIONS, build_fusion
+from pipeline.models.fusion import build_fusion
 
 X_L = torch.tensor([[1.0, 2.0], [0.5, -1.0]])
 X_A = torch.tensor([[3.0, 5.0], [2.0, 0.0]])

@@ -1,20 +1,20 @@
-"""The layout of the code: stage names find their modules, no import circle, functions stay readable, every
-allowed settings value is one the modules accept, and tests and benchmarks stand alone."""
+"""The layout of the code: stage names find their modules, no import circle, functions stay readable, the
+allowed settings values have one torch-free home, the rules take every results path from pipeline/layout.py,
+and tests and benchmarks stand alone."""
 
 from __future__ import annotations
 
 import ast
 import importlib
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from pipeline.__main__ import STAGES, stage_module
-from pipeline.losses import CONTRASTIVE_NAMES, REDUCTIONS, ZERO_CLASSES
-from pipeline.models.fusion import FUSIONS
-from pipeline.models.hycon import NONNEG, POSITIONAL
-from pipeline.models.language import TEXT_TOKENS
-from pipeline.settings import CHOICES, DEFAULT_KEYS, FEATURE_KEYS, SEARCH_FIXED_KEYS
+from pipeline.settings import DEFAULT_KEYS, FEATURE_KEYS, SEARCH_FIXED_KEYS
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "pipeline"
@@ -108,20 +108,33 @@ def test_no_function_is_over_the_line_budget() -> None:
     assert not fixed, f"now within {MAX_FUNCTION_LINES} lines, drop from LONG_FUNCTIONS: {fixed}"
 
 
-@pytest.mark.parametrize(
-    ("key", "accepted"),
-    [
-        ("model.fusion", FUSIONS),
-        ("model.text_token", ("auto", *TEXT_TOKENS)),
-        ("model.nonneg", tuple(NONNEG)),
-        ("model.positional", POSITIONAL),
-        ("loss.contrastive", CONTRASTIVE_NAMES),
-        ("loss.zero_class", ZERO_CLASSES),
-        ("loss.reduction", REDUCTIONS),
-    ],
-)
-def test_allowed_settings_values_are_what_the_modules_accept(key: str, accepted: tuple[str, ...]) -> None:
-    assert set(CHOICES[key]) == set(accepted)
+def test_the_choices_and_settings_load_without_torch() -> None:
+    """pipeline.choices is the one home of the allowed values (the models import their names from it), so
+    it and the settings stay torch-free: the workflow plans without loading torch."""
+    code = "import sys, pipeline.settings, pipeline.choices; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], cwd=REPO, check=False).returncode == 0
+
+
+def results_literals(text: str) -> list[str]:
+    """The lines of a rule file that spell a `results/` path instead of taking it from pipeline/layout.py."""
+    return [line.strip() for line in text.splitlines() if re.search(r"""["'{]results/""", line)]
+
+
+def test_a_results_literal_in_a_rule_is_found() -> None:
+    assert results_literals('    output: "results/tables/{table}.md",\n    log: layout.TABLE,')
+    assert not results_literals("    output: layout.TABLE.format(table='x'),  # under results/")
+
+
+def test_no_rule_spells_a_results_path() -> None:
+    found = {
+        p.name: lines
+        for p in (REPO / "workflow").rglob("*.smk")
+        if (lines := results_literals(p.read_text()))
+    }
+    found |= (
+        {"Snakefile": lines} if (lines := results_literals((REPO / "workflow/Snakefile").read_text())) else {}
+    )
+    assert not found, f"results/ paths spelled in the rules (take them from pipeline/layout.py): {found}"
 
 
 def test_feature_and_search_keys_are_settings_keys() -> None:

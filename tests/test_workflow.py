@@ -23,12 +23,14 @@ import pytest
 import yaml
 from helpers import BIN, REPO, TINY, run
 
+from pipeline.choices import ARCHS
 from pipeline.data.dataset import validate_aligned
 from pipeline.devtools.repository import copy_repository
 from pipeline.errors import ConfigError
 from pipeline.grid import (
     active_tables,
     dataset_experiments,
+    dataset_seq_len,
     experiment_seeds,
     experiment_settings,
     load_config,
@@ -36,8 +38,8 @@ from pipeline.grid import (
     search_experiments,
     searched_table_spec,
     table_spec,
+    tsne_spec,
 )
-from pipeline.models import ARCHS
 from pipeline.sweeps import sweep_cells
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -184,6 +186,18 @@ def test_default_grid_trains_every_baseline_and_captions_say_what_is_trimmed():
     assert len(runs(config)) == sum(
         len(experiment_seeds(config, e)) for e in dataset_experiments(config)["synthetic"]
     )
+
+
+def test_the_schema_is_the_one_home_of_the_figure_and_sequence_defaults(tmp_path):
+    """grid reads the t-SNE settings and seq_len without fallbacks of its own: a config that omits them gets
+    the schema's defaults."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    del config["figures"], config["seq_len"]
+    (tmp_path / "bare.yaml").write_text(yaml.safe_dump(config))
+    bare = load_config([tmp_path / "bare.yaml"])
+    expected = {"with": "hycon", "without": "no_contrast", "perplexity": 30, "max_points": 2000}
+    assert tsne_spec(bare) == expected
+    assert dataset_seq_len(bare, "synthetic") == 50
 
 
 def test_searched_tables_caption_only_the_epochs_their_rows_trim():

@@ -48,12 +48,11 @@ from pipeline.data.dataset import append_rows, create_split
 from pipeline.data.plan import Plan, first_videos, plan_alignment
 from pipeline.errors import ConfigError, DataError
 from pipeline.io import atomic_path, background_checksums, check_output
-from pipeline.layout import CSD_FILES, FOLDS, FRAME_FILES, HASHED_FILES
+from pipeline.layout import CSD_FILES, FOLDS, FRAME_FILES, HASHED_FILES, SILENCE
 
 log = logging.getLogger(__name__)
 
 EPSILON = 1e-3  # the SDK's `epsilon = 10e-4`
-SILENCE = "sp"
 _PAIR_BUDGET = 1 << 22  # candidate (reference, frame) pairs examined per vectorised block
 _FLUSH_ROWS = 512  # segments buffered per split before a write
 

@@ -43,7 +43,7 @@ from pipeline.data import csd
 from pipeline.data.folds import SPLITS, write_folds
 from pipeline.errors import ConfigError
 from pipeline.io import sha256sum, write_json
-from pipeline.layout import FOLDS, FRAME_FILES, HASHED_FILES, LABELS, MANIFEST, WORDS
+from pipeline.layout import FOLDS, FRAME_FILES, HASHED_FILES, LABELS, MANIFEST, SILENCE, WORDS
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,6 @@ FILLERS: tuple[str, ...] = (
     "music", "director", "is", "were", "basically", "saw", "watched", "with", "my", "friends", "in", "part",
     "second", "half", "overall", "acting", "script", "dialogue", "camera", "then", "there", "we",
 )  # fmt: skip
-SILENCE = "sp"
 SENTIMENT_SCALE = 2.0  # expected sentiment = 3 tanh(score / SENTIMENT_SCALE)
 ANNOTATOR_SD = 0.6  # noise of one annotator's rating around the expected sentiment
 ANNOTATORS = (3, 5)  # inclusive range of annotators per segment

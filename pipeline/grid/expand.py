@@ -24,12 +24,10 @@ def active_tables(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def tsne_spec(config: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The t-SNE figure's experiments (with and without contrastive learning), or None when switched off."""
-    figures = config.get("figures") or {}
-    if "tsne" in figures and figures["tsne"] is None:
-        return None
-    defaults = {"with": "hycon", "without": "no_contrast", "perplexity": 30, "max_points": 2000}
-    return {**defaults, **(figures.get("tsne") or {})}
+    """The t-SNE figure's experiments (with and without contrastive learning), perplexity and point cap, or
+    None when switched off (`tsne: null`). Of a validated config: the schema fills the defaults."""
+    tsne = config["figures"]["tsne"]
+    return None if tsne is None else dict(tsne)
 
 
 def experiment_settings(config: Mapping[str, Any], experiment: str) -> dict[str, Any]:
@@ -127,8 +125,9 @@ def is_synthetic(config: Mapping[str, Any], dataset: str) -> bool:
 
 
 def dataset_seq_len(config: Mapping[str, Any], dataset: str) -> int:
-    """Word-level sequence length of a dataset: its own `seq_len`, else the global one."""
-    return int(config["datasets"][dataset].get("seq_len", config.get("seq_len", 50)))
+    """Word-level sequence length of a dataset: its own `seq_len`, else the global one (its default: the
+    schema)."""
+    return int(config["datasets"][dataset].get("seq_len", config["seq_len"]))
 
 
 def searched_of(config: Mapping[str, Any], experiment: str) -> str | None:

@@ -1,6 +1,7 @@
 """Model families: each takes the aligned contract (audio, visual, lengths, text) and predicts sentiment.
 
-`FAMILIES` is the registry of `model.arch` names (the settings' allowed values come from it); `build_model`
+`FAMILIES` is the registry of the `model.arch` families (their names, the settings' allowed values, are
+`pipeline.choices.ARCHS`); `build_model`
 is the one place a run's settings and its data's dimensions become a network; training, evaluation, the
 search and the benchmarks all call it. HyCon is `hycon.py`; the baselines of the paper's comparison (issue 8)
 are `lstm.py` (ef_lstm, lf_lstm), `tensor_fusion.py` (tfn, lmf), `mfn.py`, `mult.py`, `mag_bert.py`,
@@ -19,8 +20,8 @@ if TYPE_CHECKING:
 
     from pipeline.models.contract import ModelFamily
 
-# `model.arch` -> "module:class"; every class is a `contract.ModelFamily`: HyConModel's constructor, forward
-# (-> `contract.ModelOutput`) and model_inputs.
+# `model.arch` (a name of pipeline.choices.ARCHS, the allowed names' home) -> "module:class"; every class is a
+# `contract.ModelFamily`: HyConModel's constructor, forward (-> `contract.ModelOutput`) and model_inputs.
 FAMILIES: dict[str, str] = {
     "hycon": "pipeline.models.hycon:HyConModel",
     "ef_lstm": "pipeline.models.lstm:EFLSTM",
@@ -33,7 +34,6 @@ FAMILIES: dict[str, str] = {
     "text_probe": "pipeline.models.probe:TextProbe",
     "text_only": "pipeline.models.text_only:TextOnly",
 }
-ARCHS: tuple[str, ...] = tuple(FAMILIES)
 # Families whose references read one language vector per word (an LSTM or Transformer over word vectors, or,
 # in TFN and LMF, a language LSTM over words: thuiar/MMSA's `TextSubNet`): they read `model.text_steps`.
 WORD_STEP_FAMILIES: tuple[str, ...] = ("ef_lstm", "lf_lstm", "tfn", "lmf", "mfn", "mult")
@@ -75,7 +75,7 @@ def reads_word_states(model: dict[str, Any]) -> bool:
 
 
 def model_class(arch: str) -> type[ModelFamily]:
-    """The class of the `model.arch` family `arch` (a name of `ARCHS`)."""
+    """The class of the `model.arch` family `arch` (a name of `pipeline.choices.ARCHS`)."""
     module, name = FAMILIES[arch].split(":")
     return getattr(importlib.import_module(module), name)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from pipeline.choices import FUSIONS
 from pipeline.errors import ConfigError
 
 PAIRS: tuple[tuple[int, int], ...] = ((0, 1), (0, 2), (1, 2))  # (l, a), (l, v), (a, v)
@@ -97,7 +98,6 @@ FUSION_MODULES: dict[str, type[nn.Module]] = {
     "tensor": TensorFusion,
     "graph": GraphFusion,
 }
-FUSIONS: tuple[str, ...] = tuple(FUSION_MODULES)
 
 
 def build_fusion(name: str, d: int) -> nn.Module:

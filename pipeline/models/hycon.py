@@ -29,9 +29,9 @@ from pipeline.models.base import LanguageInput, regression_head
 from pipeline.models.contract import ModelOutput
 from pipeline.models.fusion import build_fusion
 
-# `model.nonneg` -> the activation closing every unimodal projection; `model.positional` names.
+# `model.nonneg` (a name of pipeline.choices.NONNEG, where the allowed names live) -> the activation closing
+# every unimodal projection.
 NONNEG: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "softplus": nn.Softplus, "none": nn.Identity}
-POSITIONAL: tuple[str, ...] = ("sinusoidal", "learned")
 
 
 def sinusoidal_encoding(length: int, width: int) -> torch.Tensor:

@@ -13,12 +13,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from pipeline.choices import TEXT_TOKENS
 from pipeline.errors import ConfigError
 from pipeline.layout import hub_model_dir
 
-# Which states of the language model become the sentence vector (see select_token); the settings add
-# `auto`, resolved to one of these by `pipeline.settings.text_token_of`.
-TEXT_TOKENS: tuple[str, ...] = ("mean", "cls", "last")
 TINY_BERT = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
 
 

@@ -26,19 +26,12 @@ import pandas as pd
 
 from pipeline.errors import DataError
 from pipeline.io import atomic_path, check_output, write_json
+from pipeline.layout import CURVE_COLUMNS
 from pipeline.metrics import METRIC_KEYS  # the run metrics every aggregate carries (metrics.json contract)
 
 SPLITS: tuple[str, ...] = ("valid", "test")
 # The paper's metrics (its Acc2/F1 are the non0 ones): the DVC metrics summary.
 SUMMARY_KEYS: tuple[str, ...] = ("acc7", "acc2_non0", "f1_non0", "mae", "corr")
-# Learning-curve columns of history.csv that are averaged over seeds.
-CURVE_COLUMNS: tuple[str, ...] = (
-    "train_loss",
-    "train_pred_loss",
-    "train_hybrid_loss",
-    "valid_mae",
-    "valid_corr",
-)
 
 
 def mean_std(values: Iterable[float | None]) -> dict[str, Any]:

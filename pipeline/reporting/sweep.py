@@ -26,11 +26,11 @@ import pandas as pd
 
 from pipeline.errors import ConfigError, DataError
 from pipeline.io import atomic_path, check_output
+from pipeline.reporting.captions import ALPHA
 from pipeline.reporting.figures import plt, save_figure
 from pipeline.reporting.stats import paired_differences, paired_t_test, seed_values
 from pipeline.reporting.tables import COLUMNS, format_value, load_aggregates
 
-SIGNIFICANCE = 0.05
 # The heatmap's panels: paper column (pipeline.reporting.tables.COLUMNS) and whether lower is better.
 PANELS: tuple[tuple[str, bool], ...] = (("mae", True), ("acc2", False))
 
@@ -63,9 +63,7 @@ def sweep_frame(spec: Mapping[str, Any], aggregates: Mapping[str, Mapping[str, A
         ]
         frame[f"{header}_p"] = [None if i == best else p for i, p in enumerate(p_values)]
         frame[f"{header}_best"] = frame.index == best
-        frame[f"{header}_ns"] = [
-            i != best and p is not None and p >= SIGNIFICANCE for i, p in enumerate(p_values)
-        ]
+        frame[f"{header}_ns"] = [i != best and p is not None and p >= ALPHA for i, p in enumerate(p_values)]
     return frame
 
 
@@ -77,7 +75,7 @@ def render_markdown(spec: Mapping[str, Any], frame: pd.DataFrame) -> str:
     lines = [
         f"**Sweep `{spec['name']}` on {spec['dataset_label']}: test metrics, mean ± std over seeds "
         f"{', '.join(map(str, spec['seeds']))}.** \\* best test mean of the column; ≈ not significantly "
-        f"different from it (paired t-test over seeds, p ≥ {SIGNIFICANCE}); ★ lowest validation MAE.",
+        f"different from it (paired t-test over seeds, p ≥ {ALPHA}); ★ lowest validation MAE.",
         "",
         "| " + " | ".join([*keys, *headers, "valid. optimum"]) + " |",
         "|" + "--:|" * (len(keys) + len(headers) + 1),
@@ -157,7 +155,7 @@ def plot_sweep(spec: Mapping[str, Any], frame: pd.DataFrame, out: str | Path) ->
     fig.suptitle(
         f"Sweep {spec['name']} on {spec['dataset_label']}, mean over {seeds} seed{'s' * (seeds > 1)}\n"
         f"red frame: best cell; hatched: not significantly different from it (paired t-test over seeds, "
-        f"p ≥ {SIGNIFICANCE}); ★: lowest validation MAE",
+        f"p ≥ {ALPHA}); ★: lowest validation MAE",
         fontsize=9,
     )
     save_figure(fig, out)

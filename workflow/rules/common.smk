@@ -76,6 +76,16 @@ def synthesize_options(spec):
     return " ".join(options + ([] if spec.get("faults", True) else ["--no-faults"]))
 
 
+# The one software environment of every rule (Snakemake has no workflow-wide default for a rule's `conda:`,
+# so each rule names it; the path, relative to this folder, is written once here).
+PIPELINE_ENV = "../envs/pipeline.yaml"
+
+
+def benchmark_file(job):
+    """Where Snakemake writes a job's time and memory: results/benchmarks/<rule>/<job>.tsv (layout.py)."""
+    return f"{layout.BENCHMARKS_DIR}/{job}.tsv"
+
+
 def res(rule_name, key, default):
     """A rule's resource from config `resources`: its own entry, else `resources.default`, else `default`."""
     resources = config.get("resources") or {}
@@ -87,6 +97,15 @@ def placement(rule_name):
     `resources.default`) and, for a GPU job, gpu_model; only those set (unset: the cluster's defaults)."""
     keys = ["slurm_partition", "slurm_account"] + (["gpu_model"] if res(rule_name, "gpu", 0) > 0 else [])
     return {key: res(rule_name, key, None) for key in keys if res(rule_name, key, None) is not None}
+
+
+def rule_resources(rule_name, mem_mb, runtime, gpu=None):
+    """A rule's `resources:` (the one block every computing rule shares): mem_mb, runtime and, for a rule that
+    can use one, gpu, each from config `resources` (`res`) with the given default, then its placement."""
+    resources = {"mem_mb": res(rule_name, "mem_mb", mem_mb), "runtime": res(rule_name, "runtime", runtime)}
+    if gpu is not None:
+        resources["gpu"] = res(rule_name, "gpu", gpu)
+    return {**resources, **placement(rule_name)}
 
 
 def language_model_input(name):
@@ -150,12 +169,22 @@ def run_fingerprint(wildcards):
 
 def run_file(dataset, experiment, name):
     """Paths of one file of every seed's run directory."""
-    return [f"{RUN_DIR}/{name}".format(dataset=dataset, experiment=experiment, seed=s) for s in grid.run_seeds(config, experiment)]
+    return [
+        f"{RUN_DIR}/{name}".format(dataset=dataset, experiment=experiment, seed=s)
+        for s in grid.run_seeds(config, experiment)
+    ]
 
 
 def aggregate_path(dataset, experiment):
     """The aggregated metrics (mean ± std over seeds) of one experiment."""
-    return f"results/metrics/{dataset}/{experiment}.json"
+    return layout.AGGREGATE.format(dataset=dataset, experiment=experiment)
+
+
+def summary_targets():
+    """Every experiment's flat test summary (DVC metrics)."""
+    return [
+        layout.SUMMARY.format(dataset=d, experiment=e) for d, experiments in GRID.items() for e in experiments
+    ]
 
 
 def all_targets():
@@ -167,15 +196,15 @@ def all_targets():
         for dataset, experiment, seed in grid.runs(config)
         for name in ("model.pt", "metrics.json")
     ]
-    targets += [f"results/summary/{d}/{e}.json" for d, experiments in GRID.items() for e in experiments]
-    targets.append("results/headline.json")
+    targets += summary_targets()
+    targets.append(layout.HEADLINE)
     for table in grid.active_tables(config):
-        targets += [f"results/tables/{table}.{ext}" for ext in ("md", "tex", "csv")]
-        targets.append(f"results/figures/{table}_forest.png")
+        targets += [f"{layout.TABLE}.{ext}".format(table=table) for ext in ("md", "tex", "csv")]
+        targets.append(layout.FOREST_FIGURE.format(table=table))
     for dataset, experiments in GRID.items():
-        targets += [f"results/figures/curves/{dataset}/{e}.png" for e in experiments]
+        targets += [layout.CURVES_FIGURE.format(dataset=dataset, experiment=e) for e in experiments]
         if grid.tsne_spec(config):
-            targets.append(f"results/figures/tsne_{dataset}.png")
+            targets.append(layout.TSNE_FIGURE.format(dataset=dataset))
     return targets
 
 
@@ -233,5 +262,5 @@ SEARCH_SHELL = (
 def search_workers(wildcards):
     """Markers of the `search.workers` extra processes training the same study (none when it is 1)."""
     count = config["search"]["workers"]
-    folder = f"results/search/{wildcards.dataset}/{wildcards.experiment}/workers"
+    folder = f"{layout.SEARCH_DIR}/workers".format(dataset=wildcards.dataset, experiment=wildcards.experiment)
     return [f"{folder}/{k}.done" for k in range(count)] if count > 1 else []

@@ -8,18 +8,18 @@ rule aggregate:
         metrics=lambda w: run_file(w.dataset, w.experiment, "metrics.json"),
         histories=lambda w: run_file(w.dataset, w.experiment, "history.csv"),
     output:
-        metrics="results/metrics/{dataset}/{experiment}.json",
-        curve="results/curves/{dataset}/{experiment}.csv",
-        summary="results/summary/{dataset}/{experiment}.json",
-    params:
-        code=CODE["reporting"],
-    conda:
-        "../envs/pipeline.yaml"
+        metrics=layout.AGGREGATE,
+        curve=layout.CURVE,
+        summary=layout.SUMMARY,
     log:
         "logs/aggregate/{dataset}/{experiment}.log",
     benchmark:
-        "results/benchmarks/aggregate/{dataset}/{experiment}.tsv"
+        benchmark_file("aggregate/{dataset}/{experiment}")
     localrule: True
+    conda:
+        PIPELINE_ENV
+    params:
+        code=CODE["reporting"],
     shell:
         "python -m pipeline aggregate --out {output.metrics} --curve {output.curve} --summary {output.summary}"
         " {input.metrics} > {log} 2>&1"
@@ -27,18 +27,19 @@ rule aggregate:
 
 rule headline:
     """Every experiment's test Acc2, MAE and Corr in one JSON whose keys are unique (dataset, experiment,
-    metric): the DVC metrics that `dvc exp show` lists in readable columns (pipeline/reporting/headline.py)."""
+    metric): the DVC metrics that `dvc exp show` lists in readable columns (pipeline/reporting/headline.py).
+    """
     input:
-        [f"results/summary/{d}/{e}.json" for d, experiments in GRID.items() for e in experiments],
+        summary_targets(),
     output:
-        "results/headline.json",
-    params:
-        code=CODE["reporting"],
-    conda:
-        "../envs/pipeline.yaml"
+        layout.HEADLINE,
     log:
         "logs/headline.log",
     localrule: True
+    conda:
+        PIPELINE_ENV
+    params:
+        code=CODE["reporting"],
     shell:
         "python -m pipeline headline --out {output} {input} > {log} 2>&1"
 
@@ -50,27 +51,29 @@ rule tables:
         aggregates=table_inputs,
         predictions=table_predictions,
     output:
-        md="results/tables/{table}.md",
-        tex="results/tables/{table}.tex",
+        md=f"{layout.TABLE}.md",
+        tex=f"{layout.TABLE}.tex",
         csv=report(
-            "results/tables/{table}.csv",
+            f"{layout.TABLE}.csv",
             caption="../report/table.rst",
             category="Tables",
             labels={"table": "{table}"},
         ),
+    log:
+        "logs/tables/{table}.log",
+    wildcard_constraints:
+        table=_alternatives(grid.active_tables(config)),
+    localrule: True
+    conda:
+        PIPELINE_ENV
     params:
         spec=lambda w: json.dumps(grid.table_spec(config, w.table), sort_keys=True),
         caption=lambda w: grid.table_spec(config, w.table)["caption"],
         code=CODE["reporting"],
-    wildcard_constraints:
-        table=_alternatives(grid.active_tables(config)),
-    conda:
-        "../envs/pipeline.yaml"
-    log:
-        "logs/tables/{table}.log",
-    localrule: True
     shell:
-        "python -m pipeline tables --spec {params.spec:q} --out results/tables/{wildcards.table} {input.aggregates}"
+        "python -m pipeline tables --spec {params.spec:q} --out "
+        + layout.TABLE.format(table="{wildcards.table}")
+        + " {input.aggregates}"
         " --predictions {input.predictions} > {log} 2>&1"
 
 
@@ -80,21 +83,21 @@ rule figures_forest:
         rules.tables.output.csv,
     output:
         report(
-            "results/figures/{table}_forest.png",
+            layout.FOREST_FIGURE,
             caption="../report/forest.rst",
             category="Figures",
             subcategory="Differences from the reference row",
             labels={"table": "{table}"},
         ),
+    log:
+        "logs/figures/{table}_forest.log",
+    localrule: True
+    conda:
+        PIPELINE_ENV
     params:
         title=lambda w: grid.table_spec(config, w.table)["title"],
         caption=lambda w: grid.table_spec(config, w.table)["caption"],
         code=CODE["reporting"],
-    conda:
-        "../envs/pipeline.yaml"
-    log:
-        "logs/figures/{table}_forest.log",
-    localrule: True
     shell:
         "python -m pipeline figures forest --table {input} --title {params.title:q} --out {output} > {log} 2>&1"
 
@@ -105,19 +108,19 @@ rule figures_curves:
         lambda w: run_file(w.dataset, w.experiment, "history.csv"),
     output:
         report(
-            "results/figures/curves/{dataset}/{experiment}.png",
+            layout.CURVES_FIGURE,
             caption="../report/curves.rst",
             category="Figures",
             subcategory="Learning curves",
             labels={"dataset": "{dataset}", "experiment": "{experiment}"},
         ),
-    params:
-        code=CODE["reporting"],
-    conda:
-        "../envs/pipeline.yaml"
     log:
         "logs/figures/curves/{dataset}/{experiment}.log",
     localrule: True
+    conda:
+        PIPELINE_ENV
+    params:
+        code=CODE["reporting"],
     shell:
         "python -m pipeline figures curves --title '{wildcards.dataset} / {wildcards.experiment}'"
         " --out {output} {input} > {log} 2>&1"
@@ -129,28 +132,26 @@ rule figures_tsne:
         unpack(tsne_inputs),
     output:
         report(
-            "results/figures/tsne_{dataset}.png",
+            layout.TSNE_FIGURE,
             caption="../report/tsne.rst",
             category="Figures",
             subcategory="Embedding space (Fig. 3)",
             labels={"dataset": "{dataset}"},
         ),
+    log:
+        "logs/figures/tsne_{dataset}.log",
+    benchmark:
+        benchmark_file("figures/tsne_{dataset}")
+    conda:
+        PIPELINE_ENV
+    threads: 1
+    resources:
+        **rule_resources("default", mem_mb=2000, runtime=30),
     params:
         perplexity=lambda w: grid.tsne_spec(config)["perplexity"],
         max_points=lambda w: grid.tsne_spec(config)["max_points"],
         label=lambda w: dataset_label(config["datasets"][w.dataset], w.dataset),
         code=CODE["reporting"],
-    conda:
-        "../envs/pipeline.yaml"
-    log:
-        "logs/figures/tsne_{dataset}.log",
-    benchmark:
-        "results/benchmarks/figures/tsne_{dataset}.tsv"
-    threads: 1
-    resources:
-        mem_mb=res("default", "mem_mb", 2000),
-        runtime=res("default", "runtime", 30),
-        **placement("default"),
     shell:
         "python -m pipeline figures tsne --with {input.with_cl} --without {input.without_cl}"
         " --perplexity {params.perplexity} --max-points {params.max_points} --title {params.label:q}"

@@ -11,24 +11,21 @@ rule search_worker:
         features=lambda w: features_input(w.dataset, w.experiment),
         language_model=lambda w: run_language_model(w.experiment),
     output:
-        touch("results/search/{dataset}/{experiment}/workers/{worker}.done"),
-    params:
-        spec=lambda w: json.dumps(grid.search_spec(config, w.experiment), sort_keys=True),
-        out_dir=lambda w: f"results/search/{w.dataset}/{w.experiment}",
-        features=lambda w: features_arg(w.dataset, w.experiment),
+        touch(f"{layout.SEARCH_DIR}/workers/{{worker}}.done"),
+    log:
+        "logs/search/{dataset}/{experiment}.worker{worker}.log",
     wildcard_constraints:
         experiment=_alternatives(config["experiments"]),
         worker=r"\d+",
     conda:
-        "../envs/pipeline.yaml"
-    log:
-        "logs/search/{dataset}/{experiment}.worker{worker}.log",
+        PIPELINE_ENV
     threads: res("search", "threads", 1)
     resources:
-        mem_mb=res("search", "mem_mb", 4000),
-        runtime=res("search", "runtime", 720),
-        gpu=res("search", "gpu", 0),
-        **placement("search"),
+        **rule_resources("search", mem_mb=4000, runtime=720, gpu=0),
+    params:
+        spec=lambda w: json.dumps(grid.search_spec(config, w.experiment), sort_keys=True),
+        out_dir=lambda w: layout.SEARCH_DIR.format(dataset=w.dataset, experiment=w.experiment),
+        features=lambda w: features_arg(w.dataset, w.experiment),
     shell:
         SEARCH_SHELL
 
@@ -42,27 +39,24 @@ rule search:
         language_model=lambda w: run_language_model(w.experiment),
         workers=search_workers,
     output:
-        best="results/search/{dataset}/{experiment}/best.json",
-        trials="results/search/{dataset}/{experiment}/trials.csv",
+        best=f"{layout.SEARCH_DIR}/best.json",
+        trials=f"{layout.SEARCH_DIR}/trials.csv",
+    log:
+        "logs/search/{dataset}/{experiment}.log",
+    benchmark:
+        benchmark_file("search/{dataset}/{experiment}")
+    wildcard_constraints:
+        experiment=_alternatives(config["experiments"]),
+    conda:
+        PIPELINE_ENV
+    threads: res("search", "threads", 1)
+    resources:
+        **rule_resources("search", mem_mb=4000, runtime=720, gpu=0),
     params:
         spec=lambda w: json.dumps(grid.search_spec(config, w.experiment), sort_keys=True),
         out_dir=lambda w, output: Path(output.best).parent,
         features=lambda w: features_arg(w.dataset, w.experiment),
         fingerprint=lambda w: fingerprints.fingerprint(data_fp(w.dataset), CODE["model"]),
-    wildcard_constraints:
-        experiment=_alternatives(config["experiments"]),
-    conda:
-        "../envs/pipeline.yaml"
-    log:
-        "logs/search/{dataset}/{experiment}.log",
-    benchmark:
-        "results/benchmarks/search/{dataset}/{experiment}.tsv"
-    threads: res("search", "threads", 1)
-    resources:
-        mem_mb=res("search", "mem_mb", 4000),
-        runtime=res("search", "runtime", 720),
-        gpu=res("search", "gpu", 0),
-        **placement("search"),
     shell:
         SEARCH_SHELL
 
@@ -70,16 +64,16 @@ rule search:
 rule search_settings:
     """An experiment's chosen setting as a run-settings file, trained as experiment searched_<experiment>."""
     input:
-        "results/search/{dataset}/{experiment}/best.json",
+        rules.search.output.best,
     output:
         layout.SETTINGS.replace("{experiment}", f"{grid.SEARCHED_PREFIX}{{experiment}}"),
-    wildcard_constraints:
-        experiment=_alternatives(config["experiments"]),
-    conda:
-        "../envs/pipeline.yaml"
     log:
         f"logs/settings/{{dataset}}/{grid.SEARCHED_PREFIX}{{experiment}}.log",
+    wildcard_constraints:
+        experiment=_alternatives(config["experiments"]),
     localrule: True
+    conda:
+        PIPELINE_ENV
     script:
         "../scripts/settings.py"
 
@@ -90,25 +84,30 @@ rule tables_searched:
         aggregates=lambda w: table_inputs(w, grid.searched_table_spec),
         predictions=lambda w: table_predictions(w, grid.searched_table_spec),
     output:
-        md="results/tables/searched/{table}.md",
-        tex="results/tables/searched/{table}.tex",
-        csv="results/tables/searched/{table}.csv",
+        md=f"{layout.SEARCHED_TABLE}.md",
+        tex=f"{layout.SEARCHED_TABLE}.tex",
+        csv=f"{layout.SEARCHED_TABLE}.csv",
+    log:
+        "logs/tables/searched/{table}.log",
+    wildcard_constraints:
+        table=_alternatives(grid.searched_tables(config)),
+    localrule: True
+    conda:
+        PIPELINE_ENV
     params:
         spec=lambda w: json.dumps(grid.searched_table_spec(config, w.table), sort_keys=True),
         code=CODE["reporting"],
-    wildcard_constraints:
-        table=_alternatives(grid.searched_tables(config)),
-    conda:
-        "../envs/pipeline.yaml"
-    log:
-        "logs/tables/searched/{table}.log",
-    localrule: True
     shell:
-        "python -m pipeline tables --spec {params.spec:q} --out results/tables/searched/{wildcards.table}"
-        " {input.aggregates} --predictions {input.predictions} > {log} 2>&1"
+        "python -m pipeline tables --spec {params.spec:q} --out "
+        + layout.SEARCHED_TABLE.format(table="{wildcards.table}")
+        + " {input.aggregates} --predictions {input.predictions} > {log} 2>&1"
 
 
 rule search_all:
     """Target: search every table row, train each chosen setting with the search seeds, render the tables."""
     input:
-        [f"results/tables/searched/{table}.{ext}" for table in grid.searched_tables(config) for ext in ("md", "tex", "csv")],
+        [
+            f"{layout.SEARCHED_TABLE}.{ext}".format(table=table)
+            for table in grid.searched_tables(config)
+            for ext in ("md", "tex", "csv")
+        ],

@@ -8,37 +8,38 @@ rule sweep_report:
     input:
         lambda w: [aggregate_path(sweep_dataset(w.sweep), cell) for cell in SWEEPS[w.sweep]],
     output:
-        md="results/sweeps/{sweep}.md",
+        md=f"{layout.SWEEP}.md",
         csv=report(
-            "results/sweeps/{sweep}.csv",
+            f"{layout.SWEEP}.csv",
             caption="../report/sweep_table.rst",
             category="Sweeps",
             labels={"sweep": "{sweep}", "file": "table"},
         ),
         figure=report(
-            "results/figures/sweep_{sweep}.png",
+            layout.SWEEP_FIGURE,
             caption="../report/sweep.rst",
             category="Sweeps",
             labels={"sweep": "{sweep}", "file": "heatmap"},
         ),
+    log:
+        "logs/sweeps/{sweep}.log",
+    wildcard_constraints:
+        sweep=_alternatives(SWEEPS),
+    localrule: True
+    conda:
+        PIPELINE_ENV
     params:
         spec=lambda w: json.dumps(sweeps.sweep_spec(config, w.sweep), sort_keys=True),
         label=lambda w: sweeps.sweep_spec(config, w.sweep)["dataset_label"],
         code=CODE["reporting"],
-    wildcard_constraints:
-        sweep=_alternatives(SWEEPS),
-    conda:
-        "../envs/pipeline.yaml"
-    log:
-        "logs/sweeps/{sweep}.log",
-    localrule: True
     shell:
-        "python -m pipeline sweep --spec {params.spec:q} --out results/sweeps/{wildcards.sweep}"
-        " --figure {output.figure} {input} > {log} 2>&1"
+        "python -m pipeline sweep --spec {params.spec:q} --out "
+        + layout.SWEEP.format(sweep="{wildcards.sweep}")
+        + " --figure {output.figure} {input} > {log} 2>&1"
 
 
 rule sweep:
     """Target: every sweep's runs, table and heatmap."""
     input:
-        [f"results/sweeps/{s}.{ext}" for s in SWEEPS for ext in ("md", "csv")],
-        [f"results/figures/sweep_{s}.png" for s in SWEEPS],
+        [f"{layout.SWEEP}.{ext}".format(sweep=s) for s in SWEEPS for ext in ("md", "csv")],
+        [layout.SWEEP_FIGURE.format(sweep=s) for s in SWEEPS],

@@ -5,15 +5,15 @@ rule settings:
     """Write an experiment's resolved settings (base + its overrides); rewritten only when they change."""
     output:
         layout.SETTINGS,
-    params:
-        settings=lambda w: grid.run_settings(config, w.experiment),
-    wildcard_constraints:
-        experiment=_alternatives(sweeps.experiment_overrides(config)),
-    conda:
-        "../envs/pipeline.yaml"
     log:
         "logs/settings/{dataset}/{experiment}.log",
+    wildcard_constraints:
+        experiment=_alternatives(sweeps.experiment_overrides(config)),
     localrule: True
+    conda:
+        PIPELINE_ENV
+    params:
+        settings=lambda w: grid.run_settings(config, w.experiment),
     script:
         "../scripts/settings.py"
 
@@ -30,22 +30,19 @@ rule train:
         history=f"{RUN_DIR}/history.csv",
         timings=f"{RUN_DIR}/timings.json",
         summary=f"{RUN_DIR}/train.json",
+    log:
+        "logs/train/{dataset}/{experiment}/seed{seed}.log",
+    benchmark:
+        benchmark_file("train/{dataset}/{experiment}/seed{seed}")
+    conda:
+        PIPELINE_ENV
+    threads: res("train", "threads", 1)
+    resources:
+        **rule_resources("train", mem_mb=4000, runtime=60, gpu=0),
     params:
         run_dir=lambda w, output: Path(output.model).parent,
         features=lambda w: features_arg(w.dataset, w.experiment),
         fingerprint=run_fingerprint,
-    conda:
-        "../envs/pipeline.yaml"
-    log:
-        "logs/train/{dataset}/{experiment}/seed{seed}.log",
-    benchmark:
-        "results/benchmarks/train/{dataset}/{experiment}/seed{seed}.tsv"
-    threads: res("train", "threads", 1)
-    resources:
-        mem_mb=res("train", "mem_mb", 4000),
-        runtime=res("train", "runtime", 60),
-        gpu=res("train", "gpu", 0),
-        **placement("train"),
     shell:
         "python -m pipeline train --config {input.settings} --data {input.data} {params.features}"
         " --seed {wildcards.seed} --out {params.run_dir} > {log} 2>&1"
@@ -63,23 +60,20 @@ rule evaluate:
         metrics=f"{RUN_DIR}/metrics.json",
         predictions=f"{RUN_DIR}/predictions.csv",
         embeddings=f"{RUN_DIR}/embeddings.npz",
+    log:
+        "logs/evaluate/{dataset}/{experiment}/seed{seed}.log",
+    benchmark:
+        benchmark_file("evaluate/{dataset}/{experiment}/seed{seed}")
+    conda:
+        PIPELINE_ENV
+    threads: res("evaluate", "threads", 1)
+    resources:
+        **rule_resources("evaluate", mem_mb=4000, runtime=30, gpu=0),
     params:
         run_dir=lambda w, input: Path(input.model).parent,
         features=lambda w: features_arg(w.dataset, w.experiment),
         fused=lambda w: "--fused" if w.experiment in fused_experiments() else "",
         fingerprint=run_fingerprint,
-    conda:
-        "../envs/pipeline.yaml"
-    log:
-        "logs/evaluate/{dataset}/{experiment}/seed{seed}.log",
-    benchmark:
-        "results/benchmarks/evaluate/{dataset}/{experiment}/seed{seed}.tsv"
-    threads: res("evaluate", "threads", 1)
-    resources:
-        mem_mb=res("evaluate", "mem_mb", 4000),
-        runtime=res("evaluate", "runtime", 30),
-        gpu=res("evaluate", "gpu", 0),
-        **placement("evaluate"),
     shell:
         "python -m pipeline evaluate --run {params.run_dir} --data {input.data} {params.features}"
         " --dataset {wildcards.dataset} --experiment {wildcards.experiment} {params.fused} > {log} 2>&1"
