@@ -49,3 +49,16 @@ def synthetic(tmp_path_factory) -> dict:
         "features": root / "minilm.h5",
         "constant_mae": float(np.abs(test_labels - train_mean).mean()),
     }
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--reverse",
+        action="store_true",
+        help="run the collected tests in reverse order: no test may depend on what another left behind",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--reverse"):
+        items.reverse()

@@ -1,10 +1,11 @@
 """The Snakemake + DVC workflow: bad configs, profiles, DVC structure, and the tiny config end to end.
 
-The end-to-end tests share one project: a copy of this repository whose config/config.yaml is the tiny
-config (config/config.yaml overlaid with config/test.yaml), made a git + DVC repository and built from
-scratch with `dvc repro`, as on a fresh clone. They then run in file order on that project: the outputs,
-nothing left to do, a DVC checkout that must not rerun jobs, the per-row search, and last an edit of one
-experiment that must rerun only that experiment and what uses it.
+The end-to-end tests start from one built project: a copy of this repository whose config/config.yaml is the
+tiny config (config/config.yaml overlaid with config/test.yaml), made a git + DVC repository and built from
+scratch with `dvc repro`, as on a fresh clone (`built`, once per session). Each test that runs commands in it
+gets a copy of its own (`project`), so the tests pass alone and in any order: the outputs, nothing left to do,
+a DVC checkout that must not rerun jobs, the per-row search, an edit of one experiment that must rerun only
+that experiment and what uses it, the sweeps, and DVC experiments.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import math
 import pickle
 import re
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -256,16 +258,32 @@ def test_dvc_pipeline_calls_snakemake_and_does_not_repeat_the_grid():
 # ---------------------------------------------------------------- end to end on the tiny config
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    """A fresh git + DVC project on the tiny config, built from scratch by `dvc repro`."""
-    root = tmp_path_factory.mktemp("project")
+def commit(project: Path, message: str, *paths: str) -> None:
+    """Commit `paths` (every change when none) in the project's git repository."""
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.org"]
+    for command in (["add", *(paths or ["-A"])], ["commit", "-q", "-m", message]):
+        subprocess.run([*git, *command], cwd=project, check=True, capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory) -> Path:
+    """A fresh git + DVC project on the tiny config, built from scratch by `dvc repro`; never changed."""
+    root = tmp_path_factory.mktemp("built") / "project"
+    root.mkdir()
     copy_repository(REPO, root)
     (root / "config" / "config.yaml").write_text(yaml.safe_dump(TINY, sort_keys=False, allow_unicode=True))
-    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.org"]
-    for command in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "fresh clone"]):
-        subprocess.run([*git, *command], cwd=root, check=True, capture_output=True)
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True, capture_output=True)
+    commit(root, "fresh clone")
     run(["dvc", "repro"], root, timeout=900)
+    return root
+
+
+@pytest.fixture
+def project(built, tmp_path) -> Path:
+    """A test's own copy of the built project (git, DVC cache, Snakemake metadata and modification times
+    included), so that what one test changes no other test sees."""
+    root = tmp_path / "project"
+    shutil.copytree(built, root, symlinks=True)
     return root
 
 
@@ -276,7 +294,8 @@ def headline_experiments(keys) -> set[str]:
 
 
 @pytest.mark.slow
-def test_every_table_and_figure_is_well_formed(project):
+def test_every_table_and_figure_is_well_formed(built):
+    project = built
     for table, spec in active_tables(TINY).items():
         frame = pd.read_csv(project / f"results/tables/{table}.csv")
         assert list(frame.columns[:4]) == ["Method", "Source", "Seeds", "Acc7"]
@@ -390,9 +409,7 @@ def test_search_every_row_then_tables_from_the_chosen_settings(project):
 
 @pytest.mark.slow
 def test_editing_one_experiment_reruns_only_its_jobs(project):
-    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.org"]
-    for command in (["add", "-A"], ["commit", "-q", "-m", "first results"]):  # dvc.lock: the baseline
-        subprocess.run([*git, *command], cwd=project, check=True, capture_output=True)
+    commit(project, "first results")  # dvc.lock: the baseline
     config_path = project / "config/config.yaml"
     config = yaml.safe_load(config_path.read_text())
     config["experiments"]["alpha_0.5"] = {"loss.alpha": 0.6}
@@ -484,10 +501,8 @@ def experiment_data(project: Path, name: str) -> dict:
 def test_dvc_exp_run_after_a_snakemake_run_keeps_the_results_and_reruns_one_experiment(project):
     # The state `make run` leaves: results built by Snakemake, no dvc.lock in the commit. Recording them
     # (`make record`, the last step of `make run`) is what keeps `dvc exp run` from deleting them.
+    # The built project's commit ("fresh clone") holds no dvc.lock: removing the file leaves exactly that.
     (project / "dvc.lock").unlink()
-    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.org"]
-    for command in (["add", "-A"], ["commit", "-q", "-m", "results from Snakemake, no lock"]):
-        subprocess.run([*git, *command], cwd=project, check=True, capture_output=True)
     subprocess.run(["make", "record", f"BIN={BIN}"], cwd=project, check=True, capture_output=True)
     tables = {p: p.read_bytes() for p in (project / "results/tables").rglob("*") if p.is_file()}
     before = model_times(project)
@@ -499,8 +514,7 @@ def test_dvc_exp_run_after_a_snakemake_run_keeps_the_results_and_reruns_one_expe
     assert set(headline["synthetic"]) == set(dataset_experiments(TINY)["synthetic"])
     assert all(set(metrics) == {"Acc2", "MAE", "Corr"} for metrics in headline["synthetic"].values())
     # One experiment's α, through params.yaml: that experiment's runs (one train job per seed) rerun.
-    for command in (["add", "dvc.lock"], ["commit", "-q", "-m", "dvc.lock"]):  # the queue's baseline
-        subprocess.run([*git, *command], cwd=project, check=True, capture_output=True)
+    commit(project, "dvc.lock", "dvc.lock")  # the experiment's baseline
     exp = run(
         ["dvc", "exp", "run", "-n", "alpha-0.4", "-S", "experiments={alpha_0.5: {loss.alpha: 0.4}}"], project
     )
@@ -515,6 +529,7 @@ def test_dvc_exp_run_after_a_snakemake_run_keeps_the_results_and_reruns_one_expe
 
 @pytest.mark.slow
 def test_queued_configurations_run_one_after_another(project):
+    commit(project, "first results")  # the queue's baseline holds the built results' dvc.lock
     for alpha in (0.6, 0.7):
         overrides = f"experiments={{alpha_0.5: {{loss.alpha: {alpha}}}}}"
         run(["dvc", "exp", "run", "--queue", "-n", f"queued-{alpha}", "-S", overrides], project)
