@@ -76,8 +76,9 @@ def synthesize_options(spec):
     return " ".join(options + ([] if spec.get("faults", True) else ["--no-faults"]))
 
 
-# The one software environment of every rule (Snakemake has no workflow-wide default for a rule's `conda:`,
-# so each rule names it; the path, relative to this folder, is written once here).
+# The one software environment of every rule. Snakemake has no workflow-wide default for the `conda`
+# directive, so each rule names it; the path, relative to this folder, is written once here. (`snakemake
+# --lint` takes a line with the word rule, a space and later a colon for a rule: these comments avoid that.)
 PIPELINE_ENV = "../envs/pipeline.yaml"
 
 
@@ -100,8 +101,9 @@ def placement(rule_name):
 
 
 def rule_resources(rule_name, mem_mb, runtime, gpu=None):
-    """A rule's `resources:` (the one block every computing rule shares): mem_mb, runtime and, for a rule that
-    can use one, gpu, each from config `resources` (`res`) with the given default, then its placement."""
+    """The `resources` of a computing rule, the one block they all share. It holds mem_mb, runtime and, for
+    a rule that can use one, gpu, each from config `resources` (`res`) with the given default, then its
+    placement."""
     resources = {"mem_mb": res(rule_name, "mem_mb", mem_mb), "runtime": res(rule_name, "runtime", runtime)}
     if gpu is not None:
         resources["gpu"] = res(rule_name, "gpu", gpu)
