@@ -26,6 +26,7 @@ model's forward passes, without the per-word pooling and writing): time and file
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shlex
 import sys
@@ -62,11 +63,15 @@ from pipeline.settings import resolve_settings  # noqa: E402
 from pipeline.train import train_run  # noqa: E402
 
 
-def run_row(work: Path, data: Path, features: Path, overrides: dict, seeds: list[int]) -> list[dict]:
+def run_row(
+    work: Path, data: Path, features: Path, arm: str, overrides: dict, seeds: list[int]
+) -> list[dict]:
     """Train and evaluate one row's seeds in process; a run whose metrics.json exists is read, not rerun
-    (the work folder is a cache: delete it to start afresh)."""
+    (the work folder is a cache: delete it to start afresh). Runs live under `<arm>-<digest of the
+    overrides>`, so a changed preset is a new folder (a preset's keys spelled out exceed a file name)."""
     settings = resolve_settings(None, overrides)
-    tag = "-".join(f"{k.split('.')[-1]}={v}" for k, v in sorted(overrides.items()) if k != "model.arch")
+    digest = hashlib.sha256(json.dumps(overrides, sort_keys=True).encode()).hexdigest()[:12]
+    tag = f"{arm}-{digest}"
     results = []
     for seed in seeds:
         run = work / "runs" / overrides["model.arch"] / tag / f"seed{seed}"
@@ -97,7 +102,9 @@ def table(args: argparse.Namespace) -> None:
             "words": ({**family_preset(arch), "model.text_steps": "words"}, "family preset"),
         }
         for steps, (extra, settings_source) in arms.items():
-            runs = run_row(args.work, data, features, {"model.arch": arch, **extra, **common}, args.seeds)
+            runs = run_row(
+                args.work, data, features, steps, {"model.arch": arch, **extra, **common}, args.seeds
+            )
             rows.append((arch, steps, settings_source, *summarise(runs)))
             print(" | ".join(rows[-1]), flush=True)
     header = ("family", "language input", "settings", *(h for _, h, _ in COLUMNS))
