@@ -10,6 +10,9 @@ test_language.py) then fail until it is.
 
 from __future__ import annotations
 
+from typing import Any
+
+from pipeline.errors import ConfigError
 from pipeline.metrics import METRIC_KEYS
 
 # model.arch: HyCon and the baselines of the paper's comparison (pipeline.models.FAMILIES implements each).
@@ -47,7 +50,7 @@ REDUCTIONS: tuple[str, ...] = ("mean", "sum")  # loss.reduction
 NORMALIZE: tuple[str, ...] = ("zscore", "none")  # data.normalize
 CHECKPOINT_DTYPES: tuple[str, ...] = ("float32", "float16")  # train.checkpoint_dtype
 SCHEDULES: tuple[str, ...] = ("none", "linear_warmup")  # train.schedule (pipeline/optimizer.py)
-# search.sampler (pipeline/study.py); the workflow schema's enum lists the same names.
+# search.sampler (pipeline/study.py); its default is the workflow schema's.
 SAMPLERS: tuple[str, ...] = ("random", "tpe")
 
 # dotted settings key -> its allowed values (`pipeline.settings` validates against this).
@@ -67,3 +70,10 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "train.schedule": SCHEDULES,
     "train.select": METRIC_KEYS,
 }
+
+
+def check_sampler(name: Any) -> str:
+    """`search.sampler` when it is one of SAMPLERS; one ConfigError naming the key otherwise."""
+    if name not in SAMPLERS:
+        raise ConfigError(f"search.sampler: {name!r} is not one of {', '.join(SAMPLERS)}")
+    return name

@@ -47,13 +47,14 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from pipeline import grid
+from pipeline.choices import SAMPLERS, check_sampler
 from pipeline.errors import ConfigError, DataError, PipelineError
 from pipeline.io import atomic_path, check_output, digest_json, write_json
 from pipeline.layout import ALIGNED, FEATURES
 from pipeline.presets import check_family_space
 from pipeline.settings import check_search_space, resolve_settings
 from pipeline.space import check_space, distribution
-from pipeline.study import FINISHED, JOURNAL, SAMPLERS, claim_trial, open_study, trial_lock
+from pipeline.study import FINISHED, JOURNAL, claim_trial, open_study, trial_lock
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +71,8 @@ def check_spec(spec: Any, trials: int | None = None, sampler: str | None = None)
         raise ConfigError(
             f"search spec: unknown keys {', '.join(map(str, unknown))} (known: {', '.join(SPEC_KEYS)})"
         )
-    merged = {"sampler": "random", **spec}
-    merged |= {k: v for k, v in (("trials", trials), ("sampler", sampler)) if v is not None}
-    missing = [key for key in ("settings", "space", "trials", "seed") if key not in merged]
+    merged = {**spec} | {k: v for k, v in (("trials", trials), ("sampler", sampler)) if v is not None}
+    missing = [key for key in SPEC_KEYS if key not in merged]
     if missing:
         raise ConfigError(f"search spec: missing {', '.join(missing)}")
     for key in ("trials", "seed"):
@@ -80,8 +80,7 @@ def check_spec(spec: Any, trials: int | None = None, sampler: str | None = None)
         if not isinstance(value, int) or isinstance(value, bool) or value < (1 if key == "trials" else 0):
             wanted = "an integer >= 1" if key == "trials" else "a non-negative integer"
             raise ConfigError(f"search.{key}: must be {wanted}; got {value!r}")
-    if merged["sampler"] not in SAMPLERS:
-        raise ConfigError(f"search.sampler: {merged['sampler']!r} is not one of {', '.join(SAMPLERS)}")
+    check_sampler(merged["sampler"])
     merged["settings"] = settings = resolve_settings(merged["settings"])
     if isinstance(merged["space"], Mapping):  # which keys may vary, then (check_space) every value
         check_family_space(settings, merged["space"])
@@ -108,15 +107,16 @@ def run_search(
     out_dir: str | Path,
     features_path: str | Path | None = None,
     *,
-    sampler: str = "random",
+    sampler: str | None = None,
     device: str = "auto",
 ) -> dict[str, Any]:
-    """Run (or resume, or join) the search of `spec` = {settings, space, seed}: train trials until `trials`
-    have finished (completed or pruned); write trials.csv and best.json under `out_dir`; return best.json."""
+    """Run (or resume, or join) the search of `spec` = {settings, space, seed, sampler} (`sampler`, when
+    given, replacing the spec's): train trials until `trials` have finished (completed or pruned); write
+    trials.csv and best.json under `out_dir`; return best.json."""
     from pipeline.train import train_run  # the trainer loads torch: only when a search runs
 
     spec = check_spec(spec, trials, sampler)
-    space, base, out = spec["space"], spec["settings"], Path(out_dir)
+    space, base, sampler, out = spec["space"], spec["settings"], spec["sampler"], Path(out_dir)
     data_path, features_path = Path(data_path), features_path and Path(features_path)
     _check_inputs(data_path, features_path, out)
     dists = {key: distribution(key, space[key]) for key in sorted(space)}

@@ -30,8 +30,7 @@ from typing import IO, Any
 import optuna
 from optuna.trial import TrialState
 
-from pipeline.choices import SAMPLERS
-from pipeline.errors import ConfigError
+from pipeline.choices import check_sampler
 from pipeline.io import digest_json
 from pipeline.settings import LOWER_IS_BETTER
 
@@ -81,13 +80,11 @@ def make_sampler(
 ) -> tuple[optuna.samplers.BaseSampler, optuna.pruners.BasePruner]:
     """Sampler and pruner of `search.sampler`. TPE starts from max(2, trials // 5) random trials (10 of the
     paper's 50); the pruner compares from the second epoch on, after as many trials, never at the last."""
-    if name == "random":
+    if check_sampler(name) == "random":
         return SeededRandomSampler(seed), optuna.pruners.NopPruner()
-    if name == "tpe":
-        startup = max(2, trials // 5)
-        sampler = SeededTPESampler(seed, n_startup_trials=startup)
-        return sampler, optuna.pruners.MedianPruner(n_startup_trials=startup, n_warmup_steps=2)
-    raise ConfigError(f"search.sampler: {name!r} is not one of {', '.join(SAMPLERS)}")
+    startup = max(2, trials // 5)
+    sampler = SeededTPESampler(seed, n_startup_trials=startup)
+    return sampler, optuna.pruners.MedianPruner(n_startup_trials=startup, n_warmup_steps=2)
 
 
 class _FlockJournalLock:

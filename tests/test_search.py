@@ -167,6 +167,20 @@ def test_space_may_not_vary_a_key_the_experiment_sets(tmp_path) -> None:
     assert experiment_settings(CONFIG, "alpha_0.5")["loss"]["alpha"] == 0.5
 
 
+def test_the_sampler_has_one_default_and_one_list_of_names(tmp_path) -> None:
+    """The default sampler is the schema's (a spec without one is refused, not defaulted again in code);
+    an unknown name is one line naming the key, from the config and from a spec alike."""
+    assert CONFIG["search"]["sampler"] == "random"  # filled from workflow/schemas/config.schema.yaml
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text(yaml.safe_dump({"search": {"sampler": "grid"}}))
+    with pytest.raises(ConfigError, match=r"^search.sampler: 'grid' is not one of random, tpe$"):
+        load_config([REPO / "config" / "config.yaml", overlay])
+    without = {key: value for key, value in spec().items() if key != "sampler"}
+    with pytest.raises(ConfigError, match=r"^search spec: missing sampler$"):
+        search.check_spec(without)
+    assert search.check_spec(without, sampler="tpe")["sampler"] == "tpe"
+
+
 def test_space_entries_become_optuna_distributions() -> None:
     dist = optuna.distributions
     assert search.distribution("model.d", {"int_uniform": [8, 9]}) == dist.IntDistribution(8, 9)

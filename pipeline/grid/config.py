@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from pipeline import presets
+from pipeline.choices import check_sampler
 from pipeline.errors import ConfigError
 from pipeline.grid.expand import (
     SEARCHED_PREFIX,
@@ -156,7 +157,9 @@ def _check_table(config: Mapping[str, Any], where: str, spec: Mapping[str, Any])
 
 
 def _check_search(config: Mapping[str, Any]) -> None:
-    """The searched datasets exist, and each searched experiment's space fits its family and settings."""
+    """The sampler is known, the searched datasets exist, and each searched experiment's space fits its
+    family and settings."""
+    check_sampler(config["search"]["sampler"])
     for dataset in search_datasets(config):
         check_dataset(config, dataset, "search.datasets")
     for name in sorted({e for names in search_experiments(config).values() for e in names}):
