@@ -235,11 +235,16 @@ def load_features(
 
 
 def open_word_states(
-    path: str | Path, lengths: dict[str, np.ndarray], steps: int, hidden: int
+    path: str | Path,
+    lengths: dict[str, np.ndarray],
+    steps: int,
+    hidden: int,
+    ids: dict[str, np.ndarray] | None = None,
 ) -> dict[str, WordStates]:
-    """Lazy readers of the per-word states of each split in `lengths` ({split: valid word counts [N]}),
-    after checking each split's `words` dataset is [N, steps, hidden] (call `load_features` first: it checks
-    the file's ids, texts, LM, token and truncation). Raises DataError naming the file otherwise (a file
+    """Lazy readers of the per-word states of each split in `lengths` ({split: valid word counts [N]};
+    `ids` {split: segment ids [N]} name a segment whose states are refused as read), after checking each
+    split's `words` dataset is [N, steps, hidden] (call `load_features` first: it checks the file's ids,
+    texts, LM, token and truncation). Raises DataError naming the file otherwise (a file
     written before the per-word states were cached included)."""
     path = Path(path)
     with open_hdf5(path, "features file") as handle:
@@ -253,7 +258,10 @@ def open_word_states(
                     "recompute the features with `python -m pipeline features`, or set "
                     "model.text_steps=sentence"
                 )
-    return {split: WordStates((path, f"{split}/{WORDS}"), length) for split, length in lengths.items()}
+    return {
+        split: WordStates((path, f"{split}/{WORDS}"), length, ids=None if ids is None else ids[split])
+        for split, length in lengths.items()
+    }
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

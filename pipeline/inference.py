@@ -128,6 +128,7 @@ def _frozen_language(
     or computed in memory without one."""
     args = tuple(feature_settings_of(settings).values())
     texts = {split: a["text"] for split, a in arrays.items()}
+    ids = {split: a["id"] for split, a in arrays.items()}
     steps = seq_len if reads_word_states(settings["model"]) else None
     words: dict[str, WordStates] = {}
     if features_path is None:
@@ -137,13 +138,12 @@ def _frozen_language(
         )
         words = {s: WordStates(w, arrays[s]["length"]) for s, w in word_arrays.items()}
     else:
-        ids = {split: a["id"] for split, a in arrays.items()}
         features = load_features(features_path, ids, *args, texts=texts)
     features = {split: features[split] for split in arrays}
     lm_hidden = int(next(iter(features.values())).shape[1])
     if steps is not None and features_path is not None:
         lengths = {split: a["length"] for split, a in arrays.items()}
-        words = open_word_states(features_path, lengths, steps, lm_hidden)
+        words = open_word_states(features_path, lengths, steps, lm_hidden, ids)
     return _Language(features, words, lm_hidden)
 
 

@@ -205,3 +205,18 @@ def test_a_features_file_without_per_word_states_is_refused(synthetic, tiny_feat
     load_datasets(
         _settings("lf_lstm", **{"model.text_steps": "sentence"}), synthetic["data"], ("valid",), out
     )
+
+
+def test_a_non_finite_cached_state_is_refused_as_read_naming_the_segment(
+    synthetic, tiny_features, tmp_path
+) -> None:
+    """Per-word states are read lazily, so they are checked as read (the sentence vectors when loaded): a
+    NaN written into one segment's states stops the z-score statistics with one line naming the file, the
+    split and the segment, instead of reaching the model."""
+    out = Path(shutil.copy(tiny_features, tmp_path / "tiny.h5"))
+    train_ids = load_split(synthetic["data"], "train")["id"]
+    with h5py.File(out, "a") as handle:
+        handle[f"train/{WORDS}"][5, 0, 3] = np.nan  # h5py recomputes the chunk's checksum
+    with pytest.raises(DataError, match=r"^.*tiny\.h5: 'train/words' has NaN/inf values") as err:
+        load_datasets(_settings("mfn", **{"data.normalize": "zscore"}), synthetic["data"], ("train",), out)
+    assert f"first: {train_ids[5]}" in str(err.value)
