@@ -29,6 +29,9 @@ from pipeline.errors import ConfigError
 
 CONFIG_OPTIONS = ("--configfile", "--configfiles")
 WORKFLOW_CONFIG = Path("config/config.yaml")  # the Snakefile's `configfile:`, relative to the project
+# The overlay `dvc exp run -S` writes (DVC's default params file): every key null (sets nothing) unless an
+# experiment sets one; the Snakefile merges it over WORKFLOW_CONFIG, before any --configfile.
+PARAMS_FILE = Path("params.yaml")
 # Snakemake options after which the config it merges is not the files' alone (or not found from here).
 SNAKEMAKE_MERGE_OPTIONS = ("--config", "-C", "--directory", "-d", "--snakefile", "-s")
 
@@ -46,6 +49,19 @@ def configfiles(args: list[str]) -> list[str]:
         elif taking:
             files.append(arg)
     return files
+
+
+def params_overrides(path: Path = PARAMS_FILE) -> dict[str, Any]:
+    """The top-level keys `path` (params.yaml) sets, its nulls left out; {} when there is no such file."""
+    if not path.is_file():
+        return {}
+    return {key: value for key, value in grid.read_config_file(path).items() if value is not None}
+
+
+def merged_files(extra: Sequence[str | Path]) -> list[Path]:
+    """The files Snakemake's config comes from, in the order they overlay: config/config.yaml and
+    params.yaml where present, then `extra` (the --configfile files)."""
+    return [path for path in (WORKFLOW_CONFIG, PARAMS_FILE) if path.is_file()] + list(map(Path, extra))
 
 
 def import_sources(spec: Mapping[str, Any]) -> list[Path]:
@@ -73,7 +89,8 @@ def check_import_sources(config: Mapping[str, Any]) -> None:
 def config_file_of(message: str, files: Sequence[str | Path]) -> Path:
     """The config file a ConfigError `message` (which starts with the dotted key it is about) is most
     likely due to: the one defining the longest part of that key, the later one on a tie (an overlay
-    replaces what it defines); the last file when none defines any."""
+    replaces what it defines); the last file when none defines any. A null value defines nothing (the
+    overlays merge it away: params.yaml is all nulls until `dvc exp run -S` sets a key)."""
     key = re.split(r"[:\s]", message, maxsplit=1)[0].split(".")
     best, depth = Path(files[-1]), 0
     for path in map(Path, files):
@@ -82,7 +99,7 @@ def config_file_of(message: str, files: Sequence[str | Path]) -> Path:
         except ConfigError:
             continue
         reached = 0
-        while reached < len(key) and isinstance(node, Mapping) and key[reached] in node:
+        while reached < len(key) and isinstance(node, Mapping) and node.get(key[reached]) is not None:
             node, reached = node[key[reached]], reached + 1
         if reached and reached >= depth:
             best, depth = path, reached
@@ -127,11 +144,11 @@ def run(args: argparse.Namespace) -> None:
     output: Snakemake prints its profile and config notices before the Snakefile runs. Not with options
     that change what Snakemake merges or where (`--config`, `--directory`): the Snakefile checks those.
     """
-    files = [WORKFLOW_CONFIG] if WORKFLOW_CONFIG.is_file() else []
-    files += configfiles(args.snakemake_args)
+    files = merged_files(configfiles(args.snakemake_args))
     config: dict[str, Any] = {}
     for path in files:
-        config = grid.deep_merge(config, grid.read_config_file(path))
+        layer = params_overrides(path) if path == PARAMS_FILE else grid.read_config_file(path)
+        config = grid.deep_merge(config, layer)
     options = {arg.partition("=")[0] for arg in args.snakemake_args}
     if files and not options & {*SNAKEMAKE_MERGE_OPTIONS}:
         check_workflow_config(config, files)

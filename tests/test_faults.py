@@ -778,29 +778,37 @@ def _workflow_overlay(root: Path, text: str) -> str:
 
 
 @pytest.mark.parametrize(
-    ("text", "line"),
+    ("where", "text", "line"),
     [
-        ("seeds: [0, zero]\n", "error: config/bad.yaml: seeds.1: 'zero' is not of type 'integer'"),
+        ("overlay", "seeds: [0, zero]\n", "error: config/bad.yaml: seeds.1: 'zero' is not of type 'integer'"),
         (
+            "overlay",
             "tables:\n  table1: {dataset: nowhere}\n",
             "error: config/bad.yaml: tables.table1.dataset: unknown dataset 'nowhere'",
         ),
         (
+            "overlay",
             "datasets:\n  imp: {source: import, format: mag, path: data/raw/none.pkl}\n"
             "search: {datasets: [imp]}\n",
             "error: config/bad.yaml: datasets.imp.path: data/raw/none.pkl does not exist",
         ),
+        # what `dvc exp run -S seeds=[0,zero]` writes: blamed on params.yaml, not on config/config.yaml
+        ("params", "seeds: [0, zero]\ntables: null\n", "error: params.yaml: seeds.1: 'zero' is not of type"),
     ],
 )
-def test_workflow_config_errors_are_one_line_naming_the_file_and_key(tmp_path, text, line):
+def test_workflow_config_errors_are_one_line_naming_the_file_and_key(tmp_path, where, text, line):
     """Defect 12: `python -m pipeline workflow` prints exactly that line (exit 2); plain `snakemake` ends with
     it and exits 2, without a frame of common.smk or MissingInputException (its own notices come first)."""
     copy_repository(REPO, tmp_path)
-    bad = _workflow_overlay(tmp_path, text)
+    if where == "params":
+        (tmp_path / "params.yaml").write_text(text)
+        args = ["-n"]
+    else:
+        args = ["-n", "--configfile", _workflow_overlay(tmp_path, text)]
     env = {**_env(), "PYTHONPATH": str(tmp_path)}
     for command in (
-        [sys.executable, "-m", "pipeline", "workflow", "-n", "--configfile", bad],
-        [str(BIN / "snakemake"), "-n", "--configfile", bad],
+        [sys.executable, "-m", "pipeline", "workflow", *args],
+        [str(BIN / "snakemake"), *args],
     ):
         proc = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 2, proc.stderr

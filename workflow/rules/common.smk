@@ -11,15 +11,14 @@ from pipeline import fingerprints, grid, layout, sweeps
 from pipeline.errors import ConfigError
 from pipeline.reporting.captions import dataset_label, tested_reference
 from pipeline.workflow import (
-    WORKFLOW_CONFIG,
     check_workflow_config,
     exit_on_config_error,
     import_sources,
+    merged_files,
 )
 
-try:  # the files Snakemake merged: the Snakefile's configfile, then each --configfile in order
-    _files = [WORKFLOW_CONFIG] if WORKFLOW_CONFIG.is_file() else []
-    check_workflow_config(config, [*_files, *workflow.overwrite_configfiles])
+try:  # the files Snakemake merged: the Snakefile's configfile, params.yaml, then each --configfile
+    check_workflow_config(config, merged_files(workflow.overwrite_configfiles))
 except ConfigError as err:
     exit_on_config_error(err)
 
