@@ -23,7 +23,6 @@ import contextlib
 import logging
 import os
 import random
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -79,20 +78,11 @@ def deterministic(device: torch.device) -> Iterator[None]:
     if device.type == "cuda":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.backends.cudnn.benchmark = False
-    _use_deterministic_algorithms(True, warn_only=True)
+    torch.use_deterministic_algorithms(True, warn_only=True)
     try:
         yield
     finally:
-        _use_deterministic_algorithms(previous[0], warn_only=previous[1])
-
-
-def _use_deterministic_algorithms(mode: bool, warn_only: bool) -> None:
-    """`torch.use_deterministic_algorithms` without its import of `torch._inductor`, which only sets the
-    compiler's flag (the pipeline never compiles) and took about 1 s of every train job's 4 s start."""
-    if "torch._inductor.config" in sys.modules:  # loaded anyway: keep its flag in step
-        torch.use_deterministic_algorithms(mode, warn_only=warn_only)
-    else:
-        torch._C._set_deterministic_algorithms(mode, warn_only=warn_only)
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
 
 
 def _train_sgd(

@@ -7,7 +7,6 @@ import csv
 import io
 import json
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -131,22 +130,6 @@ def test_same_seed_same_metrics_other_seed_differs(synthetic, tmp_path) -> None:
     a = torch.load(tmp_path / "a" / "model.pt", weights_only=False)["state_dict"]
     b = torch.load(tmp_path / "b" / "model.pt", weights_only=False)["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)
-
-
-def test_deterministic_block_sets_and_restores_the_flags_without_loading_the_compiler() -> None:
-    """Training runs under deterministic algorithms (warn-only), restored after; entering the block does
-    not import torch._inductor (about 1 s of every train job's start), checked in a fresh interpreter."""
-    code = (
-        "import sys, torch\n"
-        "from pipeline.train import deterministic\n"
-        "with deterministic(torch.device('cpu')):\n"
-        "    inside = (torch.are_deterministic_algorithms_enabled(),"
-        " torch.is_deterministic_algorithms_warn_only_enabled())\n"
-        "after = torch.are_deterministic_algorithms_enabled()\n"
-        "print(inside, after, 'torch._inductor' in sys.modules)\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.split("\n")[0] == "(True, True) False False"
 
 
 def test_half_precision_checkpoint_halves_the_file_and_keeps_the_predictions(synthetic, tmp_path) -> None:
