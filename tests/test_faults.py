@@ -579,7 +579,13 @@ SEARCH_SPACE = {"train.lr": {"log_uniform": [1e-4, 1e-2]}, "model.dropout": [0.0
 
 
 def _search_spec(space: dict | None = None, trials: int = 6) -> dict:
-    return {"settings": resolve_settings(SMALL), "space": space or SEARCH_SPACE, "trials": trials, "seed": 0}
+    return {
+        "settings": resolve_settings(SMALL),
+        "space": space or SEARCH_SPACE,
+        "trials": trials,
+        "seed": 0,
+        "sampler": "random",
+    }
 
 
 def _search_argv(tiny: dict[str, Path], out: Path, spec: dict) -> list[str]:
@@ -654,7 +660,11 @@ def test_every_value_of_the_search_space_is_checked_before_any_trial(
         ({}, [], "search spec: missing settings, space, trials, seed"),
         ([], [], "search spec: expected a mapping"),
         ({"settings": SMALL, "trials": 2, "seed": 0}, [], "search spec: missing space"),
-        ({"settings": SMALL, "space": {}, "trials": 2, "seed": 0}, [], "search.space: expected a non-empty"),
+        (
+            {"settings": SMALL, "space": {}, "trials": 2, "seed": 0, "sampler": "random"},
+            [],
+            "search.space: expected a non-empty",
+        ),
     ],
 )
 def test_search_arguments_are_one_line(tiny, tmp_path, capsys, spec, extra, fragment):
