@@ -3,6 +3,7 @@
     python benchmarks/bootstrap.py                  # CMU-MOSI's and CMU-MOSEI's test-set sizes
     python benchmarks/bootstrap.py --segments 686 --rows 7 --repeats 5
     python benchmarks/bootstrap.py --calibrate 300  # false-positive rates under no difference
+    python benchmarks/bootstrap.py --calibrate 200 --videos 31  # ... when errors are shared within videos
 
 Times `scored` (drawing the resamples and scoring the reference and every row on them) plus `bootstrap`
 (differences, intervals, p-values) for the reference and one other row, and for the reference and six
@@ -18,7 +19,9 @@ For each seed spread it prints how often the MAE and Acc2 are marked (p < 0.05; 
 by the tables' tests: the two-level bootstrap over `--seeds` (3) shared seeds, the one-level bootstrap
 of one shared seed, and what the tables did before, a bootstrap of the segments of the seed-averaged
 predictions (of all seeds against all, and of one seed against all); and (MAE) the exact permutation
-test over the seeds.
+test over the seeds. With `--videos V` the segments belong to V videos and each run's errors share an
+offset per video (`--video-sd`): the same null tables are tested drawing videos (what the tables do for
+ids `<video>[<k>]`) and drawing segments.
 """
 
 from __future__ import annotations
@@ -106,6 +109,35 @@ def calibrate(tables: int, resamples: int, spreads: list[float], seeds: int) -> 
         print(f"{spread:>7.2f}" + "".join(f"  {c:>18}" for c in cells))
 
 
+def calibrate_videos(tables: int, resamples: int, videos: int, video_sd: float, seeds: int) -> None:
+    """Print how often the tables' bootstrap marks two runs of the same model whose errors move together
+    within each video: each run adds its own N(0, video_sd) offset per video to per-segment noise N(0, 0.8).
+    The same predictions are tested twice: drawn by video (ids `v<j>[<k>]`, what the tables do) and drawn
+    segment by segment (the same ids without their video)."""
+    rng = np.random.default_rng(2)
+    n = 686
+    labels = np.round(rng.uniform(-3, 3, n) * 3) / 3
+    video = np.sort(rng.integers(0, videos, n))  # CMU-MOSI's test set: 686 segments of 31 videos
+    ids = {
+        "by video": np.array([f"v{v}[{k}]" for k, v in enumerate(video)]),
+        "by segment": np.arange(n).astype(str),
+    }
+
+    def run() -> np.ndarray:
+        return labels + rng.normal(0, video_sd, videos)[video] + rng.normal(0, 0.8, n)
+
+    counts = {(draw, k): np.zeros(2) for draw in ids for k in (seeds, 1)}
+    for _ in range(tables):
+        row, reference = [run() for _ in range(seeds)], [run() for _ in range(seeds)]
+        for draw, names in ids.items():
+            segments = [[Segments(names, labels, p) for p in runs] for runs in (row, reference)]
+            for k in (seeds, 1):
+                counts[draw, k] += list(marked(segments[0][:k], segments[1][:k], resamples).values())
+    print(f"{tables} null tables, {n} segments in {videos} videos, video offset sd {video_sd}; share marked")
+    for (draw, k), count in counts.items():
+        print(f"  {draw:>10}, {k} seed(s): MAE {count[0] / tables:.3f}, Acc2 {count[1] / tables:.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -117,7 +149,12 @@ def main() -> None:
     parser.add_argument("--spreads", type=float, nargs="+", default=[0.0, 0.02, 0.05, 0.1])
     parser.add_argument("--resamples", type=int, default=2000, help="resamples per simulated table")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per row of a simulated table")
+    parser.add_argument("--videos", type=int, help="with --calibrate: errors shared within this many videos")
+    parser.add_argument("--video-sd", type=float, default=0.3, help="with --videos: sd of a video's offset")
     args = parser.parse_args()
+    if args.calibrate and args.videos:
+        calibrate_videos(args.calibrate, args.resamples, args.videos, args.video_sd, args.seeds)
+        return
     if args.calibrate:
         calibrate(args.calibrate, args.resamples, args.spreads, args.seeds)
         return

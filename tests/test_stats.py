@@ -28,6 +28,7 @@ from pipeline.reporting.stats import (
     seed_differences,
     seed_weights,
     sign_flip_test,
+    video_groups,
 )
 
 
@@ -52,7 +53,7 @@ def _shifted(segments: Segments, shift: float) -> Segments:
 
 def test_resampled_metrics_are_regression_metrics_of_the_resampled_segments():
     segments = _segments()
-    counts = np.concatenate(list(resample_blocks(len(segments.ids), 4, seed=3)))
+    counts = np.concatenate(list(resample_blocks(np.arange(len(segments.ids)), 4, seed=3)))
     weights = np.vstack([np.ones(len(segments.ids)), counts])
     resampled = resampled_metrics(segments, weights)
     for r, row in enumerate(weights.astype(int)):
@@ -73,14 +74,50 @@ def test_constant_predictions_have_zero_correlation_like_regression_metrics():
 
 
 def test_resamples_are_the_index_matrix_of_a_seeded_generator():
-    counts = np.concatenate(list(resample_blocks(7, 5, seed=11)))
+    singletons = np.arange(7)
+    counts = np.concatenate(list(resample_blocks(singletons, 5, seed=11)))
     index = np.random.default_rng(11).integers(0, 7, size=(5, 7))
     assert counts.shape == (5, 7) and (counts.sum(axis=1) == 7).all()
     for row, drawn in zip(counts, index, strict=True):
         assert (row == np.bincount(drawn, minlength=7)).all()
-    assert (np.concatenate(list(resample_blocks(7, 5, seed=11))) == counts).all()
-    blocks = [block.shape for block in resample_blocks(7, 2500, seed=0)]  # drawn 1,000 at a time
+    assert (np.concatenate(list(resample_blocks(singletons, 5, seed=11))) == counts).all()
+    blocks = [block.shape for block in resample_blocks(singletons, 2500, seed=0)]  # drawn 1,000 at a time
     assert blocks == [(1000, 7), (1000, 7), (500, 7)]
+
+
+def test_videos_are_drawn_whole_and_ids_without_a_video_one_by_one():
+    ids = np.array(["b[0]", "a[2]", "b[1]", "a[0]", "lone", "c_d[7]", "b[2]"])
+    groups = video_groups(ids)
+    assert groups.tolist() == [0, 1, 0, 1, 2, 3, 0]  # videos b, a, the id 'lone', c_d
+    counts = np.concatenate(list(resample_blocks(groups, 200, seed=5)))
+    index = np.random.default_rng(5).integers(0, 4, size=(200, 4))  # 4 videos drawn per resample
+    for row, drawn in zip(counts, index, strict=True):
+        assert (row == np.bincount(drawn, minlength=4)[groups]).all()  # a segment counts its video's draws
+    assert (video_groups(np.array(["x", "y", "x[0]"])) == [0, 1, 2]).all()
+
+
+def test_errors_shared_within_a_video_widen_the_interval():
+    """Two equally good models whose errors move together within each video (one offset per video and
+    model, drawn alike): their MAE gap comes from 40 videos' offsets, not from 600 independent segments.
+    Drawn segment by segment the gap looks certain; drawn by video, as the tests draw, it is not."""
+    rng = np.random.default_rng(0)
+    videos, per_video = 40, 15
+    labels = rng.uniform(-3, 3, videos * per_video)
+
+    def model() -> np.ndarray:  # a speaker the model misreads, then per-segment noise
+        return labels + np.repeat(rng.normal(0, 0.6, videos), per_video) + rng.normal(0, 0.3, labels.size)
+
+    reference_predictions, row_predictions = model(), model()
+    by_video = np.array([f"v{v}[{k}]" for v in range(videos) for k in range(per_video)])
+    by_segment = np.array([f"s{i}" for i in range(labels.size)])
+    widths, p_values = {}, {}
+    for name, ids in (("video", by_video), ("segment", by_segment)):
+        row = Segments(ids, labels, row_predictions)
+        reference = Segments(ids, labels, reference_predictions)
+        _, low, high, p_boot = _one_seed(row, reference, 2000)["mae"]
+        widths[name], p_values[name] = high - low, p_boot
+    assert widths["video"] > 2 * widths["segment"]
+    assert p_values["segment"] < 0.05 < p_values["video"]
 
 
 def test_scored_rows_share_the_resamples():

@@ -5,14 +5,17 @@ seed-k run against the reference's seed-k run, never against an average over the
 ensemble's averaged predictions have a lower MAE by themselves). Per metric:
 
 - Paired bootstrap (marks the tables): with two or more shared seeds it is two-level: each of 10,000
-  resamples draws the shared seeds with replacement and the test segments with replacement (one draw of
-  segments for every seed: they share one test set), scores every drawn seed's run of both rows on the
-  drawn segments, and keeps the mean over the drawn seeds of the per-seed difference (row minus
-  reference), so that both training randomness and the choice of test segments count. With one shared
-  seed it resamples the segments only. The statistic on all segments and seeds is the mean over the shared
-  seeds of the per-seed difference, i.e. the difference of the rows' means over those seeds. 95% percentile
-  interval; two-sided p `min(1, 2 min(#{d <= 0} + 1, #{d >= 0} + 1) / (R + 1))`, below 0.05 essentially
-  exactly when the interval excludes 0, and 1 for identical predictions.
+  resamples draws the shared seeds with replacement and the test videos with replacement, each drawn
+  video bringing all its segments (one draw for every seed: they share one test set), scores every drawn
+  seed's run of both rows on the drawn segments, and keeps the mean over the drawn seeds of the per-seed
+  difference (row minus reference), so that both training randomness and the choice of test videos
+  count. Videos, not segments, are the units drawn: a video's segments share its speaker, and errors
+  that move together within a video would make a segment bootstrap too narrow. With one shared seed it
+  resamples the videos only. Segment ids without a video (`"<video>[<k>]"`) are drawn one by one. The
+  statistic on all segments and seeds is the mean over the shared seeds of the per-seed difference, i.e.
+  the difference of the rows' means over those seeds. 95% percentile interval; two-sided p
+  `min(1, 2 min(#{d <= 0} + 1, #{d >= 0} + 1) / (R + 1))`, below 0.05 essentially exactly when the interval
+  excludes 0, and 1 for identical predictions.
 - Exact paired permutation (sign-flip) test over the shared seeds: the per-seed differences' mean against
   all 2^k sign assignments; it needs no distribution and is defined when every pair is equal (p = 1) or
   every gap is the same (p = 2 / 2^k, never 0). With k seeds its smallest p is 2 / 2^k (0.25 for 3 seeds).
@@ -20,7 +23,8 @@ ensemble's averaged predictions have a lower MAE by themselves). Per metric:
   or when the differences do not vary (t is 0/0 or x/0).
 
 Every metric of pipeline.metrics (MMSA conventions, has0 and non0) is computed from per-segment columns
-and resample weights: a resample is a row of counts W [R, N] (how often each segment was drawn), so each
+and resample weights: a resample is a row of counts W [R, N] (how often each segment was drawn, its
+video's draws), so each
 metric's sums over a block of resamples are one matrix product W @ columns [N, K]. The metrics here
 equal `regression_metrics` on the resampled segments (tests/test_stats.py checks it). The reference
 row, the markers and where they show: docs/statistics.md.
@@ -46,6 +50,7 @@ from pipeline.reporting.captions import RESAMPLES
 
 BOOTSTRAP_SEED = 0
 _CHUNK = 1_000  # resamples drawn and scored at a time (bounds memory on CMU-MOSEI's 4,659 segments)
+_SEGMENT_ID = re.compile(r"(.+)\[\d+\]")  # the aligned contract's segment id: "<video>[<k>]"
 EXACT_SEEDS = 16  # up to this many shared seeds the permutation test enumerates all 2^k sign assignments
 SIGN_DRAWS = 65_536  # beyond it, this many random assignments (seeded) estimate its p-value
 
@@ -233,14 +238,29 @@ def metrics_from_sums(sums: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {key: out[key] for key in METRIC_KEYS}
 
 
-def resample_blocks(n: int, resamples: int, seed: int) -> Iterator[np.ndarray]:
+def video_groups(ids: np.ndarray) -> np.ndarray:
+    """Group number [N] of each segment: its video, read from the aligned contract's id `"<video>[<k>]"`
+    (docs/architecture.md section 2), numbered in order of first appearance. An id of another form is a
+    group of its own, so ids without videos resample segment by segment."""
+    videos = [match.group(1) if (match := _SEGMENT_ID.fullmatch(i)) else f"\0{i}" for i in map(str, ids)]
+    return pd.factorize(pd.Series(videos, dtype=object))[0]
+
+
+def resample_blocks(groups: np.ndarray, resamples: int, seed: int) -> Iterator[np.ndarray]:
     """Bootstrap resamples as counts, in blocks [<= _CHUNK, N]: row r counts how often each of the N
-    segments is drawn in resample r. Drawn as index matrices from one numpy Generator (reproducible)."""
+    segments is drawn in resample r. The G groups (`groups` [N], numbers 0..G-1: the videos) are drawn
+    with replacement, G per resample, and a segment counts as often as its video was drawn: segments of
+    one video share a speaker and are not independent. With every segment its own group (groups
+    0..N-1 in order) this is the plain segment bootstrap, draw for draw. Drawn as index matrices from one
+    numpy Generator (reproducible)."""
+    groups = np.asarray(groups, dtype=np.int64)
+    g = int(groups.max()) + 1 if groups.size else 0
     rng = np.random.default_rng(seed)
     for start in range(0, resamples, _CHUNK):
         size = min(_CHUNK, resamples - start)
-        index = rng.integers(0, n, size=(size, n)) + (np.arange(size) * n)[:, None]
-        yield np.bincount(index.ravel(), minlength=size * n).reshape(size, n).astype(float)
+        index = rng.integers(0, g, size=(size, g)) + (np.arange(size) * g)[:, None]
+        drawn = np.bincount(index.ravel(), minlength=size * g).reshape(size, g)
+        yield drawn[:, groups].astype(float)
 
 
 def _column_matrix(segments: Segments) -> tuple[list[str], np.ndarray]:
@@ -258,12 +278,12 @@ def resampled_metrics(segments: Segments, weights: np.ndarray) -> dict[str, np.n
 def scored(
     rows: Sequence[Segments], resamples: int = RESAMPLES, seed: int = BOOTSTRAP_SEED
 ) -> list[dict[str, np.ndarray]]:
-    """Per row of aligned segments, metric -> [1 + R]: on all segments, then on each of R resamples (the
-    same resamples for every row)."""
+    """Per row of aligned segments, metric -> [1 + R]: on all segments, then on each of R resamples of
+    their videos (`resample_blocks`; the same resamples for every row)."""
     names, _ = _column_matrix(rows[0])
     matrices = [_column_matrix(row)[1] for row in rows]
     sums = [[matrix.sum(axis=0, keepdims=True)] for matrix in matrices]  # [1, K]: all segments
-    for counts in resample_blocks(len(rows[0].ids), resamples, seed):
+    for counts in resample_blocks(video_groups(rows[0].ids), resamples, seed):
         for parts, matrix in zip(sums, matrices, strict=True):
             parts.append(counts @ matrix)
     return [metrics_from_sums(dict(zip(names, np.concatenate(parts).T, strict=True))) for parts in sums]
