@@ -71,7 +71,7 @@ def check_spec(spec: Any, trials: int | None = None, sampler: str | None = None)
         raise ConfigError(
             f"search spec: unknown keys {', '.join(map(str, unknown))} (known: {', '.join(SPEC_KEYS)})"
         )
-    merged = {**spec} | {k: v for k, v in (("trials", trials), ("sampler", sampler)) if v is not None}
+    merged = dict(spec) | {k: v for k, v in (("trials", trials), ("sampler", sampler)) if v is not None}
     missing = [key for key in SPEC_KEYS if key not in merged]
     if missing:
         raise ConfigError(f"search spec: missing {', '.join(missing)}")

@@ -242,8 +242,8 @@ def video_groups(ids: np.ndarray) -> np.ndarray:
     """Group number [N] of each segment: its video, read from the aligned contract's id `"<video>[<k>]"`
     (docs/architecture.md section 2), numbered in order of first appearance. An id of another form is a
     group of its own, so ids without videos resample segment by segment."""
-    videos = [match.group(1) if (match := _SEGMENT_ID.fullmatch(i)) else f"\0{i}" for i in map(str, ids)]
-    return pd.factorize(pd.Series(videos, dtype=object))[0]
+    keys = [("video", m.group(1)) if (m := _SEGMENT_ID.fullmatch(i)) else ("id", i) for i in map(str, ids)]
+    return pd.factorize(pd.Series(keys, dtype=object))[0]
 
 
 def resample_blocks(groups: np.ndarray, resamples: int, seed: int) -> Iterator[np.ndarray]:
